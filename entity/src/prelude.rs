@@ -1,0 +1,9 @@
+pub use super::api_tokens::Entity as ApiTokens;
+pub use super::audit_log::Entity as AuditLog;
+pub use super::dependencies::Entity as Dependencies;
+pub use super::keywords::Entity as Keywords;
+pub use super::package_owners::Entity as PackageOwners;
+pub use super::packages::Entity as Packages;
+pub use super::users::Entity as Users;
+pub use super::version_downloads::Entity as VersionDownloads;
+pub use super::versions::Entity as Versions;

@@ -1,0 +1,15 @@
+//! Schema migrations for raven-registry. The same migrations run on SQLite and PostgreSQL; the few
+//! backend-specific pieces (full-text search) branch on `manager.get_database_backend()`.
+pub use sea_orm_migration::prelude::*;
+
+mod m20261125_000001_create_tables;
+mod m20261125_000002_search_index;
+
+pub struct Migrator;
+
+#[async_trait::async_trait]
+impl MigratorTrait for Migrator {
+    fn migrations() -> Vec<Box<dyn MigrationTrait>> {
+        vec![Box::new(m20261125_000001_create_tables::Migration), Box::new(m20261125_000002_search_index::Migration)]
+    }
+}

@@ -1,0 +1,162 @@
+//! Every setting of the server. Each flag has an environment variable of the same meaning, and every
+//! default works with nothing configured: SQLite under ./data, tarballs under ./data/storage.
+use std::net::IpAddr;
+use std::path::PathBuf;
+
+use clap::{ArgAction, Parser, Subcommand, ValueEnum};
+
+#[derive(Debug, Clone, Parser)]
+#[command(name = "raven-registry", version, about = "The RavensOne package registry (GraphQL + raven pkg REST shim)")]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+    #[command(flatten)]
+    pub config: Config,
+}
+
+#[derive(Debug, Clone, Subcommand)]
+pub enum Command {
+    /// Run the server (the default).
+    Serve,
+    /// Apply pending database migrations and exit.
+    Migrate,
+    /// Print the GraphQL schema (SDL) to stdout.
+    Schema,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum StorageType {
+    Local,
+    S3,
+    Memory,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct Config {
+    /// Database URL: sqlite://path?mode=rwc or postgres://... (default: SQLite file DATA_DIR/registry.db).
+    #[arg(long, env = "DATABASE_URL", global = true, hide_env_values = true)]
+    pub database_url: Option<String>,
+    /// Directory for the default SQLite file, local tarballs and the generated JWT secret.
+    #[arg(long, env = "DATA_DIR", default_value = "./data", global = true)]
+    pub data_dir: PathBuf,
+    #[arg(long, env = "HOST", default_value = "0.0.0.0", global = true)]
+    pub host: IpAddr,
+    #[arg(long, env = "PORT", default_value_t = 8080, global = true)]
+    pub port: u16,
+    /// Base URL used for absolute download URLs (default http://localhost:PORT).
+    #[arg(long, env = "PUBLIC_URL", global = true, value_parser = parse_http_url)]
+    pub public_url: Option<url::Url>,
+    /// HS256 signing secret, at least 32 bytes. When unset, one is generated and kept in DATA_DIR/jwt-secret.
+    #[arg(long, env = "JWT_SECRET", global = true, hide_env_values = true)]
+    pub jwt_secret: Option<String>,
+    /// Lifetime of login/register tokens in days.
+    #[arg(long, env = "LOGIN_TOKEN_DAYS", default_value_t = 30, global = true, value_parser = clap::value_parser!(u32).range(1..=365))]
+    pub login_token_days: u32,
+    #[arg(long, env = "STORAGE_TYPE", value_enum, default_value = "local", global = true)]
+    pub storage_type: StorageType,
+    /// Directory of local tarball storage (default DATA_DIR/storage).
+    #[arg(long, env = "STORAGE_PATH", global = true)]
+    pub storage_path: Option<PathBuf>,
+    #[arg(long, env = "S3_BUCKET", global = true)]
+    pub s3_bucket: Option<String>,
+    #[arg(long, env = "S3_REGION", default_value = "us-east-1", global = true)]
+    pub s3_region: String,
+    /// Endpoint of an S3-compatible service (path-style addressing is used when set).
+    #[arg(long, env = "S3_ENDPOINT", global = true)]
+    pub s3_endpoint: Option<String>,
+    /// Largest accepted tarball, compressed, in bytes.
+    #[arg(long, env = "MAX_TARBALL_BYTES", default_value_t = 50 * 1024 * 1024, global = true, value_parser = clap::value_parser!(u64).range(1024..))]
+    pub max_tarball_bytes: u64,
+    /// Largest database pool size.
+    #[arg(long, env = "DB_MAX_CONNECTIONS", default_value_t = 16, global = true, value_parser = clap::value_parser!(u32).range(1..=1000))]
+    pub db_max_connections: u32,
+    /// Seconds to wait for a database connection before answering 503.
+    #[arg(long, env = "DB_ACQUIRE_TIMEOUT_SECS", default_value_t = 5, global = true, value_parser = clap::value_parser!(u64).range(1..=300))]
+    pub db_acquire_timeout_secs: u64,
+    /// Requests per hour per client IP without a token.
+    #[arg(long, env = "RATE_LIMIT_UNAUTHENTICATED", default_value_t = 60, global = true, value_parser = clap::value_parser!(u32).range(1..))]
+    pub rate_limit_unauthenticated: u32,
+    /// Requests per hour per signed-in user.
+    #[arg(long, env = "RATE_LIMIT_AUTHENTICATED", default_value_t = 5000, global = true, value_parser = clap::value_parser!(u32).range(1..))]
+    pub rate_limit_authenticated: u32,
+    #[arg(long, env = "RATE_LIMITS_ENABLED", default_value_t = true, action = ArgAction::Set, global = true)]
+    pub rate_limits_enabled: bool,
+    /// Use Fly-Client-IP / X-Forwarded-For for the client address (only behind a trusted proxy).
+    #[arg(long, env = "TRUST_PROXY_HEADERS", default_value_t = false, action = ArgAction::Set, global = true)]
+    pub trust_proxy_headers: bool,
+    #[arg(long, env = "GRAPHQL_INTROSPECTION", default_value_t = true, action = ArgAction::Set, global = true)]
+    pub graphql_introspection: bool,
+    #[arg(long, env = "LOG_FORMAT", value_enum, default_value = "text", global = true)]
+    pub log_format: LogFormat,
+}
+
+fn parse_http_url(s: &str) -> Result<url::Url, String> {
+    let u = url::Url::parse(s).map_err(|e| e.to_string())?;
+    match u.scheme() {
+        "http" | "https" => Ok(u),
+        other => Err(format!("scheme must be http or https, not {other}")),
+    }
+}
+
+impl Cli {
+    /// Parses the command line and environment. A bad value is reported naming both the flag and the
+    /// environment variable, since operators mostly configure through the environment.
+    pub fn parse_or_exit() -> Cli {
+        match Cli::try_parse() {
+            Ok(cli) => cli,
+            Err(e) => {
+                use clap::error::{ContextKind, ContextValue, ErrorKind};
+                if matches!(e.kind(), ErrorKind::InvalidValue | ErrorKind::ValueValidation) {
+                    if let Some(ContextValue::String(arg)) = e.get(ContextKind::InvalidArg) {
+                        if let Some(env) = env_name_of(arg) {
+                            eprintln!("configuration error in {env} ({arg}):");
+                        }
+                    }
+                }
+                e.exit()
+            }
+        }
+    }
+}
+
+/// Maps "--port <PORT>" to "PORT" using the command definition, so the two never drift.
+fn env_name_of(arg: &str) -> Option<String> {
+    use clap::CommandFactory;
+    let long = arg.trim_start_matches("--").split_whitespace().next()?.to_owned();
+    Cli::command()
+        .get_arguments()
+        .find(|a| a.get_long() == Some(long.as_str()))
+        .and_then(|a| a.get_env())
+        .map(|e| e.to_string_lossy().into_owned())
+}
+
+impl Config {
+    /// Defaults plus whatever the environment sets (tests override what matters to them).
+    pub fn defaults() -> Config {
+        Cli::try_parse_from(["raven-registry"]).expect("defaults parse").config
+    }
+
+    pub fn database_url(&self) -> String {
+        match &self.database_url {
+            Some(u) => u.clone(),
+            None => format!("sqlite://{}?mode=rwc", self.data_dir.join("registry.db").display()),
+        }
+    }
+
+    pub fn storage_path(&self) -> PathBuf {
+        self.storage_path.clone().unwrap_or_else(|| self.data_dir.join("storage"))
+    }
+
+    pub fn public_url(&self) -> String {
+        match &self.public_url {
+            Some(u) => u.as_str().trim_end_matches('/').to_owned(),
+            None => format!("http://localhost:{}", self.port),
+        }
+    }
+}

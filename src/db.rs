@@ -1,0 +1,46 @@
+//! Database connection and migrations, for both backends.
+use std::time::Duration;
+
+use migration::{Migrator, MigratorTrait};
+use sea_orm::sqlx::sqlite::{SqliteJournalMode, SqliteSynchronous};
+use sea_orm::{ConnectOptions, Database, DatabaseConnection};
+
+use crate::config::Config;
+
+/// Connects with pool settings that suit each backend. SQLite gets WAL (readers never block the
+/// writer), synchronous=NORMAL (durable at checkpoints, safe with WAL) and a busy timeout, so
+/// concurrent writers queue instead of failing.
+pub async fn connect(cfg: &Config) -> anyhow::Result<DatabaseConnection> {
+    let url = cfg.database_url();
+    let sqlite = url.starts_with("sqlite:");
+    if sqlite && cfg.database_url.is_none() {
+        std::fs::create_dir_all(&cfg.data_dir)
+            .map_err(|e| anyhow::anyhow!("DATA_DIR {}: {e}", cfg.data_dir.display()))?;
+    }
+    let mut opts = ConnectOptions::new(url);
+    opts.max_connections(cfg.db_max_connections)
+        .min_connections(1)
+        .acquire_timeout(Duration::from_secs(cfg.db_acquire_timeout_secs))
+        .connect_timeout(Duration::from_secs(cfg.db_acquire_timeout_secs))
+        // Lost PostgreSQL connections are noticed before use, so an outage heals without a restart.
+        .test_before_acquire(!sqlite)
+        .sqlx_logging(false);
+    if sqlite {
+        // An in-memory database lives only as long as one of its connections.
+        opts.idle_timeout(None::<Duration>).max_lifetime(None::<Duration>);
+        opts.map_sqlx_sqlite_opts(|o| {
+            o.journal_mode(SqliteJournalMode::Wal)
+                .synchronous(SqliteSynchronous::Normal)
+                .busy_timeout(Duration::from_secs(10))
+                .foreign_keys(true)
+        });
+    }
+    let db = Database::connect(opts).await.map_err(|e| anyhow::anyhow!("cannot connect to DATABASE_URL: {e}"))?;
+    Ok(db)
+}
+
+/// Applies pending migrations; already-applied ones are skipped, so this is safe on every start.
+#[tracing::instrument(name = "db.migrate", skip(db))]
+pub async fn migrate(db: &DatabaseConnection) -> anyhow::Result<()> {
+    Migrator::up(db, None).await.map_err(|e| anyhow::anyhow!("migration failed: {e}"))
+}

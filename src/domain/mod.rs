@@ -1,0 +1,65 @@
+//! The registry's domain rules as pure, synchronous code.
+//!
+//! Everything user-supplied crosses into the rest of the server through the
+//! newtypes defined here ("parse, don't validate"): once a value has been
+//! turned into a `PackageName`, `Username`, `Manifest`, ... the rest of the
+//! code can rely on its invariants without re-checking them. Nothing in this
+//! module touches the network, the database or the clock.
+
+pub mod account;
+pub mod manifest;
+pub mod names;
+pub mod tarball;
+
+/// A refusal of user input. `field` names the input at fault (e.g. "name", "version", "tarball", "raven.toml", "password").
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{field}: {message}")]
+pub struct ValidationError {
+    pub field: String,
+    pub message: String,
+}
+
+impl ValidationError {
+    pub fn new(field: impl Into<String>, message: impl Into<String>) -> Self {
+        Self { field: field.into(), message: message.into() }
+    }
+}
+
+/// Renders user input for an error message: quoted, control characters
+/// escaped, and cut short, so a hostile multi-megabyte value cannot bloat
+/// logs or responses.
+pub(crate) fn shown(value: &str) -> String {
+    const MAX: usize = 80;
+    if value.chars().count() <= MAX {
+        format!("{value:?}")
+    } else {
+        let head: String = value.chars().take(MAX).collect();
+        format!("{head:?}...")
+    }
+}
+
+pub use account::*;
+pub use manifest::*;
+pub use names::*;
+pub use tarball::*;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn validation_error_displays_field_and_message() {
+        let e = ValidationError::new("name", "must not be empty");
+        assert_eq!(e.field, "name");
+        assert_eq!(e.to_string(), "name: must not be empty");
+    }
+
+    #[test]
+    fn shown_quotes_escapes_and_truncates() {
+        assert_eq!(shown("a\nb"), "\"a\\nb\"");
+        let long = "x".repeat(1000);
+        let s = shown(&long);
+        assert!(s.len() < 100, "{s}");
+        assert!(s.ends_with("..."));
+    }
+}

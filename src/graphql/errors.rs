@@ -1,0 +1,50 @@
+//! Maps every resolver error to its public form: the message clients may see and an
+//! `extensions.code` (plus `field` for bad input). Internal details are logged, never returned.
+use std::sync::Arc;
+
+use async_graphql::extensions::{Extension, ExtensionContext, ExtensionFactory, NextRequest};
+use async_graphql::{Response, ServerError};
+
+use crate::domain::ValidationError;
+use crate::error::AppError;
+
+pub struct ErrorMapping;
+
+impl ExtensionFactory for ErrorMapping {
+    fn create(&self) -> Arc<dyn Extension> {
+        Arc::new(ErrorMappingExtension)
+    }
+}
+
+struct ErrorMappingExtension;
+
+#[async_trait::async_trait]
+impl Extension for ErrorMappingExtension {
+    async fn request(&self, ctx: &ExtensionContext<'_>, next: NextRequest<'_>) -> Response {
+        let mut response = next.run(ctx).await;
+        for e in &mut response.errors {
+            map(e);
+        }
+        response
+    }
+}
+
+fn map(e: &mut ServerError) {
+    let (message, code, field) = if let Some(app) = e.source::<AppError>() {
+        let field = match app {
+            AppError::Validation(v) => Some(v.field.clone()),
+            _ => None,
+        };
+        (app.public_message(), app.graphql_code(), field)
+    } else if let Some(v) = e.source::<ValidationError>() {
+        (v.to_string(), "BAD_USER_INPUT", Some(v.field.clone()))
+    } else {
+        return;
+    };
+    e.message = message;
+    let ext = e.extensions.get_or_insert_with(Default::default);
+    ext.set("code", code);
+    if let Some(f) = field {
+        ext.set("field", f);
+    }
+}

@@ -1,0 +1,167 @@
+//! GraphQL over HTTP, following the GraphQL-over-HTTP specification: POST executes queries and
+//! mutations (application/json or GraphQL multipart), GET with `query` executes queries only, GET
+//! without one serves GraphiQL. Responses are application/graphql-response+json when the client
+//! accepts it (with 4xx for request errors) and application/json otherwise.
+use async_graphql::http::{GraphiQLSource, MultipartOptions};
+use async_graphql::parser::types::OperationType;
+use async_graphql::{BatchRequest, ParseRequestError, Request};
+use axum::body::Body;
+use axum::extract::{RawQuery, State};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{Html, IntoResponse, Response};
+use futures::TryStreamExt;
+use tokio_util::compat::TokioAsyncReadCompatExt;
+use tokio_util::io::StreamReader;
+
+use axum::extract::FromRequestParts;
+use axum::http::request::Parts;
+
+use crate::auth::Viewer;
+use crate::error::AppResult;
+use crate::graphql::auth::RequestViewer;
+use crate::graphql::RegistrySchema;
+use crate::state::AppState;
+
+const GRAPHQL_RESPONSE_JSON: &str = "application/graphql-response+json";
+
+#[derive(Clone)]
+pub struct GraphqlEndpoint {
+    pub schema: RegistrySchema,
+}
+
+/// Which media type the client wants back. Absent or `*/*` means the legacy application/json.
+fn wants_graphql_response_json(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .map(|accept| accept.split(',').any(|part| part.trim().starts_with(GRAPHQL_RESPONSE_JSON)))
+        .unwrap_or(false)
+}
+
+fn request_error(status: StatusCode, message: &str) -> Response {
+    let body = serde_json::json!({ "errors": [{ "message": message, "extensions": { "code": "BAD_REQUEST" } }] });
+    let mut res = (status, axum::Json(body)).into_response();
+    res.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    res
+}
+
+/// Authenticates without rejecting: the outcome travels into the GraphQL request data.
+pub struct Auth(pub AppResult<Option<Viewer>>);
+
+impl FromRequestParts<AppState> for Auth {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+        Ok(Auth(crate::auth::viewer::resolve(parts, state).await))
+    }
+}
+
+pub async fn post(
+    State(state): State<AppState>,
+    axum::Extension(endpoint): axum::Extension<GraphqlEndpoint>,
+    auth: Auth,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    let Some(content_type) = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()) else {
+        return request_error(StatusCode::UNSUPPORTED_MEDIA_TYPE, "a POST to /graphql needs a Content-Type header");
+    };
+    let essence = content_type.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+    if essence != "application/json" && essence != "multipart/form-data" {
+        return request_error(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "Content-Type must be application/json or multipart/form-data",
+        );
+    }
+    let opts = MultipartOptions::default().max_num_files(1).max_file_size(state.config.max_tarball_bytes as usize);
+    let reader = StreamReader::new(body.into_data_stream().map_err(std::io::Error::other)).compat();
+    let batch = match async_graphql::http::receive_batch_body(Some(content_type), reader, opts).await {
+        Ok(b) => b,
+        Err(ParseRequestError::PayloadTooLarge) => {
+            return crate::error::AppError::PayloadTooLarge(format!(
+                "the upload exceeds the limit of {} bytes",
+                state.config.max_tarball_bytes
+            ))
+            .into_response()
+        }
+        Err(e) => return request_error(StatusCode::BAD_REQUEST, &format!("invalid GraphQL request: {e}")),
+    };
+    let request = match batch {
+        BatchRequest::Single(r) => r,
+        BatchRequest::Batch(_) => {
+            return request_error(StatusCode::BAD_REQUEST, "batched GraphQL requests are not supported")
+        }
+    };
+    execute(&endpoint.schema, request.data(RequestViewer(auth.0)), &headers).await
+}
+
+pub async fn get(
+    axum::Extension(endpoint): axum::Extension<GraphqlEndpoint>,
+    auth: Auth,
+    headers: HeaderMap,
+    RawQuery(query): RawQuery,
+) -> Response {
+    let query = query.unwrap_or_default();
+    let has_query = query.split('&').any(|kv| kv.starts_with("query="));
+    if !has_query {
+        let browser =
+            headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()).is_some_and(|a| a.contains("text/html"));
+        if browser {
+            return Html(GraphiQLSource::build().endpoint("/graphql").title("raven-registry").finish()).into_response();
+        }
+        return request_error(StatusCode::BAD_REQUEST, "GET /graphql needs a `query` parameter");
+    }
+    let request = match async_graphql::http::parse_query_string(&query) {
+        Ok(r) => r,
+        Err(e) => return request_error(StatusCode::BAD_REQUEST, &format!("invalid GraphQL request: {e}")),
+    };
+    if is_mutation(&request) {
+        let mut res = request_error(StatusCode::METHOD_NOT_ALLOWED, "mutations must be sent with POST");
+        res.headers_mut().insert(header::ALLOW, HeaderValue::from_static("POST"));
+        return res;
+    }
+    execute(&endpoint.schema, request.data(RequestViewer(auth.0)), &headers).await
+}
+
+/// True when the operation the request selects is a mutation. Unparseable documents are left to
+/// execution, which reports the syntax error properly.
+fn is_mutation(request: &Request) -> bool {
+    let Ok(doc) = async_graphql::parser::parse_query(&request.query) else {
+        return false;
+    };
+    let ops: Vec<_> = doc.operations.iter().collect();
+    let chosen = match &request.operation_name {
+        Some(name) => ops.into_iter().find(|(n, _)| n.map(|n| n.as_str()) == Some(name.as_str())),
+        None => ops.into_iter().next(),
+    };
+    chosen.is_some_and(|(_, op)| op.node.ty == OperationType::Mutation)
+}
+
+async fn execute(schema: &RegistrySchema, request: Request, headers: &HeaderMap) -> Response {
+    let response = schema.execute(request).await;
+    let modern = wants_graphql_response_json(headers);
+    // A request error (syntax, validation) is one where execution never started: no data, and no
+    // error carries a path.
+    let request_failed = response.data == async_graphql::Value::Null
+        && !response.errors.is_empty()
+        && response.errors.iter().all(|e| e.path.is_empty());
+    let mut body = match serde_json::to_value(&response) {
+        Ok(v) => v,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot serialise a GraphQL response");
+            return request_error(StatusCode::INTERNAL_SERVER_ERROR, "internal server error");
+        }
+    };
+    let status = if modern && request_failed {
+        if let Some(obj) = body.as_object_mut() {
+            obj.remove("data");
+        }
+        StatusCode::BAD_REQUEST
+    } else {
+        StatusCode::OK
+    };
+    let content_type = if modern { GRAPHQL_RESPONSE_JSON } else { "application/json" };
+    let mut res = (status, axum::Json(body)).into_response();
+    res.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    res
+}

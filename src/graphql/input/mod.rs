@@ -1,0 +1,2 @@
+//! GraphQL input types.
+pub mod account;

@@ -1,0 +1,49 @@
+//! The GraphQL API: per-resource query / mutation / object modules joined with MergedObject, a
+//! schema builder with the request limits, and the GraphQL-over-HTTP transport.
+pub mod auth;
+pub mod errors;
+pub mod http;
+pub mod input;
+pub mod mutation;
+pub mod object;
+pub mod query;
+
+use async_graphql::{EmptySubscription, Schema, SchemaBuilder};
+
+use crate::state::AppState;
+
+pub use mutation::Mutation;
+pub use query::Query;
+
+pub type RegistrySchema = Schema<Query, Mutation, EmptySubscription>;
+
+/// Depth and complexity limits: a list field costs `first x child`, so a deep nest of pages cannot
+/// fan out into millions of rows.
+pub const MAX_DEPTH: usize = 10;
+pub const MAX_COMPLEXITY: usize = 5_000;
+
+fn builder() -> SchemaBuilder<Query, Mutation, EmptySubscription> {
+    Schema::build(Query::default(), Mutation::default(), EmptySubscription)
+        .limit_depth(MAX_DEPTH)
+        .limit_complexity(MAX_COMPLEXITY)
+        .extension(errors::ErrorMapping)
+}
+
+pub fn build_schema(state: AppState) -> RegistrySchema {
+    let introspection = state.config.graphql_introspection;
+    let mut b = builder().data(state);
+    if !introspection {
+        b = b.disable_introspection().disable_suggestions();
+    }
+    b.finish()
+}
+
+/// The SDL the code defines; `schema.graphql` must equal it (checked by a test).
+pub fn sdl() -> String {
+    builder().finish().sdl()
+}
+
+/// The application state, from a resolver's context.
+pub(crate) fn state<'a>(ctx: &async_graphql::Context<'a>) -> &'a AppState {
+    ctx.data_unchecked::<AppState>()
+}

@@ -1,0 +1,53 @@
+use async_graphql::{Context, Object, Result, ID};
+use uuid::Uuid;
+
+use crate::domain::{Email, Password, Username};
+use crate::error::AppError;
+use crate::graphql::auth::{viewer, RequireScope};
+use crate::graphql::input::account::{CreateApiTokenInput, RegisterInput};
+use crate::graphql::object::account::{ApiToken, AuthPayload, NewApiToken};
+use crate::graphql::state;
+use crate::service::{accounts, tokens};
+
+#[derive(Default)]
+pub struct AccountMutation;
+
+#[Object]
+impl AccountMutation {
+    /// Creates an account and signs it in.
+    async fn register(&self, ctx: &Context<'_>, input: RegisterInput) -> Result<AuthPayload> {
+        let password = Password::parse(&input.password).map_err(AppError::from)?;
+        let reg = accounts::Registration {
+            username: Username::parse(&input.username).map_err(AppError::from)?,
+            email: Email::parse(&input.email).map_err(AppError::from)?,
+            password,
+        };
+        Ok(accounts::register(state(ctx), reg).await?.into())
+    }
+
+    /// Signs in with email and password.
+    async fn login(&self, ctx: &Context<'_>, email: String, password: String) -> Result<AuthPayload> {
+        Ok(accounts::login(state(ctx), &email, &password).await?.into())
+    }
+
+    /// A fresh login token; a login token used to call this is revoked.
+    #[graphql(guard = "RequireScope(None)")]
+    async fn refresh_token(&self, ctx: &Context<'_>) -> Result<AuthPayload> {
+        Ok(accounts::refresh(state(ctx), viewer(ctx)?).await?.into())
+    }
+
+    /// Creates a scoped API token; its text is returned only here.
+    #[graphql(guard = "RequireScope(None)")]
+    async fn create_api_token(&self, ctx: &Context<'_>, input: CreateApiTokenInput) -> Result<NewApiToken> {
+        let scopes = input.scopes.map(|s| s.into_iter().map(|sc| sc.as_str().to_owned()).collect());
+        let req = tokens::NewToken::parse(&input.name, input.expires_in_days, scopes).map_err(AppError::from)?;
+        Ok(tokens::create(state(ctx), viewer(ctx)?, req).await?.into())
+    }
+
+    /// Revokes one of your tokens, effective immediately.
+    #[graphql(guard = "RequireScope(None)")]
+    async fn revoke_api_token(&self, ctx: &Context<'_>, id: ID) -> Result<ApiToken> {
+        let id = Uuid::parse_str(&id).map_err(|_| AppError::NotFound(format!("no token {}", id.as_str())))?;
+        Ok(ApiToken(tokens::revoke(state(ctx), viewer(ctx)?, id).await?))
+    }
+}

@@ -1,0 +1,8 @@
+//! The root Mutation type, merged from one object per resource.
+mod account;
+
+use async_graphql::MergedObject;
+
+#[derive(MergedObject, Default)]
+#[graphql(name = "Mutation")]
+pub struct Mutation(account::AccountMutation);

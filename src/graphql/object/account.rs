@@ -1,0 +1,100 @@
+use async_graphql::{Context, Object, Result, SimpleObject, ID};
+use chrono::{DateTime, Utc};
+
+use crate::auth::{Scope, Scopes};
+use crate::service::tokens::IssuedToken;
+
+/// A registry user, as anyone may see them.
+pub struct User(pub entity::users::Model);
+
+#[Object]
+impl User {
+    async fn id(&self) -> ID {
+        ID(self.0.id.to_string())
+    }
+    async fn username(&self) -> &str {
+        &self.0.username
+    }
+    async fn created_at(&self) -> DateTime<Utc> {
+        self.0.created_at
+    }
+}
+
+/// The signed-in user, with what only they may see.
+pub struct ViewerObject(pub entity::users::Model);
+
+#[Object(name = "Viewer")]
+impl ViewerObject {
+    async fn id(&self) -> ID {
+        ID(self.0.id.to_string())
+    }
+    async fn username(&self) -> &str {
+        &self.0.username
+    }
+    async fn email(&self) -> &str {
+        &self.0.email
+    }
+    async fn created_at(&self) -> DateTime<Utc> {
+        self.0.created_at
+    }
+    /// Live (unrevoked, unexpired) tokens, newest first.
+    async fn tokens(&self, ctx: &Context<'_>) -> Result<Vec<ApiToken>> {
+        let rows = crate::service::tokens::list_live(crate::graphql::state(ctx), self.0.id).await?;
+        Ok(rows.into_iter().map(ApiToken).collect())
+    }
+}
+
+/// An API token's metadata (never its text).
+pub struct ApiToken(pub entity::api_tokens::Model);
+
+#[Object]
+impl ApiToken {
+    async fn id(&self) -> ID {
+        ID(self.0.id.to_string())
+    }
+    async fn name(&self) -> &str {
+        &self.0.name
+    }
+    async fn scopes(&self) -> Vec<Scope> {
+        Scopes::from_stored(&self.0.scopes).iter().collect()
+    }
+    async fn created_at(&self) -> DateTime<Utc> {
+        self.0.created_at
+    }
+    async fn expires_at(&self) -> DateTime<Utc> {
+        self.0.expires_at
+    }
+    async fn last_used_at(&self) -> Option<DateTime<Utc>> {
+        self.0.last_used_at
+    }
+    async fn revoked_at(&self) -> Option<DateTime<Utc>> {
+        self.0.revoked_at
+    }
+}
+
+/// A token just issued: its text is shown this once.
+#[derive(SimpleObject)]
+pub struct NewApiToken {
+    pub token: String,
+    pub api_token: ApiToken,
+}
+
+impl From<IssuedToken> for NewApiToken {
+    fn from(t: IssuedToken) -> Self {
+        NewApiToken { token: t.token, api_token: ApiToken(t.row) }
+    }
+}
+
+/// The result of register, login and refreshToken.
+#[derive(SimpleObject)]
+pub struct AuthPayload {
+    pub token: String,
+    pub expires_at: DateTime<Utc>,
+    pub user: ViewerObject,
+}
+
+impl From<crate::service::accounts::SignedIn> for AuthPayload {
+    fn from(s: crate::service::accounts::SignedIn) -> Self {
+        AuthPayload { token: s.token.token, expires_at: s.token.row.expires_at, user: ViewerObject(s.user) }
+    }
+}

@@ -1,0 +1,3 @@
+//! GraphQL output types, shaped from service results (entity models are never GraphQL types).
+pub mod account;
+pub mod stats;

@@ -1,0 +1,64 @@
+use raven_registry::config::{Cli, Command};
+
+#[tokio::main]
+async fn main() -> std::process::ExitCode {
+    let cli = Cli::parse_or_exit();
+    raven_registry::telemetry::init(cli.config.log_format);
+    match run(cli).await {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(cli: Cli) -> anyhow::Result<()> {
+    let config = cli.config;
+    match cli.command.unwrap_or(Command::Serve) {
+        Command::Schema => {
+            print!("{}", raven_registry::graphql::sdl());
+            Ok(())
+        }
+        Command::Migrate => {
+            let db = raven_registry::db::connect(&config).await?;
+            raven_registry::db::migrate(&db).await?;
+            println!("migrations applied");
+            Ok(())
+        }
+        Command::Serve => {
+            let addr = std::net::SocketAddr::new(config.host, config.port);
+            let app = raven_registry::build(config).await?;
+            let listener = tokio::net::TcpListener::bind(addr)
+                .await
+                .map_err(|e| anyhow::anyhow!("cannot listen on {addr} (HOST/PORT): {e}"))?;
+            tracing::info!(%addr, "raven-registry listening");
+            app.serve(listener, shutdown_signal()).await?;
+            tracing::info!("shut down cleanly");
+            Ok(())
+        }
+    }
+}
+
+/// Resolves on Ctrl-C or SIGTERM (what Docker and Fly send).
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
+    }
+    tracing::info!("shutdown signal received, finishing in-flight requests");
+}

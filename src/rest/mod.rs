@@ -1,0 +1,40 @@
+//! The `raven pkg` REST shim under /api/v1: thin handlers that call service/ and shape the v1 JSON.
+pub mod auth;
+pub mod health;
+pub mod owners;
+pub mod publish;
+pub mod stats;
+pub mod users;
+
+use axum::extract::rejection::JsonRejection;
+use axum::extract::{FromRequest, Request};
+use serde::de::DeserializeOwned;
+
+use crate::error::AppError;
+
+/// Unknown paths answer in the v1 error shape too.
+pub async fn not_found() -> AppError {
+    AppError::NotFound("no such endpoint".into())
+}
+
+/// A JSON body whose rejections (bad syntax, wrong content type, missing fields) come back in the
+/// v1 error shape instead of axum's plain text.
+pub struct ApiJson<T>(pub T);
+
+impl<S, T> FromRequest<S> for ApiJson<T>
+where
+    T: DeserializeOwned,
+    S: Send + Sync,
+{
+    type Rejection = AppError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        match axum::Json::<T>::from_request(req, state).await {
+            Ok(axum::Json(v)) => Ok(ApiJson(v)),
+            Err(JsonRejection::BytesRejection(e)) if e.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE => {
+                Err(AppError::PayloadTooLarge("the request body is too large".into()))
+            }
+            Err(e) => Err(AppError::BadRequest(e.body_text())),
+        }
+    }
+}

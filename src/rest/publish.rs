@@ -1,0 +1,99 @@
+//! POST /packages/publish — the `raven pkg publish` upload: multipart with a `metadata` (or
+//! `manifest`) JSON text part and a `tarball` file part. The tarball is streamed to a temporary file
+//! with the size limit enforced while reading; the body is never held in memory.
+use axum::extract::{Multipart, State};
+use axum::http::StatusCode;
+use axum::Json;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use tokio::io::AsyncWriteExt;
+
+use crate::auth::Viewer;
+use crate::domain::ValidationError;
+use crate::error::{AppError, AppResult};
+use crate::service::publish::{self, Claimed};
+use crate::state::AppState;
+
+#[derive(Deserialize, Default)]
+struct Metadata {
+    name: Option<String>,
+    version: Option<String>,
+    #[serde(flatten)]
+    _rest: serde_json::Map<String, serde_json::Value>,
+}
+
+#[derive(Serialize)]
+pub struct PublishResponse {
+    package_id: String,
+    name: String,
+    version: String,
+    published_at: DateTime<Utc>,
+    download_url: String,
+    checksum: String,
+}
+
+pub fn download_url(state: &AppState, name: &str, version: &str) -> String {
+    format!("{}/api/v1/packages/{name}/{version}/download", state.public_url)
+}
+
+fn multipart_error(e: axum::extract::multipart::MultipartError) -> AppError {
+    if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+        AppError::PayloadTooLarge("the upload exceeds the size limit".into())
+    } else {
+        AppError::BadRequest(format!("malformed multipart body: {}", e.body_text()))
+    }
+}
+
+pub async fn publish(
+    State(state): State<AppState>,
+    viewer: Viewer,
+    mut multipart: Multipart,
+) -> AppResult<(StatusCode, Json<PublishResponse>)> {
+    let max = state.config.max_tarball_bytes;
+    let mut metadata: Option<Metadata> = None;
+    let mut tarball: Option<tempfile::TempPath> = None;
+    while let Some(mut field) = multipart.next_field().await.map_err(multipart_error)? {
+        match field.name() {
+            Some("metadata") | Some("manifest") => {
+                let text = field.text().await.map_err(multipart_error)?;
+                metadata = Some(
+                    serde_json::from_str(&text)
+                        .map_err(|e| ValidationError::new("metadata", format!("metadata is not valid JSON: {e}")))?,
+                );
+            }
+            Some("tarball") => {
+                let path = tempfile::NamedTempFile::new().map_err(AppError::internal)?.into_temp_path();
+                let mut file = tokio::fs::File::create(&path).await.map_err(AppError::internal)?;
+                let mut written: u64 = 0;
+                while let Some(chunk) = field.chunk().await.map_err(multipart_error)? {
+                    written += chunk.len() as u64;
+                    if written > max {
+                        return Err(AppError::PayloadTooLarge(format!("the tarball exceeds the limit of {max} bytes")));
+                    }
+                    file.write_all(&chunk).await.map_err(AppError::internal)?;
+                }
+                file.flush().await.map_err(AppError::internal)?;
+                tarball = Some(path);
+            }
+            // Unknown parts are skipped (forward compatibility with newer clients).
+            _ => {}
+        }
+    }
+    let tarball =
+        tarball.ok_or_else(|| ValidationError::new("tarball", "the multipart body has no `tarball` file part"))?;
+    let meta = metadata.unwrap_or_default();
+    let published =
+        publish::publish(&state, &viewer, &tarball, Claimed { name: meta.name, version: meta.version }).await?;
+    let v = published.version;
+    Ok((
+        StatusCode::CREATED,
+        Json(PublishResponse {
+            package_id: published.package.id.to_string(),
+            download_url: download_url(&state, &published.package.name, &v.num),
+            name: published.package.name,
+            checksum: format!("sha256:{}", v.sha256),
+            version: v.num,
+            published_at: v.published_at,
+        }),
+    ))
+}

@@ -1,0 +1,29 @@
+//! GET /api/v1/stats
+use axum::extract::State;
+use axum::Json;
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+
+use crate::error::AppResult;
+use crate::service;
+use crate::state::AppState;
+
+#[derive(Debug, Serialize)]
+pub struct StatsBody {
+    pub total_packages: i64,
+    pub total_versions: i64,
+    pub total_downloads: i64,
+    pub total_users: i64,
+    pub updated_at: DateTime<Utc>,
+}
+
+pub async fn registry_stats(State(state): State<AppState>) -> AppResult<Json<StatsBody>> {
+    let s = service::stats::registry_stats(&state.db).await?;
+    Ok(Json(StatsBody {
+        total_packages: s.total_packages,
+        total_versions: s.total_versions,
+        total_downloads: s.total_downloads,
+        total_users: s.total_users,
+        updated_at: s.updated_at,
+    }))
+}

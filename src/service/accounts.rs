@@ -1,0 +1,119 @@
+//! Accounts: register, login, refresh, and reading users.
+use chrono::Utc;
+use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter, Set, TransactionTrait};
+use uuid::Uuid;
+
+use entity::users;
+
+use crate::auth::{Scopes, Viewer};
+use crate::domain::{Email, Password, Username};
+use crate::error::{AppError, AppResult};
+use crate::service::audit;
+use crate::service::tokens::{self, IssuedToken, LOGIN_TOKEN_NAME};
+use crate::state::AppState;
+
+pub struct Registration {
+    pub username: Username,
+    pub email: Email,
+    pub password: Password,
+}
+
+pub struct SignedIn {
+    pub user: users::Model,
+    pub token: IssuedToken,
+}
+
+#[tracing::instrument(name = "accounts.register", skip_all, fields(username = %reg.username.as_str()))]
+pub async fn register(state: &AppState, reg: Registration) -> AppResult<SignedIn> {
+    // Cheap checks first, so a taken name does not cost an Argon2 hash; the unique indexes still
+    // decide races.
+    if find_by_username(state, reg.username.as_str()).await?.is_some() {
+        return Err(AppError::Conflict(format!("username {} is already taken", reg.username.as_str())));
+    }
+    if users::Entity::find().filter(users::Column::Email.eq(reg.email.as_str())).one(&state.db).await?.is_some() {
+        return Err(AppError::Conflict("an account with this email already exists".into()));
+    }
+    let hash = state.hasher.hash(&reg.password).await?;
+    let now = Utc::now();
+    let txn = state.db.begin().await?;
+    let user = users::ActiveModel {
+        id: Set(Uuid::new_v4()),
+        username: Set(reg.username.as_str().to_owned()),
+        email: Set(reg.email.as_str().to_owned()),
+        password_hash: Set(hash),
+        created_at: Set(now),
+        updated_at: Set(now),
+    }
+    .insert(&txn)
+    .await
+    .map_err(|e| match AppError::from(e) {
+        AppError::Conflict(_) => AppError::Conflict("username or email is already taken".into()),
+        other => other,
+    })?;
+    let token =
+        tokens::issue(&txn, state, user.id, LOGIN_TOKEN_NAME, &Scopes::all(), tokens::login_lifetime(state)).await?;
+    audit::record(&txn, audit::account(user.id, "register", serde_json::json!({ "username": user.username }))).await?;
+    txn.commit().await?;
+    Ok(SignedIn { user, token })
+}
+
+/// Unknown email, malformed email and wrong password all answer the same, after the same work.
+#[tracing::instrument(name = "accounts.login", skip_all)]
+pub async fn login(state: &AppState, email: &str, password: &str) -> AppResult<SignedIn> {
+    // Over-long passwords are refused before hashing (cost control), like at registration.
+    let password = Password::parse(password).map_err(|_| AppError::InvalidCredentials)?;
+    let user = match Email::parse(email) {
+        Ok(email) => users::Entity::find().filter(users::Column::Email.eq(email.as_str())).one(&state.db).await?,
+        Err(_) => None,
+    };
+    let ok = state.hasher.verify(&password, user.as_ref().map(|u| u.password_hash.as_str())).await?;
+    let user = match (ok, user) {
+        (true, Some(u)) => u,
+        _ => return Err(AppError::InvalidCredentials),
+    };
+    let txn = state.db.begin().await?;
+    let token =
+        tokens::issue(&txn, state, user.id, LOGIN_TOKEN_NAME, &Scopes::all(), tokens::login_lifetime(state)).await?;
+    audit::record(&txn, audit::account(user.id, "login", serde_json::json!({ "token_id": token.row.id }))).await?;
+    txn.commit().await?;
+    Ok(SignedIn { user, token })
+}
+
+/// Issues a fresh login token. A login token presented here is rotated (revoked); an API token
+/// stays valid, since it may be in use elsewhere.
+#[tracing::instrument(name = "accounts.refresh", skip_all, fields(user_id = %viewer.user_id))]
+pub async fn refresh(state: &AppState, viewer: &Viewer) -> AppResult<SignedIn> {
+    let user = find_by_id(state, viewer.user_id)
+        .await?
+        .ok_or_else(|| AppError::Unauthenticated("the account no longer exists".into()))?;
+    let txn = state.db.begin().await?;
+    let token =
+        tokens::issue(&txn, state, user.id, LOGIN_TOKEN_NAME, &Scopes::all(), tokens::login_lifetime(state)).await?;
+    if viewer.token_name == LOGIN_TOKEN_NAME {
+        entity::api_tokens::Entity::update_many()
+            .col_expr(entity::api_tokens::Column::RevokedAt, sea_orm::sea_query::Expr::value(Utc::now()))
+            .filter(entity::api_tokens::Column::Id.eq(viewer.token_id))
+            .exec(&txn)
+            .await?;
+    }
+    audit::record(
+        &txn,
+        audit::account(
+            user.id,
+            "token_refresh",
+            serde_json::json!({ "old_token_id": viewer.token_id, "token_id": token.row.id }),
+        ),
+    )
+    .await?;
+    txn.commit().await?;
+    Ok(SignedIn { user, token })
+}
+
+pub async fn find_by_id(state: &AppState, id: Uuid) -> AppResult<Option<users::Model>> {
+    Ok(users::Entity::find_by_id(id).one(&state.db).await?)
+}
+
+/// Usernames are stored lowercase, so lookups are case-insensitive.
+pub async fn find_by_username(state: &AppState, username: &str) -> AppResult<Option<users::Model>> {
+    Ok(users::Entity::find().filter(users::Column::Username.eq(username.to_ascii_lowercase())).one(&state.db).await?)
+}

@@ -1,0 +1,12 @@
+//! The service layer: the only code that runs queries or writes. It takes domain types and returns
+//! entity models or plain structs; it knows nothing of HTTP or GraphQL.
+pub mod accounts;
+pub mod audit;
+pub mod owners;
+pub mod packages;
+pub mod profiles;
+pub mod publish;
+pub mod stats;
+pub mod tokens;
+pub mod versions;
+pub mod yank;

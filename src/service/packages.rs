@@ -1,0 +1,82 @@
+//! Package lookups and the authorisation questions every write asks.
+use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter};
+use uuid::Uuid;
+
+use entity::{package_owners, packages, versions};
+
+use crate::auth::{Scope, Viewer};
+use crate::domain::PackageVersion;
+use crate::error::{AppError, AppResult};
+
+/// What a user may do with a package.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Role {
+    Maintainer,
+    Owner,
+}
+
+impl Role {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Owner => "owner",
+            Role::Maintainer => "maintainer",
+        }
+    }
+
+    pub fn parse(s: &str) -> Result<Role, crate::domain::ValidationError> {
+        match s {
+            "owner" => Ok(Role::Owner),
+            "maintainer" => Ok(Role::Maintainer),
+            other => Err(crate::domain::ValidationError::new(
+                "role",
+                format!("unknown role {other:?}: expected owner or maintainer"),
+            )),
+        }
+    }
+}
+
+pub async fn find_by_name(db: &impl ConnectionTrait, name: &str) -> AppResult<Option<packages::Model>> {
+    Ok(packages::Entity::find().filter(packages::Column::Name.eq(name)).one(db).await?)
+}
+
+pub async fn get_by_name(db: &impl ConnectionTrait, name: &str) -> AppResult<packages::Model> {
+    find_by_name(db, name).await?.ok_or_else(|| AppError::NotFound(format!("package {name} not found")))
+}
+
+/// A version by its number; build metadata is ignored, as it is for uniqueness.
+pub async fn find_version(
+    db: &impl ConnectionTrait,
+    package_id: Uuid,
+    version: &str,
+) -> AppResult<Option<versions::Model>> {
+    let canonical = match PackageVersion::parse(version) {
+        Ok(v) => v.canonical(),
+        Err(_) => return Ok(None),
+    };
+    Ok(versions::Entity::find()
+        .filter(versions::Column::PackageId.eq(package_id))
+        .filter(versions::Column::Canonical.eq(canonical))
+        .one(db)
+        .await?)
+}
+
+pub async fn role_of(db: &impl ConnectionTrait, package_id: Uuid, user_id: Uuid) -> AppResult<Option<Role>> {
+    let row = package_owners::Entity::find_by_id((package_id, user_id)).one(db).await?;
+    Ok(row.and_then(|r| Role::parse(&r.role).ok()))
+}
+
+/// The viewer must hold `scope` on their token and at least `min` on the package.
+pub async fn authorise(
+    db: &impl ConnectionTrait,
+    viewer: &Viewer,
+    package: &packages::Model,
+    scope: Scope,
+    min: Role,
+) -> AppResult<Role> {
+    viewer.require(scope)?;
+    match role_of(db, package.id, viewer.user_id).await? {
+        Some(r) if r >= min => Ok(r),
+        Some(_) => Err(AppError::Forbidden(format!("only owners of {} may do this", package.name))),
+        None => Err(AppError::Forbidden(format!("you are not an owner or maintainer of {}", package.name))),
+    }
+}

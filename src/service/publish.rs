@@ -1,0 +1,325 @@
+//! Publishing a version: validate everything, put the blob, then one transaction. A refusal leaves
+//! nothing behind; a row never exists without its blob.
+use std::io::Read;
+
+use chrono::Utc;
+use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter, Set, TransactionTrait};
+use sha2::{Digest, Sha256};
+use uuid::Uuid;
+
+use entity::{dependencies, keywords, package_owners, packages, versions};
+
+use crate::auth::{Scope, Viewer};
+use crate::domain::{inspect_tarball, Manifest, PackageName, PackageVersion, TarballLimits, ValidationError};
+use crate::error::{AppError, AppResult};
+use crate::service::packages::{self as pkgs, Role};
+use crate::service::{audit, versions as vers};
+use crate::state::AppState;
+use crate::storage::{PutOutcome, Storage};
+
+/// Name and version a client claims in its metadata; they must agree with raven.toml.
+#[derive(Debug, Default, Clone)]
+pub struct Claimed {
+    pub name: Option<String>,
+    pub version: Option<String>,
+}
+
+pub struct Published {
+    pub package: packages::Model,
+    pub version: versions::Model,
+}
+
+/// A tarball that passed validation, with its digest.
+struct Checked {
+    manifest: Manifest,
+    readme: Option<String>,
+    sha256: String,
+    size: u64,
+}
+
+/// Reads the file once: hashes the compressed bytes while the validator inflates them.
+fn check(file: std::fs::File, limits: TarballLimits) -> Result<Checked, ValidationError> {
+    struct Hashing<R> {
+        inner: R,
+        hasher: Sha256,
+        size: u64,
+    }
+    impl<R: Read> Read for Hashing<R> {
+        fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+            let n = self.inner.read(buf)?;
+            self.hasher.update(&buf[..n]);
+            self.size += n as u64;
+            Ok(n)
+        }
+    }
+    let mut r = Hashing { inner: std::io::BufReader::new(file), hasher: Sha256::new(), size: 0 };
+    let contents = inspect_tarball(&mut r, &limits)?;
+    // Trailing bytes after the archive still belong to the blob that is stored and served.
+    std::io::copy(&mut r, &mut std::io::sink())
+        .map_err(|e| ValidationError::new("tarball", format!("cannot read the upload: {e}")))?;
+    Ok(Checked {
+        manifest: contents.manifest,
+        readme: contents.readme,
+        sha256: hex::encode(r.hasher.finalize()),
+        size: r.size,
+    })
+}
+
+/// Publishes the tarball stored at `path` (already size-limited by the transport).
+#[tracing::instrument(name = "publish", skip_all, fields(user_id = %viewer.user_id, package = tracing::field::Empty))]
+pub async fn publish(
+    state: &AppState,
+    viewer: &Viewer,
+    path: &std::path::Path,
+    claimed: Claimed,
+) -> AppResult<Published> {
+    // Refuse a token that could publish nothing before spending time on the tarball.
+    if !viewer.scopes.contains(Scope::PublishNew) && !viewer.scopes.contains(Scope::PublishUpdate) {
+        return Err(AppError::Forbidden("this token lacks the publish-new and publish-update scopes".into()));
+    }
+    let file = std::fs::File::open(path).map_err(AppError::internal)?;
+    let checked = tokio::task::spawn_blocking(move || check(file, TarballLimits::default()))
+        .await
+        .map_err(AppError::internal)??;
+    let m = &checked.manifest;
+    tracing::Span::current().record("package", m.name.as_str());
+    if let Some(name) = &claimed.name {
+        if PackageName::parse(name)? != m.name {
+            return Err(
+                ValidationError::new("name", format!("metadata names {name} but raven.toml names {}", m.name)).into()
+            );
+        }
+    }
+    if let Some(version) = &claimed.version {
+        if PackageVersion::parse(version)? != m.version {
+            return Err(ValidationError::new(
+                "version",
+                format!("metadata says {version} but raven.toml says {}", m.version),
+            )
+            .into());
+        }
+    }
+
+    let existing = pkgs::find_by_name(&state.db, m.name.as_str()).await?;
+    match &existing {
+        Some(p) => {
+            pkgs::authorise(&state.db, viewer, p, Scope::PublishUpdate, Role::Maintainer).await?;
+            if pkgs::find_version(&state.db, p.id, &m.version.to_string()).await?.is_some() {
+                return Err(version_exists(m));
+            }
+        }
+        None => viewer.require(Scope::PublishNew)?,
+    }
+    check_dependencies_exist(state, m).await?;
+
+    // The blob goes first, created only if absent: of two racing publishes exactly one writes it,
+    // and the loser never touches the winner's blob.
+    let version_text = m.version.to_string();
+    let key = Storage::key(m.name.as_str(), &version_text);
+    let bytes = bytes::Bytes::from(tokio::fs::read(path).await.map_err(AppError::internal)?);
+    put_blob_once(state, &key, bytes, existing.as_ref(), m).await?;
+
+    match write_rows(state, viewer, existing, &checked).await {
+        Ok(p) => Ok(p),
+        Err(e) => {
+            // The transaction did not commit: remove the blob so no orphan is left behind.
+            if let Err(de) = state.storage.delete(&key).await {
+                tracing::error!(error = %de, key = %key, "could not delete the blob of a failed publish; fsck --repair will");
+            }
+            Err(e)
+        }
+    }
+}
+
+/// A blob already under the key is either a racing publish, or the orphan of a crash between blob
+/// and commit. Orphans (older than a publish can take, with no version row) are replaced.
+async fn put_blob_once(
+    state: &AppState,
+    key: &object_store::path::Path,
+    bytes: bytes::Bytes,
+    existing: Option<&packages::Model>,
+    m: &Manifest,
+) -> AppResult<()> {
+    const ORPHAN_AGE_SECS: i64 = 15 * 60;
+    if state.storage.put_new(key, bytes.clone()).await? == PutOutcome::Created {
+        return Ok(());
+    }
+    if let Some(p) = existing {
+        if pkgs::find_version(&state.db, p.id, &m.version.to_string()).await?.is_some() {
+            return Err(version_exists(m));
+        }
+    }
+    let age = state.storage.age_secs(key).await?;
+    if age < ORPHAN_AGE_SECS {
+        return Err(AppError::Conflict(format!("{} {} is being published by another request", m.name, m.version)));
+    }
+    tracing::warn!(key = %key, age, "replacing an orphan blob left by an interrupted publish");
+    state.storage.delete(key).await?;
+    match state.storage.put_new(key, bytes).await? {
+        PutOutcome::Created => Ok(()),
+        PutOutcome::AlreadyExists => {
+            Err(AppError::Conflict(format!("{} {} is being published by another request", m.name, m.version)))
+        }
+    }
+}
+
+/// One transaction: the package (if new) with its first owner, the version, its dependencies, the
+/// package metadata when this is now the latest version, and the audit row.
+#[tracing::instrument(name = "db.publish", skip_all)]
+async fn write_rows(
+    state: &AppState,
+    viewer: &Viewer,
+    existing: Option<packages::Model>,
+    c: &Checked,
+) -> AppResult<Published> {
+    let m = &c.manifest;
+    let now = Utc::now();
+    let txn = state.db.begin().await?;
+    let package = match existing {
+        Some(p) => p,
+        None => {
+            let p = packages::ActiveModel {
+                id: Set(Uuid::new_v4()),
+                name: Set(m.name.as_str().to_owned()),
+                description: Set(m.description.clone()),
+                license: Set(m.license.clone()),
+                repository: Set(m.repository.clone()),
+                homepage: Set(m.homepage.clone()),
+                keywords_text: Set(m.keywords.join(" ")),
+                downloads: Set(0),
+                created_at: Set(now),
+                updated_at: Set(now),
+            }
+            .insert(&txn)
+            .await
+            .map_err(|e| match AppError::from(e) {
+                AppError::Conflict(_) => {
+                    AppError::Conflict(format!("{} was just created by another publish; retry", m.name))
+                }
+                other => other,
+            })?;
+            package_owners::ActiveModel {
+                package_id: Set(p.id),
+                user_id: Set(viewer.user_id),
+                role: Set(Role::Owner.as_str().to_owned()),
+                added_at: Set(now),
+            }
+            .insert(&txn)
+            .await?;
+            p
+        }
+    };
+    let version = versions::ActiveModel {
+        id: Set(Uuid::new_v4()),
+        package_id: Set(package.id),
+        num: Set(m.version.to_string()),
+        canonical: Set(m.version.canonical()),
+        authors: Set(serde_json::to_string(&m.authors).map_err(AppError::internal)?),
+        description: Set(m.description.clone()),
+        license: Set(m.license.clone()),
+        repository: Set(m.repository.clone()),
+        homepage: Set(m.homepage.clone()),
+        keywords: Set(m.keywords.join(",")),
+        readme: Set(c.readme.clone()),
+        sha256: Set(c.sha256.clone()),
+        size_bytes: Set(c.size as i64),
+        yanked: Set(false),
+        yanked_at: Set(None),
+        yank_reason: Set(None),
+        published_by: Set(Some(viewer.user_id)),
+        published_at: Set(now),
+        downloads: Set(0),
+    }
+    .insert(&txn)
+    .await
+    .map_err(|e| match AppError::from(e) {
+        AppError::Conflict(_) => version_exists(m),
+        other => other,
+    })?;
+    if !m.dependencies.is_empty() {
+        dependencies::Entity::insert_many(m.dependencies.iter().map(|d| dependencies::ActiveModel {
+            id: Set(Uuid::new_v4()),
+            version_id: Set(version.id),
+            name: Set(d.name.as_str().to_owned()),
+            req: Set(d.req.clone()),
+            kind: Set(d.kind.as_str().to_owned()),
+        }))
+        .exec(&txn)
+        .await?;
+    }
+    let latest = vers::latest_for_packages(&txn, &[package.id]).await?;
+    let package = if latest.get(&package.id).map(|v| v.id) == Some(version.id) {
+        adopt_metadata(&txn, package, m, now).await?
+    } else {
+        let mut a: packages::ActiveModel = package.into();
+        a.updated_at = Set(now);
+        a.update(&txn).await?
+    };
+    audit::record(
+        &txn,
+        audit::AuditEntry {
+            actor: Some(viewer.user_id),
+            action: "publish",
+            package: Some(m.name.as_str()),
+            version: Some(&version.num),
+            details: serde_json::json!({ "sha256": c.sha256, "size_bytes": c.size }),
+        },
+    )
+    .await?;
+    txn.commit().await?;
+    Ok(Published { package, version })
+}
+
+/// The package shows the metadata of its latest version.
+async fn adopt_metadata(
+    txn: &sea_orm::DatabaseTransaction,
+    package: packages::Model,
+    m: &Manifest,
+    now: chrono::DateTime<Utc>,
+) -> AppResult<packages::Model> {
+    let id = package.id;
+    let mut a: packages::ActiveModel = package.into();
+    a.description = Set(m.description.clone());
+    a.license = Set(m.license.clone());
+    a.repository = Set(m.repository.clone());
+    a.homepage = Set(m.homepage.clone());
+    a.keywords_text = Set(m.keywords.join(" "));
+    a.updated_at = Set(now);
+    let p = a.update(txn).await?;
+    keywords::Entity::delete_many().filter(keywords::Column::PackageId.eq(id)).exec(txn).await?;
+    if !m.keywords.is_empty() {
+        keywords::Entity::insert_many(
+            m.keywords.iter().map(|k| keywords::ActiveModel { package_id: Set(id), keyword: Set(k.clone()) }),
+        )
+        .exec(txn)
+        .await?;
+    }
+    Ok(p)
+}
+
+fn version_exists(m: &Manifest) -> AppError {
+    AppError::Conflict(format!("{} {} is already published", m.name, m.version))
+}
+
+/// Every dependency must name a package that exists in the registry.
+async fn check_dependencies_exist(state: &AppState, m: &Manifest) -> AppResult<()> {
+    if m.dependencies.is_empty() {
+        return Ok(());
+    }
+    let names: Vec<String> = m.dependencies.iter().map(|d| d.name.as_str().to_owned()).collect();
+    let found: std::collections::HashSet<String> = packages::Entity::find()
+        .filter(packages::Column::Name.is_in(names.clone()))
+        .all(&state.db)
+        .await?
+        .into_iter()
+        .map(|p| p.name)
+        .collect();
+    if let Some(missing) = names.iter().find(|n| !found.contains(*n)) {
+        return Err(ValidationError::new(
+            "dependencies",
+            format!("dependency {missing} does not exist in this registry"),
+        )
+        .into());
+    }
+    Ok(())
+}

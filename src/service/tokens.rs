@@ -1,0 +1,170 @@
+//! API tokens: creation, listing, revocation, and authentication of a presented token.
+use chrono::{DateTime, Duration, Utc};
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder, Set,
+    TransactionTrait,
+};
+use uuid::Uuid;
+
+use entity::api_tokens;
+
+use crate::auth::{Scopes, Viewer};
+use crate::domain::ValidationError;
+use crate::error::{AppError, AppResult};
+use crate::service::audit;
+use crate::state::AppState;
+
+/// Beyond this many live tokens a user must revoke some first.
+pub const MAX_LIVE_TOKENS: u64 = 500;
+pub const LOGIN_TOKEN_NAME: &str = "login";
+/// last_used_at is refreshed at most this often, so reads do not turn into writes.
+const LAST_USED_GRANULARITY_SECS: i64 = 300;
+
+/// A freshly issued token: its text (shown once) and its row.
+pub struct IssuedToken {
+    pub token: String,
+    pub row: api_tokens::Model,
+}
+
+/// A validated request for an API token.
+pub struct NewToken {
+    pub name: String,
+    pub expires_in_days: u32,
+    pub scopes: Scopes,
+}
+
+impl NewToken {
+    pub fn parse(name: &str, expires_in_days: i64, scopes: Option<Vec<String>>) -> Result<NewToken, ValidationError> {
+        let name = name.trim();
+        if name.is_empty() || name.chars().count() > 64 || name.chars().any(char::is_control) {
+            return Err(ValidationError::new("name", "token name must be 1 to 64 printable characters"));
+        }
+        if !(1..=365).contains(&expires_in_days) {
+            return Err(ValidationError::new("expires_in_days", "expiry must be between 1 and 365 days"));
+        }
+        let scopes = match scopes {
+            None => Scopes::all(),
+            Some(list) => Scopes::new(list.iter().map(|s| crate::auth::Scope::parse(s)).collect::<Result<_, _>>()?)?,
+        };
+        Ok(NewToken { name: name.to_owned(), expires_in_days: expires_in_days as u32, scopes })
+    }
+}
+
+/// Inserts a token row (inside the caller's transaction) and signs its JWT.
+pub async fn issue(
+    db: &impl ConnectionTrait,
+    state: &AppState,
+    user_id: Uuid,
+    name: &str,
+    scopes: &Scopes,
+    lifetime: Duration,
+) -> AppResult<IssuedToken> {
+    let now = Utc::now();
+    let row = api_tokens::ActiveModel {
+        id: Set(Uuid::new_v4()),
+        user_id: Set(user_id),
+        name: Set(name.to_owned()),
+        scopes: Set(scopes.to_stored()),
+        created_at: Set(now),
+        expires_at: Set(now + lifetime),
+        last_used_at: Set(None),
+        revoked_at: Set(None),
+    }
+    .insert(db)
+    .await?;
+    let token = state.keys.issue(user_id, row.id, row.created_at, row.expires_at)?;
+    Ok(IssuedToken { token, row })
+}
+
+pub fn login_lifetime(state: &AppState) -> Duration {
+    Duration::days(i64::from(state.config.login_token_days))
+}
+
+/// Verifies a presented token: signature and claims, then its row (exists, same user, not revoked,
+/// not expired). Every instance reads the row, so a revocation anywhere is seen everywhere at once.
+#[tracing::instrument(name = "auth.authenticate", skip_all)]
+pub async fn authenticate(state: &AppState, token: &str) -> AppResult<Viewer> {
+    let claims = state.keys.verify(token)?;
+    let refused = || AppError::Unauthenticated("invalid or expired token".into());
+    let row = api_tokens::Entity::find_by_id(claims.jti).one(&state.db).await?.ok_or_else(refused)?;
+    let now = Utc::now();
+    if row.user_id != claims.sub || row.revoked_at.is_some() || row.expires_at <= now {
+        return Err(refused());
+    }
+    if row.last_used_at.is_none_or(|t| (now - t).num_seconds() > LAST_USED_GRANULARITY_SECS) {
+        let mut active: api_tokens::ActiveModel = row.clone().into();
+        active.last_used_at = Set(Some(now));
+        // Bookkeeping only: a failure here must not refuse an otherwise valid request.
+        if let Err(e) = active.update(&state.db).await {
+            tracing::warn!(error = %e, "could not record token use");
+        }
+    }
+    Ok(Viewer {
+        user_id: row.user_id,
+        token_id: row.id,
+        token_name: row.name,
+        scopes: Scopes::from_stored(&row.scopes),
+    })
+}
+
+#[tracing::instrument(name = "tokens.create", skip_all, fields(user_id = %viewer.user_id))]
+pub async fn create(state: &AppState, viewer: &Viewer, req: NewToken) -> AppResult<IssuedToken> {
+    let txn = state.db.begin().await?;
+    let live = live_tokens_query(viewer.user_id, Utc::now()).count(&txn).await?;
+    if live >= MAX_LIVE_TOKENS {
+        return Err(AppError::Conflict(format!(
+            "you already have {MAX_LIVE_TOKENS} live tokens: revoke some before creating more"
+        )));
+    }
+    let issued =
+        issue(&txn, state, viewer.user_id, &req.name, &req.scopes, Duration::days(req.expires_in_days.into())).await?;
+    audit::record(
+        &txn,
+        audit::account(
+            viewer.user_id,
+            "token_create",
+            serde_json::json!({ "token_id": issued.row.id, "name": req.name }),
+        ),
+    )
+    .await?;
+    txn.commit().await?;
+    Ok(issued)
+}
+
+fn live_tokens_query(user_id: Uuid, now: DateTime<Utc>) -> sea_orm::Select<api_tokens::Entity> {
+    api_tokens::Entity::find()
+        .filter(api_tokens::Column::UserId.eq(user_id))
+        .filter(api_tokens::Column::RevokedAt.is_null())
+        .filter(api_tokens::Column::ExpiresAt.gt(now))
+}
+
+/// The user's live tokens, newest first.
+pub async fn list_live(state: &AppState, user_id: Uuid) -> AppResult<Vec<api_tokens::Model>> {
+    Ok(live_tokens_query(user_id, Utc::now()).order_by_desc(api_tokens::Column::CreatedAt).all(&state.db).await?)
+}
+
+/// Revokes one of the viewer's own tokens. Someone else's token id answers 404, like a missing one.
+#[tracing::instrument(name = "tokens.revoke", skip_all, fields(user_id = %viewer.user_id, token_id = %token_id))]
+pub async fn revoke(state: &AppState, viewer: &Viewer, token_id: Uuid) -> AppResult<api_tokens::Model> {
+    let txn = state.db.begin().await?;
+    let row = api_tokens::Entity::find_by_id(token_id)
+        .one(&txn)
+        .await?
+        .filter(|t| t.user_id == viewer.user_id)
+        .ok_or_else(|| AppError::NotFound(format!("no token {token_id}")))?;
+    let row = if row.revoked_at.is_none() {
+        let mut active: api_tokens::ActiveModel = row.into();
+        active.revoked_at = Set(Some(Utc::now()));
+        let row = active.update(&txn).await?;
+        audit::record(
+            &txn,
+            audit::account(viewer.user_id, "token_revoke", serde_json::json!({ "token_id": token_id })),
+        )
+        .await?;
+        row
+    } else {
+        row
+    };
+    txn.commit().await?;
+    Ok(row)
+}

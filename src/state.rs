@@ -1,0 +1,20 @@
+//! Shared state of one server instance.
+use std::sync::Arc;
+
+use sea_orm::DatabaseConnection;
+
+use crate::auth::{PasswordHasher, TokenKeys};
+use crate::config::Config;
+use crate::storage::Storage;
+
+#[derive(Clone)]
+pub struct AppState {
+    pub db: DatabaseConnection,
+    pub storage: Storage,
+    pub config: Arc<Config>,
+    /// Base of absolute URLs, without a trailing slash.
+    pub public_url: Arc<str>,
+    pub jwt_secret: Arc<[u8]>,
+    pub keys: TokenKeys,
+    pub hasher: PasswordHasher,
+}
