@@ -27,6 +27,20 @@ pub use config::Config;
 use state::AppState;
 use storage::Storage;
 
+/// Download counts lost to a crash are bounded by this interval.
+pub const DOWNLOAD_FLUSH_INTERVAL: std::time::Duration = std::time::Duration::from_secs(5);
+
+async fn flush_downloads_periodically(state: AppState) {
+    let mut tick = tokio::time::interval(DOWNLOAD_FLUSH_INTERVAL);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        if let Err(e) = state.downloads.flush(&state.db).await {
+            tracing::warn!(error = %e, pending = state.downloads.pending_total(), "download counts not flushed yet; will retry");
+        }
+    }
+}
+
 /// A built application: its state and its router, ready to serve.
 pub struct App {
     pub state: AppState,
@@ -46,6 +60,7 @@ pub async fn build(config: Config) -> anyhow::Result<App> {
         public_url: config.public_url().into(),
         keys: auth::TokenKeys::new(&jwt_secret),
         hasher: auth::PasswordHasher::default(),
+        downloads: Default::default(),
         jwt_secret: jwt_secret.into(),
         config: Arc::new(config),
     };
@@ -62,9 +77,15 @@ impl App {
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
         let App { state, router } = self;
+        let flusher = tokio::spawn(flush_downloads_periodically(state.clone()));
         axum::serve(listener, router.into_make_service_with_connect_info::<SocketAddr>())
             .with_graceful_shutdown(shutdown)
             .await?;
+        flusher.abort();
+        // In-flight downloads have finished: their counts are written before the process exits.
+        if let Err(e) = state.downloads.flush(&state.db).await {
+            tracing::error!(error = %e, lost = state.downloads.pending_total(), "could not flush download counts at shutdown");
+        }
         state.db.close_by_ref().await.ok();
         Ok(())
     }

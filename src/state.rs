@@ -5,6 +5,7 @@ use sea_orm::DatabaseConnection;
 
 use crate::auth::{PasswordHasher, TokenKeys};
 use crate::config::Config;
+use crate::service::downloads::DownloadCounter;
 use crate::storage::Storage;
 
 #[derive(Clone)]
@@ -17,4 +18,5 @@ pub struct AppState {
     pub jwt_secret: Arc<[u8]>,
     pub keys: TokenKeys,
     pub hasher: PasswordHasher,
+    pub downloads: Arc<DownloadCounter>,
 }

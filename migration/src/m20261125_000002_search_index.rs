@@ -11,7 +11,7 @@ const PG_UP: &[&str] = &[
     "ALTER TABLE packages ADD COLUMN IF NOT EXISTS search tsvector GENERATED ALWAYS AS (
         setweight(to_tsvector('simple', replace(name, '-', ' ')), 'A') ||
         setweight(to_tsvector('simple', coalesce(keywords_text, '')), 'B') ||
-        setweight(to_tsvector('english', coalesce(description, '')), 'C')
+        setweight(to_tsvector('simple', coalesce(description, '')), 'C')
      ) STORED",
     "CREATE INDEX IF NOT EXISTS idx_packages_search ON packages USING GIN (search)",
     "CREATE INDEX IF NOT EXISTS idx_packages_name_pattern ON packages (name text_pattern_ops)",

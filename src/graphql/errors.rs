@@ -36,6 +36,9 @@ fn map(e: &mut ServerError) {
             _ => None,
         };
         (app.public_message(), app.graphql_code(), field)
+    } else if let Some(app) = e.source::<Arc<AppError>>() {
+        // DataLoader errors are shared between the fields that awaited them.
+        (app.public_message(), app.graphql_code(), None)
     } else if let Some(v) = e.source::<ValidationError>() {
         (v.to_string(), "BAD_USER_INPUT", Some(v.field.clone()))
     } else {

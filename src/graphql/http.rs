@@ -92,10 +92,16 @@ pub async fn post(
             return request_error(StatusCode::BAD_REQUEST, "batched GraphQL requests are not supported")
         }
     };
-    execute(&endpoint.schema, request.data(RequestViewer(auth.0)), &headers).await
+    execute(
+        &endpoint.schema,
+        request.data(RequestViewer(auth.0)).data(crate::graphql::loader::new(state.db.clone())),
+        &headers,
+    )
+    .await
 }
 
 pub async fn get(
+    State(state): State<AppState>,
     axum::Extension(endpoint): axum::Extension<GraphqlEndpoint>,
     auth: Auth,
     headers: HeaderMap,
@@ -120,7 +126,12 @@ pub async fn get(
         res.headers_mut().insert(header::ALLOW, HeaderValue::from_static("POST"));
         return res;
     }
-    execute(&endpoint.schema, request.data(RequestViewer(auth.0)), &headers).await
+    execute(
+        &endpoint.schema,
+        request.data(RequestViewer(auth.0)).data(crate::graphql::loader::new(state.db.clone())),
+        &headers,
+    )
+    .await
 }
 
 /// True when the operation the request selects is a mutation. Unparseable documents are left to

@@ -1,9 +1,11 @@
 //! The GraphQL API: per-resource query / mutation / object modules joined with MergedObject, a
 //! schema builder with the request limits, and the GraphQL-over-HTTP transport.
 pub mod auth;
+pub mod cursor;
 pub mod errors;
 pub mod http;
 pub mod input;
+pub mod loader;
 pub mod mutation;
 pub mod object;
 pub mod query;

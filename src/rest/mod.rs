@@ -2,7 +2,9 @@
 pub mod auth;
 pub mod health;
 pub mod owners;
+pub mod packages;
 pub mod publish;
+pub mod search;
 pub mod stats;
 pub mod users;
 

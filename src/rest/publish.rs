@@ -82,8 +82,13 @@ pub async fn publish(
     let tarball =
         tarball.ok_or_else(|| ValidationError::new("tarball", "the multipart body has no `tarball` file part"))?;
     let meta = metadata.unwrap_or_default();
-    let published =
-        publish::publish(&state, &viewer, &tarball, Claimed { name: meta.name, version: meta.version }).await?;
+    let published = publish::publish(
+        &state,
+        &viewer,
+        std::fs::File::open(&tarball).map_err(AppError::internal)?,
+        Claimed { name: meta.name, version: meta.version },
+    )
+    .await?;
     let v = published.version;
     Ok((
         StatusCode::CREATED,

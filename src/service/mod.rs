@@ -2,10 +2,15 @@
 //! entity models or plain structs; it knows nothing of HTTP or GraphQL.
 pub mod accounts;
 pub mod audit;
+pub mod batch;
+pub mod catalog;
+pub mod downloads;
 pub mod owners;
 pub mod packages;
 pub mod profiles;
 pub mod publish;
+pub mod readme;
+pub mod search;
 pub mod stats;
 pub mod tokens;
 pub mod versions;

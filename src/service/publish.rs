@@ -29,12 +29,13 @@ pub struct Published {
     pub version: versions::Model,
 }
 
-/// A tarball that passed validation, with its digest.
+/// A tarball that passed validation, with its digest and bytes (at most MAX_TARBALL_BYTES).
 struct Checked {
     manifest: Manifest,
     readme: Option<String>,
     sha256: String,
     size: u64,
+    bytes: bytes::Bytes,
 }
 
 /// Reads the file once: hashes the compressed bytes while the validator inflates them.
@@ -42,17 +43,17 @@ fn check(file: std::fs::File, limits: TarballLimits) -> Result<Checked, Validati
     struct Hashing<R> {
         inner: R,
         hasher: Sha256,
-        size: u64,
+        kept: Vec<u8>,
     }
     impl<R: Read> Read for Hashing<R> {
         fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
             let n = self.inner.read(buf)?;
             self.hasher.update(&buf[..n]);
-            self.size += n as u64;
+            self.kept.extend_from_slice(&buf[..n]);
             Ok(n)
         }
     }
-    let mut r = Hashing { inner: std::io::BufReader::new(file), hasher: Sha256::new(), size: 0 };
+    let mut r = Hashing { inner: std::io::BufReader::new(file), hasher: Sha256::new(), kept: Vec::new() };
     let contents = inspect_tarball(&mut r, &limits)?;
     // Trailing bytes after the archive still belong to the blob that is stored and served.
     std::io::copy(&mut r, &mut std::io::sink())
@@ -61,23 +62,18 @@ fn check(file: std::fs::File, limits: TarballLimits) -> Result<Checked, Validati
         manifest: contents.manifest,
         readme: contents.readme,
         sha256: hex::encode(r.hasher.finalize()),
-        size: r.size,
+        size: r.kept.len() as u64,
+        bytes: r.kept.into(),
     })
 }
 
-/// Publishes the tarball stored at `path` (already size-limited by the transport).
+/// Publishes the tarball in `file` (already size-limited by the transport).
 #[tracing::instrument(name = "publish", skip_all, fields(user_id = %viewer.user_id, package = tracing::field::Empty))]
-pub async fn publish(
-    state: &AppState,
-    viewer: &Viewer,
-    path: &std::path::Path,
-    claimed: Claimed,
-) -> AppResult<Published> {
+pub async fn publish(state: &AppState, viewer: &Viewer, file: std::fs::File, claimed: Claimed) -> AppResult<Published> {
     // Refuse a token that could publish nothing before spending time on the tarball.
     if !viewer.scopes.contains(Scope::PublishNew) && !viewer.scopes.contains(Scope::PublishUpdate) {
         return Err(AppError::Forbidden("this token lacks the publish-new and publish-update scopes".into()));
     }
-    let file = std::fs::File::open(path).map_err(AppError::internal)?;
     let checked = tokio::task::spawn_blocking(move || check(file, TarballLimits::default()))
         .await
         .map_err(AppError::internal)??;
@@ -116,8 +112,7 @@ pub async fn publish(
     // and the loser never touches the winner's blob.
     let version_text = m.version.to_string();
     let key = Storage::key(m.name.as_str(), &version_text);
-    let bytes = bytes::Bytes::from(tokio::fs::read(path).await.map_err(AppError::internal)?);
-    put_blob_once(state, &key, bytes, existing.as_ref(), m).await?;
+    put_blob_once(state, &key, checked.bytes.clone(), existing.as_ref(), m).await?;
 
     match write_rows(state, viewer, existing, &checked).await {
         Ok(p) => Ok(p),

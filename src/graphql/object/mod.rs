@@ -1,3 +1,4 @@
 //! GraphQL output types, shaped from service results (entity models are never GraphQL types).
 pub mod account;
+pub mod package;
 pub mod stats;

@@ -1,0 +1,65 @@
+use async_graphql::{Context, Object, Result, Upload};
+
+use crate::auth::Scope;
+use crate::error::AppError;
+use crate::graphql::auth::{viewer, RequireScope};
+use crate::graphql::object::account::User;
+use crate::graphql::object::package::{Package, PackageOwner, Version};
+use crate::graphql::state;
+use crate::service::packages::Role;
+use crate::service::publish::{self, Claimed};
+use crate::service::{owners, yank};
+
+#[derive(Default)]
+pub struct PackageMutation;
+
+#[Object]
+impl PackageMutation {
+    /// Publishes a tarball (GraphQL multipart request). Name, version and metadata come from the
+    /// raven.toml inside it.
+    #[graphql(guard = "RequireScope(None)")]
+    async fn publish(&self, ctx: &Context<'_>, tarball: Upload) -> Result<Version> {
+        let upload = tarball.value(ctx).map_err(|e| AppError::BadRequest(format!("cannot read the upload: {e}")))?;
+        let published = publish::publish(state(ctx), viewer(ctx)?, upload.content, Claimed::default()).await?;
+        Ok(Version(published.version))
+    }
+
+    #[graphql(guard = "RequireScope(Some(Scope::Yank))")]
+    async fn yank(&self, ctx: &Context<'_>, name: String, version: String, reason: Option<String>) -> Result<Version> {
+        Ok(Version(yank::set_yanked(state(ctx), viewer(ctx)?, &name, &version, true, reason).await?.version))
+    }
+
+    #[graphql(guard = "RequireScope(Some(Scope::Yank))")]
+    async fn unyank(&self, ctx: &Context<'_>, name: String, version: String) -> Result<Version> {
+        Ok(Version(yank::set_yanked(state(ctx), viewer(ctx)?, &name, &version, false, None).await?.version))
+    }
+
+    /// Adds an owner or maintainer (or changes their role). Owners only.
+    #[graphql(guard = "RequireScope(Some(Scope::ChangeOwners))")]
+    async fn add_owner(
+        &self,
+        ctx: &Context<'_>,
+        package: String,
+        username: String,
+        #[graphql(default_with = "OwnerRole::Owner")] role: OwnerRole,
+    ) -> Result<PackageOwner> {
+        let role = match role {
+            OwnerRole::Owner => Role::Owner,
+            OwnerRole::Maintainer => Role::Maintainer,
+        };
+        let (_, o) = owners::add(state(ctx), viewer(ctx)?, &package, &username, role).await?;
+        Ok(PackageOwner { user: User(o.user), role: o.role, added_at: o.added_at })
+    }
+
+    /// Removes an owner or maintainer; the last owner cannot be removed.
+    #[graphql(guard = "RequireScope(Some(Scope::ChangeOwners))")]
+    async fn remove_owner(&self, ctx: &Context<'_>, package: String, username: String) -> Result<Package> {
+        Ok(Package(owners::remove(state(ctx), viewer(ctx)?, &package, &username).await?))
+    }
+}
+
+#[derive(async_graphql::Enum, Clone, Copy, PartialEq, Eq)]
+pub enum OwnerRole {
+    Owner,
+    Maintainer,
+}

@@ -1,0 +1,57 @@
+use async_graphql::{Context, Object, Result};
+
+use crate::graphql::object::package::{page, Package, PackageConnection, Version};
+use crate::graphql::{cursor, state};
+use crate::service::search::{self, PackageSort};
+use crate::service::{catalog, packages as pkgs};
+
+#[derive(Default)]
+pub struct PackageQuery;
+
+#[Object]
+impl PackageQuery {
+    /// A package by name, or null.
+    async fn package(&self, ctx: &Context<'_>, name: String) -> Result<Option<Package>> {
+        Ok(pkgs::find_by_name(&state(ctx).db, &name.to_ascii_lowercase()).await?.map(Package))
+    }
+
+    /// One version of a package (build metadata ignored), or null.
+    async fn version(&self, ctx: &Context<'_>, name: String, version: String) -> Result<Option<Version>> {
+        match catalog::version_detail(state(ctx), &name.to_ascii_lowercase(), &version).await {
+            Ok(d) => Ok(Some(Version(d.version))),
+            Err(crate::error::AppError::NotFound(_)) => Ok(None),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Full-text search over names, keywords and descriptions.
+    #[graphql(complexity = "first.unwrap_or(20).max(0) as usize * child_complexity")]
+    async fn search(
+        &self,
+        ctx: &Context<'_>,
+        query: String,
+        first: Option<i32>,
+        after: Option<String>,
+        #[graphql(default_with = "PackageSort::Relevance")] sort: PackageSort,
+    ) -> Result<PackageConnection> {
+        let first = cursor::first(first)?;
+        let offset = cursor::after(after.as_deref())?;
+        let p = search::search(&state(ctx).db, &query, sort, offset, first).await?;
+        Ok(page(p.hits.into_iter().map(|h| Package(h.package)).collect(), offset, p.total))
+    }
+
+    /// Every package, for browsing.
+    #[graphql(complexity = "first.unwrap_or(20).max(0) as usize * child_complexity")]
+    async fn packages(
+        &self,
+        ctx: &Context<'_>,
+        first: Option<i32>,
+        after: Option<String>,
+        #[graphql(default_with = "PackageSort::Downloads")] sort: PackageSort,
+    ) -> Result<PackageConnection> {
+        let first = cursor::first(first)?;
+        let offset = cursor::after(after.as_deref())?;
+        let p = search::browse(&state(ctx).db, sort, offset, first).await?;
+        Ok(page(p.hits.into_iter().map(|h| Package(h.package)).collect(), offset, p.total))
+    }
+}

@@ -1,0 +1,64 @@
+//! GET /search?q=&limit=&offset=
+use axum::extract::{Query, State};
+use axum::Json;
+use serde::{Deserialize, Serialize};
+
+use crate::error::{AppError, AppResult};
+use crate::service::search::{self, PackageSort};
+use crate::service::versions;
+use crate::state::AppState;
+
+#[derive(Deserialize)]
+pub struct Params {
+    #[serde(default)]
+    q: String,
+    limit: Option<String>,
+    offset: Option<String>,
+}
+
+#[derive(Serialize)]
+pub struct Result_ {
+    name: String,
+    version: String,
+    description: String,
+    keywords: Vec<String>,
+    downloads: i64,
+    score: f64,
+}
+
+#[derive(Serialize)]
+pub struct SearchBody {
+    results: Vec<Result_>,
+    total: u64,
+    limit: u64,
+    offset: u64,
+}
+
+fn number(v: Option<String>, name: &str, default: u64) -> AppResult<u64> {
+    match v {
+        None => Ok(default),
+        Some(s) => s.parse::<u64>().map_err(|_| AppError::BadRequest(format!("{name} must be a non-negative integer"))),
+    }
+}
+
+pub async fn search(State(state): State<AppState>, Query(p): Query<Params>) -> AppResult<Json<SearchBody>> {
+    // Capped rather than refused: `raven pkg` may ask for more than a page.
+    let limit = number(p.limit, "limit", 20)?.clamp(1, 100);
+    let offset = number(p.offset, "offset", 0)?.min(1 << 40);
+    let page = search::search(&state.db, &p.q, PackageSort::Relevance, offset, limit).await?;
+    let ids: Vec<_> = page.hits.iter().map(|h| h.package.id).collect();
+    let latest = versions::latest_for_packages(&state.db, &ids).await?;
+    let results = page
+        .hits
+        .into_iter()
+        .map(|h| Result_ {
+            version: latest.get(&h.package.id).map(|v| v.num.clone()).unwrap_or_default(),
+            keywords: crate::service::catalog::keywords_of(&h.package),
+            description: h.package.description.unwrap_or_default(),
+            downloads: h.package.downloads,
+            name: h.package.name,
+            score: h.score,
+        })
+        .collect();
+    Ok(Json(SearchBody { results, total: page.total, limit, offset }))
+}

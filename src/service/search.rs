@@ -1,0 +1,228 @@
+//! Search and browse. Ranking: exact name, then name prefix, then full-text rank, ties broken by
+//! downloads. PostgreSQL uses the weighted tsvector + GIN index, SQLite FTS5 with bm25. The user's
+//! words are reduced to [a-z0-9] terms and passed as bound parameters, so `%`, `_`, quotes and FTS
+//! operators are never syntax.
+use chrono::{Duration, Utc};
+use sea_orm::{DatabaseConnection, DbBackend, FromQueryResult, Statement, Value};
+use uuid::Uuid;
+
+use entity::packages;
+
+use crate::error::AppResult;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, async_graphql::Enum)]
+pub enum PackageSort {
+    /// Best match first (search only; browsing falls back to DOWNLOADS).
+    Relevance,
+    Downloads,
+    /// Downloads over the last 90 days.
+    RecentDownloads,
+    Newest,
+    RecentlyUpdated,
+    Name,
+}
+
+pub struct Hit {
+    pub package: packages::Model,
+    pub score: f64,
+}
+
+pub struct Page {
+    pub hits: Vec<Hit>,
+    pub total: u64,
+}
+
+#[derive(FromQueryResult)]
+struct Row {
+    id: Uuid,
+    name: String,
+    description: Option<String>,
+    license: Option<String>,
+    repository: Option<String>,
+    homepage: Option<String>,
+    keywords_text: String,
+    downloads: i64,
+    created_at: chrono::DateTime<Utc>,
+    updated_at: chrono::DateTime<Utc>,
+    score: f64,
+}
+
+#[derive(FromQueryResult)]
+struct Count {
+    n: i64,
+}
+
+/// Lowercase alphanumeric terms of the query, at most 8.
+pub fn terms(query: &str) -> Vec<String> {
+    query
+        .to_lowercase()
+        .split(|c: char| !c.is_ascii_alphanumeric())
+        .filter(|t| !t.is_empty())
+        .map(|t| t.chars().take(64).collect())
+        .take(8)
+        .collect()
+}
+
+fn like_escape(s: &str) -> String {
+    s.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_")
+}
+
+/// Packages with at least one non-yanked version: fully yanked packages leave search and browse.
+const VISIBLE: &str = "EXISTS (SELECT 1 FROM versions v WHERE v.package_id = p.id AND v.yanked = FALSE)";
+const COLUMNS: &str = "p.id, p.name, p.description, p.license, p.repository, p.homepage, p.keywords_text, p.downloads, p.created_at, p.updated_at";
+
+fn order_by(sort: PackageSort) -> &'static str {
+    match sort {
+        PackageSort::Relevance => "score DESC, p.downloads DESC, p.name",
+        PackageSort::Downloads => "p.downloads DESC, p.name",
+        PackageSort::RecentDownloads => "recent DESC, p.downloads DESC, p.name",
+        PackageSort::Newest => "p.created_at DESC, p.name",
+        PackageSort::RecentlyUpdated => "p.updated_at DESC, p.name",
+        PackageSort::Name => "p.name",
+    }
+}
+
+/// Numbers `?` placeholders as `$n` for PostgreSQL.
+fn sql(backend: DbBackend, text: &str) -> String {
+    if backend != DbBackend::Postgres {
+        return text.to_owned();
+    }
+    let mut out = String::with_capacity(text.len() + 8);
+    let mut n = 0;
+    for c in text.chars() {
+        if c == '?' {
+            n += 1;
+            out.push_str(&format!("${n}"));
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+const RECENT: &str = "(SELECT CAST(COALESCE(SUM(d.count), 0) AS BIGINT) FROM version_downloads d JOIN versions rv ON rv.id = d.version_id \
+                      WHERE rv.package_id = p.id AND d.day >= ?)";
+
+fn to_page(rows: Vec<Row>, total: i64) -> Page {
+    Page {
+        hits: rows
+            .into_iter()
+            .map(|r| Hit {
+                score: r.score,
+                package: packages::Model {
+                    id: r.id,
+                    name: r.name,
+                    description: r.description,
+                    license: r.license,
+                    repository: r.repository,
+                    homepage: r.homepage,
+                    keywords_text: r.keywords_text,
+                    downloads: r.downloads,
+                    created_at: r.created_at,
+                    updated_at: r.updated_at,
+                },
+            })
+            .collect(),
+        total: total.max(0) as u64,
+    }
+}
+
+#[tracing::instrument(name = "db.search", skip(db))]
+pub async fn search(
+    db: &DatabaseConnection,
+    query: &str,
+    sort: PackageSort,
+    offset: u64,
+    limit: u64,
+) -> AppResult<Page> {
+    let terms = terms(query);
+    if terms.is_empty() {
+        return Ok(Page { hits: Vec::new(), total: 0 });
+    }
+    let backend = db.get_database_backend();
+    let exact = query.trim().to_lowercase();
+    let prefix = format!("{}%", like_escape(&exact));
+    let since = Utc::now().date_naive() - Duration::days(90);
+    // Exact name outranks any prefix, which outranks any text match (text ranks stay below 100).
+    let (from, score, text_values): (String, String, Vec<Value>) = match backend {
+        DbBackend::Postgres => {
+            let tsq = terms.iter().map(|t| format!("{t}:*")).collect::<Vec<_>>().join(" & ");
+            (
+                "packages p WHERE (p.search @@ to_tsquery('simple', ?) OR p.name LIKE ? ESCAPE '\\')".into(),
+                "(CASE WHEN p.name = ? THEN 1000.0 WHEN p.name LIKE ? ESCAPE '\\' THEN 100.0 ELSE 0.0 END \
+                 + CAST(ts_rank(p.search, to_tsquery('simple', ?)) AS DOUBLE PRECISION))"
+                    .into(),
+                vec![tsq.into(), prefix.clone().into(), exact.clone().into(), prefix.clone().into()],
+            )
+        }
+        _ => {
+            let fts = terms.iter().map(|t| format!("\"{t}\"*")).collect::<Vec<_>>().join(" AND ");
+            (
+                "packages p WHERE (p.rowid IN (SELECT rowid FROM packages_fts WHERE packages_fts MATCH ?) OR p.name LIKE ? ESCAPE '\\')".into(),
+                "(CASE WHEN p.name = ? THEN 1000.0 WHEN p.name LIKE ? ESCAPE '\\' THEN 100.0 ELSE 0.0 END \
+                 + COALESCE((SELECT -bm25(packages_fts, 10.0, 5.0, 1.0) FROM packages_fts WHERE packages_fts MATCH ? AND rowid = p.rowid), 0.0) / 100.0)"
+                    .into(),
+                vec![fts.into(), prefix.clone().into(), exact.clone().into(), prefix.clone().into()],
+            )
+        }
+    };
+    // Values in placeholder order: score (exact, prefix, text), recent, where (text, prefix).
+    let text_q = text_values[0].clone();
+    let score_values = vec![text_values[2].clone(), text_values[3].clone(), text_q.clone()];
+    let where_values = vec![text_q, text_values[1].clone()];
+
+    let count_sql = format!("SELECT CAST(COUNT(*) AS BIGINT) AS n FROM {from} AND {VISIBLE}");
+    let count = Count::find_by_statement(Statement::from_sql_and_values(
+        backend,
+        sql(backend, &count_sql),
+        where_values.clone(),
+    ))
+    .one(db)
+    .await?
+    .map(|c| c.n)
+    .unwrap_or(0);
+
+    let page_sql = format!(
+        "SELECT {COLUMNS}, {score} AS score, {RECENT} AS recent FROM {from} AND {VISIBLE} ORDER BY {} LIMIT ? OFFSET ?",
+        order_by(sort)
+    );
+    let mut values = score_values;
+    values.push(since.into());
+    values.extend(where_values);
+    values.push((limit as i64).into());
+    values.push((offset as i64).into());
+    let rows = Row::find_by_statement(Statement::from_sql_and_values(backend, sql(backend, &page_sql), values))
+        .all(db)
+        .await?;
+    Ok(to_page(rows, count))
+}
+
+/// Every visible package in the chosen order.
+#[tracing::instrument(name = "db.browse", skip(db))]
+pub async fn browse(db: &DatabaseConnection, sort: PackageSort, offset: u64, limit: u64) -> AppResult<Page> {
+    let backend = db.get_database_backend();
+    let sort = if sort == PackageSort::Relevance { PackageSort::Downloads } else { sort };
+    let count_sql = format!("SELECT CAST(COUNT(*) AS BIGINT) AS n FROM packages p WHERE {VISIBLE}");
+    let count =
+        Count::find_by_statement(Statement::from_string(backend, count_sql)).one(db).await?.map(|c| c.n).unwrap_or(0);
+    let since = Utc::now().date_naive() - Duration::days(90);
+    let page_sql = format!(
+        "SELECT {COLUMNS}, 0.0 AS score, {RECENT} AS recent FROM packages p WHERE {VISIBLE} ORDER BY {} LIMIT ? OFFSET ?",
+        order_by(sort)
+    );
+    let values: Vec<Value> = vec![since.into(), (limit as i64).into(), (offset as i64).into()];
+    let rows = Row::find_by_statement(Statement::from_sql_and_values(backend, sql(backend, &page_sql), values))
+        .all(db)
+        .await?;
+    Ok(to_page(rows, count))
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn terms_are_data_not_syntax() {
+        assert_eq!(super::terms("HTTP-client \"x\" OR 50%_off*"), vec!["http", "client", "x", "or", "50", "off"]);
+        assert!(super::terms("%_'\"*()").is_empty());
+        assert_eq!(super::like_escape("a%b_c\\"), "a\\%b\\_c\\\\");
+    }
+}
