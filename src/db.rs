@@ -1,4 +1,6 @@
 //! Database connection and migrations, for both backends.
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use migration::{Migrator, MigratorTrait};
@@ -10,7 +12,8 @@ use crate::config::Config;
 /// Connects with pool settings that suit each backend. SQLite gets WAL (readers never block the
 /// writer), synchronous=NORMAL (durable at checkpoints, safe with WAL) and a busy timeout, so
 /// concurrent writers queue instead of failing.
-pub async fn connect(cfg: &Config) -> anyhow::Result<DatabaseConnection> {
+/// Also returns a counter of every statement the connection runs (the N+1 test and metrics read it).
+pub async fn connect(cfg: &Config) -> anyhow::Result<(DatabaseConnection, Arc<AtomicU64>)> {
     let url = cfg.database_url();
     let sqlite = url.starts_with("sqlite:");
     if sqlite && cfg.database_url.is_none() {
@@ -35,8 +38,13 @@ pub async fn connect(cfg: &Config) -> anyhow::Result<DatabaseConnection> {
                 .foreign_keys(true)
         });
     }
-    let db = Database::connect(opts).await.map_err(|e| anyhow::anyhow!("cannot connect to DATABASE_URL: {e}"))?;
-    Ok(db)
+    let mut db = Database::connect(opts).await.map_err(|e| anyhow::anyhow!("cannot connect to DATABASE_URL: {e}"))?;
+    let statements = Arc::new(AtomicU64::new(0));
+    let counter = statements.clone();
+    db.set_metric_callback(move |_| {
+        counter.fetch_add(1, Ordering::Relaxed);
+    });
+    Ok((db, statements))
 }
 
 /// Applies pending migrations; already-applied ones are skipped, so this is safe on every start.

@@ -51,7 +51,7 @@ pub struct App {
 /// builds the router.
 pub async fn build(config: Config) -> anyhow::Result<App> {
     let storage = Storage::from_config(&config)?;
-    let db = db::connect(&config).await?;
+    let (db, db_statements) = db::connect(&config).await?;
     db::migrate(&db).await?;
     let jwt_secret = secret::load_or_create(config.jwt_secret.as_deref(), &config.data_dir)?;
     let state = AppState {
@@ -61,6 +61,7 @@ pub async fn build(config: Config) -> anyhow::Result<App> {
         keys: auth::TokenKeys::new(&jwt_secret),
         hasher: auth::PasswordHasher::default(),
         downloads: Default::default(),
+        db_statements,
         jwt_secret: jwt_secret.into(),
         config: Arc::new(config),
     };

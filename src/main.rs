@@ -21,7 +21,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Migrate => {
-            let db = raven_registry::db::connect(&config).await?;
+            let (db, _) = raven_registry::db::connect(&config).await?;
             raven_registry::db::migrate(&db).await?;
             println!("migrations applied");
             Ok(())

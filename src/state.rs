@@ -19,4 +19,6 @@ pub struct AppState {
     pub keys: TokenKeys,
     pub hasher: PasswordHasher,
     pub downloads: Arc<DownloadCounter>,
+    /// Statements run on `db` since start.
+    pub db_statements: Arc<std::sync::atomic::AtomicU64>,
 }

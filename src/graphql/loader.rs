@@ -20,7 +20,9 @@ pub struct Batch {
 }
 
 pub fn new(db: DatabaseConnection) -> Loaders {
-    DataLoader::new(Batch { db }, tokio::spawn)
+    // A short delay lets every field of a page enqueue its key before the batch runs, so a page of
+    // 50 costs the same statements as a page of 5.
+    DataLoader::new(Batch { db }, tokio::spawn).delay(std::time::Duration::from_millis(5))
 }
 
 #[derive(Clone, PartialEq, Eq, Hash)]

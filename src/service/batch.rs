@@ -3,10 +3,10 @@
 use std::collections::HashMap;
 
 use chrono::{Duration, NaiveDate, Utc};
-use sea_orm::{ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, QuerySelect};
+use sea_orm::{ColumnTrait, DatabaseConnection, EntityTrait, FromQueryResult, QueryFilter};
 use uuid::Uuid;
 
-use entity::{dependencies, package_owners, packages, users, version_downloads, versions};
+use entity::{dependencies, package_owners, packages, users, versions};
 
 use crate::error::AppResult;
 use crate::service::versions::semver_key;
@@ -94,38 +94,38 @@ pub async fn dependencies_of(
 /// How far back per-day download figures are kept in reach of GraphQL (daily, lastWeek, lastMonth).
 pub const DAILY_WINDOW_DAYS: i64 = 90;
 
-/// Per-day downloads of each package over the window, summed over its versions.
+#[derive(sea_orm::FromQueryResult)]
+struct DayRow {
+    package_id: Uuid,
+    day: NaiveDate,
+    n: i64,
+}
+
+/// Per-day downloads of each package over the window, summed over its versions, in one statement.
 pub async fn daily_downloads(
     db: &DatabaseConnection,
     package_ids: &[Uuid],
 ) -> AppResult<HashMap<Uuid, Vec<(NaiveDate, i64)>>> {
-    let since = Utc::now().date_naive() - Duration::days(DAILY_WINDOW_DAYS);
-    let vs: Vec<(Uuid, Uuid)> = versions::Entity::find()
-        .select_only()
-        .column(versions::Column::Id)
-        .column(versions::Column::PackageId)
-        .filter(versions::Column::PackageId.is_in(package_ids.iter().copied()))
-        .into_tuple()
-        .all(db)
-        .await?;
-    let owner_of: HashMap<Uuid, Uuid> = vs.iter().copied().collect();
-    let rows = version_downloads::Entity::find()
-        .filter(version_downloads::Column::VersionId.is_in(owner_of.keys().copied()))
-        .filter(version_downloads::Column::Day.gte(since))
-        .all(db)
-        .await?;
-    let mut sums: HashMap<Uuid, HashMap<NaiveDate, i64>> = package_ids.iter().map(|id| (*id, HashMap::new())).collect();
-    for r in rows {
-        if let Some(p) = owner_of.get(&r.version_id) {
-            *sums.entry(*p).or_default().entry(r.day).or_default() += r.count;
-        }
+    use sea_orm::{ConnectionTrait, Statement};
+    let mut out: HashMap<Uuid, Vec<(NaiveDate, i64)>> = package_ids.iter().map(|id| (*id, Vec::new())).collect();
+    if package_ids.is_empty() {
+        return Ok(out);
     }
-    Ok(sums
-        .into_iter()
-        .map(|(p, days)| {
-            let mut list: Vec<(NaiveDate, i64)> = days.into_iter().collect();
-            list.sort();
-            (p, list)
-        })
-        .collect())
+    let backend = db.get_database_backend();
+    let since = Utc::now().date_naive() - Duration::days(DAILY_WINDOW_DAYS);
+    let list = (0..package_ids.len()).map(|_| "?").collect::<Vec<_>>().join(", ");
+    let sql = format!(
+        "SELECT v.package_id AS package_id, d.day AS day, CAST(SUM(d.count) AS BIGINT) AS n FROM version_downloads d \
+         JOIN versions v ON v.id = d.version_id WHERE d.day >= ? AND v.package_id IN ({list}) GROUP BY v.package_id, d.day"
+    );
+    let mut values: Vec<sea_orm::Value> = vec![since.into()];
+    values.extend(package_ids.iter().map(|id| sea_orm::Value::from(*id)));
+    let stmt = Statement::from_sql_and_values(backend, crate::service::search::numbered(backend, &sql), values);
+    for r in DayRow::find_by_statement(stmt).all(db).await? {
+        out.entry(r.package_id).or_default().push((r.day, r.n));
+    }
+    for list in out.values_mut() {
+        list.sort();
+    }
+    Ok(out)
 }

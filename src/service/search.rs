@@ -83,7 +83,7 @@ fn order_by(sort: PackageSort) -> &'static str {
 }
 
 /// Numbers `?` placeholders as `$n` for PostgreSQL.
-fn sql(backend: DbBackend, text: &str) -> String {
+pub fn numbered(backend: DbBackend, text: &str) -> String {
     if backend != DbBackend::Postgres {
         return text.to_owned();
     }
@@ -174,7 +174,7 @@ pub async fn search(
     let count_sql = format!("SELECT CAST(COUNT(*) AS BIGINT) AS n FROM {from} AND {VISIBLE}");
     let count = Count::find_by_statement(Statement::from_sql_and_values(
         backend,
-        sql(backend, &count_sql),
+        numbered(backend, &count_sql),
         where_values.clone(),
     ))
     .one(db)
@@ -191,7 +191,7 @@ pub async fn search(
     values.extend(where_values);
     values.push((limit as i64).into());
     values.push((offset as i64).into());
-    let rows = Row::find_by_statement(Statement::from_sql_and_values(backend, sql(backend, &page_sql), values))
+    let rows = Row::find_by_statement(Statement::from_sql_and_values(backend, numbered(backend, &page_sql), values))
         .all(db)
         .await?;
     Ok(to_page(rows, count))
@@ -211,7 +211,7 @@ pub async fn browse(db: &DatabaseConnection, sort: PackageSort, offset: u64, lim
         order_by(sort)
     );
     let values: Vec<Value> = vec![since.into(), (limit as i64).into(), (offset as i64).into()];
-    let rows = Row::find_by_statement(Statement::from_sql_and_values(backend, sql(backend, &page_sql), values))
+    let rows = Row::find_by_statement(Statement::from_sql_and_values(backend, numbered(backend, &page_sql), values))
         .all(db)
         .await?;
     Ok(to_page(rows, count))

@@ -1,0 +1,128 @@
+//! Package tarballs built in the tests: valid ones, and hostile ones whose headers are written by
+//! hand (the `tar` builder refuses `..` and friends, which is exactly what an attacker would not).
+use std::io::{Read, Write};
+
+use flate2::write::GzEncoder;
+use flate2::Compression;
+use tar::{Builder, EntryType, Header};
+
+/// One archive member: its raw path (written verbatim into the header), its type, its data, and the
+/// target of a link.
+pub struct Member {
+    pub path: String,
+    pub kind: EntryType,
+    pub data: Vec<u8>,
+    pub link: Option<String>,
+}
+
+pub fn file(path: &str, data: impl AsRef<[u8]>) -> Member {
+    Member { path: path.to_owned(), kind: EntryType::Regular, data: data.as_ref().to_vec(), link: None }
+}
+
+pub fn dir(path: &str) -> Member {
+    Member { path: path.to_owned(), kind: EntryType::Directory, data: Vec::new(), link: None }
+}
+
+pub fn symlink(path: &str, target: &str) -> Member {
+    Member { path: path.to_owned(), kind: EntryType::Symlink, data: Vec::new(), link: Some(target.to_owned()) }
+}
+
+pub fn hardlink(path: &str, target: &str) -> Member {
+    Member { path: path.to_owned(), kind: EntryType::Link, data: Vec::new(), link: Some(target.to_owned()) }
+}
+
+/// A GNU header whose name bytes are copied as given: no normalisation, no refusal of `..` or `/`.
+pub fn raw_header(path: &str, kind: EntryType, size: u64) -> Header {
+    let mut header = Header::new_gnu();
+    let name = &mut header.as_gnu_mut().unwrap().name;
+    assert!(path.len() <= name.len(), "raw paths must fit the 100-byte name field: {path}");
+    name[..path.len()].copy_from_slice(path.as_bytes());
+    header.set_entry_type(kind);
+    header.set_mode(if kind == EntryType::Directory { 0o755 } else { 0o644 });
+    header.set_size(size);
+    header.set_mtime(1_700_000_000);
+    header
+}
+
+/// The uncompressed tar stream of `members`.
+pub fn tar_bytes(members: &[Member]) -> Vec<u8> {
+    let mut builder = Builder::new(Vec::new());
+    for m in members {
+        let mut header = raw_header(&m.path, m.kind, m.data.len() as u64);
+        if let Some(target) = &m.link {
+            let link = &mut header.as_gnu_mut().unwrap().linkname;
+            link[..target.len()].copy_from_slice(target.as_bytes());
+        }
+        header.set_cksum();
+        builder.append(&header, m.data.as_slice()).unwrap();
+    }
+    builder.into_inner().unwrap()
+}
+
+pub fn gzip(bytes: &[u8]) -> Vec<u8> {
+    let mut gz = GzEncoder::new(Vec::new(), Compression::default());
+    gz.write_all(bytes).unwrap();
+    gz.finish().unwrap()
+}
+
+pub fn targz(members: &[Member]) -> Vec<u8> {
+    gzip(&tar_bytes(members))
+}
+
+/// A complete raven.toml. `extra_package` is appended to [package]; `dependencies` is the body of
+/// [dependencies] (empty for none).
+pub fn manifest_with(name: &str, version: &str, extra_package: &str, dependencies: &str) -> String {
+    let mut text = format!(
+        "[package]\nname = \"{name}\"\nversion = \"{version}\"\nauthors = [\"Ada <ada@example.com>\"]\n{extra_package}\n"
+    );
+    if !dependencies.is_empty() {
+        text.push_str("\n[dependencies]\n");
+        text.push_str(dependencies);
+        text.push('\n');
+    }
+    text
+}
+
+pub fn manifest(name: &str, version: &str) -> String {
+    manifest_with(name, version, "", "")
+}
+
+/// A small valid package: raven.toml, a README and a source file.
+pub fn package(name: &str, version: &str) -> Vec<u8> {
+    package_from_manifest(&manifest(name, version))
+}
+
+pub fn package_from_manifest(manifest: &str) -> Vec<u8> {
+    targz(&[
+        file("raven.toml", manifest),
+        file("README.md", "# readme\n"),
+        dir("src/"),
+        file("src/lib.rvn", "fn main() {}\n"),
+    ])
+}
+
+/// A package with a raven.toml and one entry of `unpacked` zero bytes, compressed as a stream: the
+/// zeros never exist in memory, and the result is small (deflate shrinks zeros about 1000-fold).
+pub fn gzip_bomb(manifest: &str, unpacked: u64) -> Vec<u8> {
+    let mut builder = Builder::new(GzEncoder::new(Vec::new(), Compression::default()));
+    let mut header = raw_header("raven.toml", EntryType::Regular, manifest.len() as u64);
+    header.set_cksum();
+    builder.append(&header, manifest.as_bytes()).unwrap();
+    let mut header = raw_header("zeros.bin", EntryType::Regular, unpacked);
+    header.set_cksum();
+    builder.append(&header, std::io::repeat(0).take(unpacked)).unwrap();
+    builder.into_inner().unwrap().finish().unwrap()
+}
+
+/// Deterministic bytes that deflate cannot shrink (xorshift64).
+pub fn noise(len: usize, mut seed: u64) -> Vec<u8> {
+    let mut out = Vec::with_capacity(len + 8);
+    while out.len() < len {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        out.extend_from_slice(&seed.to_le_bytes());
+    }
+    out.truncate(len);
+    out
+}
