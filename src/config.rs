@@ -22,6 +22,27 @@ pub enum Command {
     Migrate,
     /// Print the GraphQL schema (SDL) to stdout.
     Schema,
+    /// Fill the database with realistic demo data through the service layer.
+    Seed(SeedArgs),
+    /// Check blobs against version rows: missing or corrupt blobs, and orphan blobs.
+    Fsck(FsckArgs),
+}
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct SeedArgs {
+    /// Number of packages to create.
+    #[arg(long, default_value_t = 100)]
+    pub packages: u32,
+    /// Versions per package.
+    #[arg(long, default_value_t = 3)]
+    pub versions: u32,
+}
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct FsckArgs {
+    /// Delete orphan blobs (blobs no version owns). Versions are never deleted.
+    #[arg(long)]
+    pub repair: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -87,6 +108,30 @@ pub struct Config {
     pub rate_limit_authenticated: u32,
     #[arg(long, env = "RATE_LIMITS_ENABLED", default_value_t = true, action = ArgAction::Set, global = true)]
     pub rate_limits_enabled: bool,
+    /// The window of the hourly budgets above and of the login budget, in seconds.
+    #[arg(long, env = "RATE_LIMIT_WINDOW_SECS", default_value_t = 3600, global = true, value_parser = clap::value_parser!(u64).range(1..))]
+    pub rate_limit_window_secs: u64,
+    /// Login attempts per window, per client IP and per email.
+    #[arg(long, env = "RATE_LIMIT_LOGIN", default_value_t = 10, global = true, value_parser = clap::value_parser!(u32).range(1..))]
+    pub rate_limit_login: u32,
+    /// New packages a user may publish at once...
+    #[arg(long, env = "RATE_LIMIT_PUBLISH_NEW_BURST", default_value_t = 5, global = true, value_parser = clap::value_parser!(u32).range(1..))]
+    pub rate_limit_publish_new_burst: u32,
+    /// ...then one per this many seconds.
+    #[arg(long, env = "RATE_LIMIT_PUBLISH_NEW_PERIOD_SECS", default_value_t = 600, global = true, value_parser = clap::value_parser!(u64).range(1..))]
+    pub rate_limit_publish_new_period_secs: u64,
+    /// New versions of existing packages a user may publish at once...
+    #[arg(long, env = "RATE_LIMIT_PUBLISH_VERSION_BURST", default_value_t = 30, global = true, value_parser = clap::value_parser!(u32).range(1..))]
+    pub rate_limit_publish_version_burst: u32,
+    /// ...then one per this many seconds.
+    #[arg(long, env = "RATE_LIMIT_PUBLISH_VERSION_PERIOD_SECS", default_value_t = 60, global = true, value_parser = clap::value_parser!(u64).range(1..))]
+    pub rate_limit_publish_version_period_secs: u64,
+    /// Yanks and unyanks a user may make at once...
+    #[arg(long, env = "RATE_LIMIT_YANK_BURST", default_value_t = 100, global = true, value_parser = clap::value_parser!(u32).range(1..))]
+    pub rate_limit_yank_burst: u32,
+    /// ...then one per this many seconds.
+    #[arg(long, env = "RATE_LIMIT_YANK_PERIOD_SECS", default_value_t = 60, global = true, value_parser = clap::value_parser!(u64).range(1..))]
+    pub rate_limit_yank_period_secs: u64,
     /// Use Fly-Client-IP / X-Forwarded-For for the client address (only behind a trusted proxy).
     #[arg(long, env = "TRUST_PROXY_HEADERS", default_value_t = false, action = ArgAction::Set, global = true)]
     pub trust_proxy_headers: bool,

@@ -60,10 +60,13 @@ pub fn router(state: AppState, schema: RegistrySchema) -> Router {
     Router::new()
         .route("/health", get(rest::health::health))
         .route("/ready", get(rest::health::ready))
+        .route("/metrics", get(crate::metrics::render))
         .merge(graphql_routes)
         .nest("/api/v1", api)
         .fallback(rest::not_found)
         .layer(DefaultBodyLimit::max(JSON_BODY_LIMIT))
+        .layer(axum::middleware::from_fn_with_state(state.clone(), crate::ratelimit::middleware))
+        .layer(axum::middleware::from_fn(crate::metrics::track))
         .layer(Extension(GraphqlEndpoint { schema }))
         .layer(middleware_stack())
         .with_state(state)
@@ -77,7 +80,12 @@ type Stack = tower::ServiceBuilder<
             tower::layer::util::Stack<
                 PropagateRequestIdLayer,
                 tower::layer::util::Stack<
-                    TraceLayer<SharedClassifier<ServerErrorsAsFailures>, fn(&Request<Body>) -> tracing::Span>,
+                    TraceLayer<
+                        SharedClassifier<ServerErrorsAsFailures>,
+                        fn(&Request<Body>) -> tracing::Span,
+                        tower_http::trace::DefaultOnRequest,
+                        crate::telemetry::LogResponse,
+                    >,
                     tower::layer::util::Stack<SetRequestIdLayer<MakeRequestUuid>, tower::layer::util::Identity>,
                 >,
             >,
@@ -86,15 +94,15 @@ type Stack = tower::ServiceBuilder<
 >;
 
 fn request_span(req: &Request<Body>) -> tracing::Span {
-    let id = req.headers().get(REQUEST_ID).and_then(|v| v.to_str().ok()).unwrap_or("-");
-    // The path only: query strings and headers (tokens) are never logged.
-    tracing::info_span!("http", method = %req.method(), path = %req.uri().path(), request_id = %id)
+    crate::telemetry::request_span(req, &REQUEST_ID)
 }
 
 fn middleware_stack() -> Stack {
     // Tarballs are already gzip: compressing them again wastes CPU and breaks Content-Length.
     let compress = DefaultPredicate::new().and(NotForContentType::const_new("application/gzip"));
-    let trace = TraceLayer::new_for_http().make_span_with(request_span as fn(&Request<Body>) -> tracing::Span);
+    let trace = TraceLayer::new_for_http()
+        .make_span_with(request_span as fn(&Request<Body>) -> tracing::Span)
+        .on_response(crate::telemetry::LogResponse);
     tower::ServiceBuilder::new()
         .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
         .layer(trace)

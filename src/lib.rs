@@ -7,10 +7,14 @@ pub mod config;
 pub mod db;
 pub mod domain;
 pub mod error;
+pub mod fsck;
 pub mod graphql;
 pub mod http;
+pub mod metrics;
+pub mod ratelimit;
 pub mod rest;
 pub mod secret;
+pub mod seed;
 pub mod service;
 pub mod state;
 pub mod storage;
@@ -50,6 +54,7 @@ pub struct App {
 /// Connects the database (running migrations), opens the storage, loads the signing secret and
 /// builds the router.
 pub async fn build(config: Config) -> anyhow::Result<App> {
+    metrics::install();
     let storage = Storage::from_config(&config)?;
     let (db, db_statements) = db::connect(&config).await?;
     db::migrate(&db).await?;
@@ -61,6 +66,7 @@ pub async fn build(config: Config) -> anyhow::Result<App> {
         keys: auth::TokenKeys::new(&jwt_secret),
         hasher: auth::PasswordHasher::default(),
         downloads: Default::default(),
+        limits: Arc::new(ratelimit::RateLimits::from_config(&config)),
         db_statements,
         jwt_secret: jwt_secret.into(),
         config: Arc::new(config),
@@ -79,10 +85,12 @@ impl App {
     ) -> anyhow::Result<()> {
         let App { state, router } = self;
         let flusher = tokio::spawn(flush_downloads_periodically(state.clone()));
+        let purger = tokio::spawn(ratelimit::purge_periodically(state.limits.clone()));
         axum::serve(listener, router.into_make_service_with_connect_info::<SocketAddr>())
             .with_graceful_shutdown(shutdown)
             .await?;
         flusher.abort();
+        purger.abort();
         // In-flight downloads have finished: their counts are written before the process exits.
         if let Err(e) = state.downloads.flush(&state.db).await {
             tracing::error!(error = %e, lost = state.downloads.pending_total(), "could not flush download counts at shutdown");

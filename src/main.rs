@@ -20,6 +20,20 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             print!("{}", raven_registry::graphql::sdl());
             Ok(())
         }
+        Command::Seed(args) => {
+            let app = raven_registry::build(config).await?;
+            raven_registry::seed::run(&app.state, &args).await
+        }
+        Command::Fsck(args) => {
+            let app = raven_registry::build(config).await?;
+            let report = raven_registry::fsck::run(&app.state, args.repair).await?;
+            print!("{report}");
+            if report.is_clean() {
+                Ok(())
+            } else {
+                Err(anyhow::anyhow!("fsck found problems"))
+            }
+        }
         Command::Migrate => {
             let (db, _) = raven_registry::db::connect(&config).await?;
             raven_registry::db::migrate(&db).await?;

@@ -19,6 +19,7 @@ pub struct AppState {
     pub keys: TokenKeys,
     pub hasher: PasswordHasher,
     pub downloads: Arc<DownloadCounter>,
+    pub limits: Arc<crate::ratelimit::RateLimits>,
     /// Statements run on `db` since start.
     pub db_statements: Arc<std::sync::atomic::AtomicU64>,
 }

@@ -80,71 +80,89 @@ impl Storage {
 
     #[tracing::instrument(name = "storage.put_file", skip(self, file), fields(key = %key))]
     pub async fn put_file(&self, key: &Path, mut file: tokio::fs::File) -> Result<(), StorageError> {
-        let upload = self.store.put_multipart(key).await?;
-        let mut writer = WriteMultipart::new_with_chunk_size(upload, 5 * 1024 * 1024);
-        let mut buf = vec![0u8; 256 * 1024];
-        loop {
-            let n = match file.read(&mut buf).await {
-                Ok(n) => n,
-                Err(e) => {
-                    let _ = writer.abort().await;
-                    return Err(StorageError::Unavailable(e.to_string()));
+        crate::metrics::storage_op("put_file", async {
+            let upload = self.store.put_multipart(key).await?;
+            let mut writer = WriteMultipart::new_with_chunk_size(upload, 5 * 1024 * 1024);
+            let mut buf = vec![0u8; 256 * 1024];
+            loop {
+                let n = match file.read(&mut buf).await {
+                    Ok(n) => n,
+                    Err(e) => {
+                        let _ = writer.abort().await;
+                        return Err(StorageError::Unavailable(e.to_string()));
+                    }
+                };
+                if n == 0 {
+                    break;
                 }
-            };
-            if n == 0 {
-                break;
+                writer.wait_for_capacity(4).await?;
+                writer.write(&buf[..n]);
             }
-            writer.wait_for_capacity(4).await?;
-            writer.write(&buf[..n]);
-        }
-        writer.finish().await?;
-        Ok(())
+            writer.finish().await?;
+            Ok(())
+        })
+        .await
     }
 
     #[tracing::instrument(name = "storage.put", skip(self, bytes), fields(key = %key, len = bytes.len()))]
     pub async fn put(&self, key: &Path, bytes: Bytes) -> Result<(), StorageError> {
-        self.store.put(key, PutPayload::from_bytes(bytes)).await?;
-        Ok(())
+        crate::metrics::storage_op("put", async {
+            self.store.put(key, PutPayload::from_bytes(bytes)).await?;
+            Ok(())
+        })
+        .await
     }
 
     /// Opens a blob for streaming: its size and a stream of chunks.
     #[tracing::instrument(name = "storage.get", skip(self), fields(key = %key))]
     pub async fn get(&self, key: &Path) -> Result<(u64, BlobStream), StorageError> {
-        let res = self.store.get(key).await?;
-        let size = res.meta.size;
-        let stream = res.into_stream().map_err(std::io::Error::other).boxed();
-        Ok((size, stream))
+        crate::metrics::storage_op("get", async {
+            let res = self.store.get(key).await?;
+            let size = res.meta.size;
+            let stream = res.into_stream().map_err(std::io::Error::other).boxed();
+            Ok((size, stream))
+        })
+        .await
     }
 
     pub async fn get_bytes(&self, key: &Path) -> Result<Bytes, StorageError> {
-        Ok(self.store.get(key).await?.bytes().await?)
+        crate::metrics::storage_op("get", async { Ok(self.store.get(key).await?.bytes().await?) }).await
     }
 
     #[tracing::instrument(name = "storage.head", skip(self), fields(key = %key))]
     pub async fn size(&self, key: &Path) -> Result<u64, StorageError> {
-        Ok(self.store.head(key).await?.size)
+        crate::metrics::storage_op("head", async { Ok(self.store.head(key).await?.size) }).await
     }
 
     #[tracing::instrument(name = "storage.delete", skip(self), fields(key = %key))]
     pub async fn delete(&self, key: &Path) -> Result<(), StorageError> {
-        match self.store.delete(key).await {
-            Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
-            Err(e) => Err(e.into()),
-        }
+        crate::metrics::storage_op("delete", async {
+            match self.store.delete(key).await {
+                Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
+                Err(e) => Err(e.into()),
+            }
+        })
+        .await
     }
 
     /// Every blob key, for fsck and tests.
     pub async fn list_keys(&self) -> Result<Vec<String>, StorageError> {
-        let metas: Vec<_> = self.store.list(Some(&Path::from("packages"))).try_collect().await?;
-        Ok(metas.into_iter().map(|m| m.location.to_string()).collect())
+        crate::metrics::storage_op("list", async {
+            let metas: Vec<_> = self.store.list(Some(&Path::from("packages"))).try_collect().await?;
+            Ok(metas.into_iter().map(|m| m.location.to_string()).collect())
+        })
+        .await
     }
 
     /// Readiness probe: the store answers (a missing probe object still proves it is reachable).
     pub async fn check(&self) -> Result<(), StorageError> {
-        match self.store.head(&Path::from(".ready-probe")).await {
-            Ok(_) | Err(object_store::Error::NotFound { .. }) => Ok(()),
-            Err(e) => Err(e.into()),
-        }
+        crate::metrics::storage_op("check", async {
+            match self.store.head(&Path::from(".ready-probe")).await {
+                Ok(_) | Err(object_store::Error::NotFound { .. }) => Ok(()),
+                Err(e) => Err(e.into()),
+            }
+        })
+        .await
     }
 }
 
@@ -159,17 +177,23 @@ impl Storage {
     /// Writes the blob only if nothing is stored under the key yet (atomically, on every backend).
     #[tracing::instrument(name = "storage.put_new", skip(self, bytes), fields(key = %key, len = bytes.len()))]
     pub async fn put_new(&self, key: &Path, bytes: Bytes) -> Result<PutOutcome, StorageError> {
-        let opts = object_store::PutOptions { mode: object_store::PutMode::Create, ..Default::default() };
-        match self.store.put_opts(key, PutPayload::from_bytes(bytes), opts).await {
-            Ok(_) => Ok(PutOutcome::Created),
-            Err(object_store::Error::AlreadyExists { .. }) => Ok(PutOutcome::AlreadyExists),
-            Err(e) => Err(e.into()),
-        }
+        crate::metrics::storage_op("put_new", async {
+            let opts = object_store::PutOptions { mode: object_store::PutMode::Create, ..Default::default() };
+            match self.store.put_opts(key, PutPayload::from_bytes(bytes), opts).await {
+                Ok(_) => Ok(PutOutcome::Created),
+                Err(object_store::Error::AlreadyExists { .. }) => Ok(PutOutcome::AlreadyExists),
+                Err(e) => Err(e.into()),
+            }
+        })
+        .await
     }
 
     /// Seconds since the blob was last written.
     pub async fn age_secs(&self, key: &Path) -> Result<i64, StorageError> {
-        let meta = self.store.head(key).await?;
-        Ok((chrono::Utc::now() - meta.last_modified).num_seconds())
+        crate::metrics::storage_op("head", async {
+            let meta = self.store.head(key).await?;
+            Ok((chrono::Utc::now() - meta.last_modified).num_seconds())
+        })
+        .await
     }
 }

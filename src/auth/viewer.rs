@@ -60,6 +60,9 @@ pub async fn resolve(parts: &mut Parts, state: &AppState) -> AppResult<Option<Vi
         Ok(Some(token)) => service::tokens::authenticate(state, token).await.map(Some),
         Err(e) => Err(e),
     };
+    if let Ok(Some(v)) = &result {
+        crate::telemetry::record_user(v.user_id);
+    }
     let cached = match &result {
         Ok(v) => Ok(v.clone()),
         Err(e) => Err(clone_auth_error(e)),

@@ -20,6 +20,7 @@ use crate::auth::Viewer;
 use crate::error::AppResult;
 use crate::graphql::auth::RequestViewer;
 use crate::graphql::RegistrySchema;
+use crate::ratelimit::ClientIp;
 use crate::state::AppState;
 
 const GRAPHQL_RESPONSE_JSON: &str = "application/graphql-response+json";
@@ -60,6 +61,7 @@ pub async fn post(
     State(state): State<AppState>,
     axum::Extension(endpoint): axum::Extension<GraphqlEndpoint>,
     auth: Auth,
+    client: Option<axum::Extension<ClientIp>>,
     headers: HeaderMap,
     body: Body,
 ) -> Response {
@@ -92,18 +94,14 @@ pub async fn post(
             return request_error(StatusCode::BAD_REQUEST, "batched GraphQL requests are not supported")
         }
     };
-    execute(
-        &endpoint.schema,
-        request.data(RequestViewer(auth.0)).data(crate::graphql::loader::new(state.db.clone())),
-        &headers,
-    )
-    .await
+    execute(&endpoint.schema, with_request_data(request, auth, &state, client), &headers).await
 }
 
 pub async fn get(
     State(state): State<AppState>,
     axum::Extension(endpoint): axum::Extension<GraphqlEndpoint>,
     auth: Auth,
+    client: Option<axum::Extension<ClientIp>>,
     headers: HeaderMap,
     RawQuery(query): RawQuery,
 ) -> Response {
@@ -126,12 +124,21 @@ pub async fn get(
         res.headers_mut().insert(header::ALLOW, HeaderValue::from_static("POST"));
         return res;
     }
-    execute(
-        &endpoint.schema,
-        request.data(RequestViewer(auth.0)).data(crate::graphql::loader::new(state.db.clone())),
-        &headers,
-    )
-    .await
+    execute(&endpoint.schema, with_request_data(request, auth, &state, client), &headers).await
+}
+
+/// Per-request data: the viewer, fresh DataLoaders, and the client address (for login limits).
+fn with_request_data(
+    request: Request,
+    auth: Auth,
+    state: &AppState,
+    client: Option<axum::Extension<ClientIp>>,
+) -> Request {
+    let mut request = request.data(RequestViewer(auth.0)).data(crate::graphql::loader::new(state.db.clone()));
+    if let Some(axum::Extension(ip)) = client {
+        request = request.data(ip);
+    }
+    request
 }
 
 /// True when the operation the request selects is a mutation. Unparseable documents are left to

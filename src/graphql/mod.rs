@@ -29,6 +29,7 @@ fn builder() -> SchemaBuilder<Query, Mutation, EmptySubscription> {
         .limit_depth(MAX_DEPTH)
         .limit_complexity(MAX_COMPLEXITY)
         .extension(errors::ErrorMapping)
+        .extension(crate::metrics::GraphqlMetrics)
 }
 
 pub fn build_schema(state: AppState) -> RegistrySchema {

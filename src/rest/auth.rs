@@ -1,5 +1,8 @@
 //! POST /auth/register, /auth/login, /auth/refresh
 use axum::extract::State;
+use axum::Extension;
+
+use crate::ratelimit::ClientIp;
 use axum::http::StatusCode;
 use axum::Json;
 use chrono::{DateTime, Utc};
@@ -70,7 +73,12 @@ pub struct LoginResponse {
     user: UserRef,
 }
 
-pub async fn login(State(state): State<AppState>, ApiJson(body): ApiJson<LoginBody>) -> AppResult<Json<LoginResponse>> {
+pub async fn login(
+    State(state): State<AppState>,
+    client: Option<Extension<ClientIp>>,
+    ApiJson(body): ApiJson<LoginBody>,
+) -> AppResult<Json<LoginResponse>> {
+    state.limits.login(client.map(|c| c.0 .0), &body.email)?;
     let s = accounts::login(&state, &body.email, &body.password).await?;
     Ok(Json(LoginResponse {
         token: s.token.token,

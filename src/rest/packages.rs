@@ -9,11 +9,12 @@ use futures::StreamExt;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
+use crate::domain::{PackageName, PackageVersion};
 use crate::error::{AppError, AppResult};
 use crate::rest::publish::download_url;
 use crate::service::catalog;
 use crate::state::AppState;
-use crate::storage::Storage;
+use crate::storage::{Storage, StorageError};
 
 #[derive(Serialize)]
 pub struct OwnerRef {
@@ -146,39 +147,51 @@ pub async fn stats(State(state): State<AppState>, Path(name): Path<String>) -> A
 /// Streams the tarball. The bytes are hashed as they go out: a blob that no longer matches its
 /// recorded sha256 is cut off (the client sees a failed transfer, never a complete corrupt file)
 /// and logged. Only complete GET responses are counted.
+///
+/// When the database is unreachable the tarball still streams, straight from storage by name and
+/// version (see [`download_from_storage_alone`]).
 pub async fn download(
     State(state): State<AppState>,
     method: Method,
     headers: HeaderMap,
     Path((name, version)): Path<(String, String)>,
 ) -> AppResult<Response> {
-    let d = catalog::version_detail(&state, &name, &version).await?;
+    let d = match catalog::version_detail(&state, &name, &version).await {
+        Ok(d) => d,
+        Err(AppError::Unavailable(why)) => {
+            return download_from_storage_alone(&state, &method, &name, &version, why).await;
+        }
+        Err(e) => return Err(e),
+    };
     let (pkg, v) = (d.package.name, d.version);
     let etag = format!("\"{}\"", v.sha256);
     let not_modified = headers
         .get(header::IF_NONE_MATCH)
         .and_then(|h| h.to_str().ok())
         .is_some_and(|h| h.split(',').any(|t| t.trim() == etag || t.trim() == "*"));
-    let mut builder = Response::builder()
+    let builder = Response::builder()
         .header(header::ETAG, &etag)
         .header(header::CACHE_CONTROL, "public, max-age=31536000, immutable");
     if not_modified {
         return builder.status(StatusCode::NOT_MODIFIED).body(Body::empty()).map_err(AppError::internal);
     }
     let key = Storage::key(&pkg, &v.num);
-    let (size, stream) = state.storage.get(&key).await.map_err(|e| {
-        tracing::error!(key = %key, error = %e, "blob missing or unreadable for a recorded version");
-        AppError::internal(anyhow::anyhow!("blob {key}: {e}"))
+    let (size, stream) = state.storage.get(&key).await.map_err(|e| match e {
+        // A recorded version without its blob is our fault, not the client's: refuse and log it.
+        StorageError::NotFound(_) => {
+            tracing::error!(key = %key, package = %pkg, version = %v.num, "blob missing for a recorded version; run fsck");
+            AppError::internal(anyhow::anyhow!("blob {key} is missing"))
+        }
+        StorageError::Unavailable(why) => {
+            tracing::error!(key = %key, error = %why, "storage unreachable for a download");
+            AppError::Unavailable(format!("storage: {why}"))
+        }
     })?;
     if size != v.size_bytes as u64 {
         tracing::error!(key = %key, stored = size, recorded = v.size_bytes, "blob corrupted: size differs from the recorded size");
         return Err(AppError::internal(anyhow::anyhow!("blob {key} has the wrong size")));
     }
-    builder = builder.header(header::CONTENT_TYPE, "application/gzip").header(header::CONTENT_LENGTH, size).header(
-        header::CONTENT_DISPOSITION,
-        HeaderValue::from_str(&format!("attachment; filename=\"{pkg}-{}.tar.gz\"", v.num))
-            .map_err(AppError::internal)?,
-    );
+    let builder = tarball_headers(builder, &pkg, &v.num, size)?;
     if method == Method::HEAD {
         return builder.body(Body::empty()).map_err(AppError::internal);
     }
@@ -209,4 +222,74 @@ pub async fn download(
         async move { out }
     });
     builder.body(Body::from_stream(verified)).map_err(AppError::internal)
+}
+
+/// Content type, length and attachment name of a tarball response.
+fn tarball_headers(
+    builder: axum::http::response::Builder,
+    name: &str,
+    version: &str,
+    size: u64,
+) -> AppResult<axum::http::response::Builder> {
+    Ok(builder.header(header::CONTENT_TYPE, "application/gzip").header(header::CONTENT_LENGTH, size).header(
+        header::CONTENT_DISPOSITION,
+        HeaderValue::from_str(&format!("attachment; filename=\"{name}-{version}.tar.gz\""))
+            .map_err(AppError::internal)?,
+    ))
+}
+
+/// The database is unreachable: serve the blob stored under `Storage::key(name, version)`.
+///
+/// A blob exists only for a version that was published (or is being published), so its presence
+/// is the answer. Without the row there is no recorded sha256 to check against, so the response
+/// carries no ETag and must not be cached; it is counted once it has been sent completely, and the
+/// count waits in memory until the database is back. When no blob is there, the database was
+/// needed to know why, and the answer stays 503.
+async fn download_from_storage_alone(
+    state: &AppState,
+    method: &Method,
+    name: &str,
+    version: &str,
+    db_error: String,
+) -> AppResult<Response> {
+    if PackageName::parse(name).is_err() || PackageVersion::parse(version).is_err() {
+        return Err(AppError::NotFound(format!("{name} {version} not found")));
+    }
+    let key = Storage::key(name, version);
+    let (size, stream) = match state.storage.get(&key).await {
+        Ok(found) => found,
+        Err(e) => {
+            tracing::warn!(key = %key, error = %e, "database unreachable and no blob to serve from storage");
+            return Err(AppError::Unavailable(db_error));
+        }
+    };
+    tracing::warn!(key = %key, reason = %db_error, "database unreachable: serving the tarball from storage alone");
+    let builder = tarball_headers(Response::builder().header(header::CACHE_CONTROL, "no-cache"), name, version, size)?;
+    if method == Method::HEAD {
+        return builder.body(Body::empty()).map_err(AppError::internal);
+    }
+    let counter = state.downloads.clone();
+    let (name, version) = (name.to_owned(), version.to_owned());
+    let mut sent = 0u64;
+    let mut failed = false;
+    let counted = stream.map(Some).chain(futures::stream::once(async { None })).filter_map(move |item| {
+        let out = match item {
+            Some(Ok(chunk)) => {
+                sent += chunk.len() as u64;
+                Some(Ok(chunk))
+            }
+            Some(Err(e)) => {
+                failed = true;
+                Some(Err(e))
+            }
+            None => {
+                if !failed && sent == size {
+                    counter.record(&name, &version);
+                }
+                None
+            }
+        };
+        async move { out }
+    });
+    builder.body(Body::from_stream(counted)).map_err(AppError::internal)
 }

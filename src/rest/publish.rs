@@ -52,6 +52,7 @@ pub async fn publish(
     let max = state.config.max_tarball_bytes;
     let mut metadata: Option<Metadata> = None;
     let mut tarball: Option<tempfile::TempPath> = None;
+    let mut charged = false;
     while let Some(mut field) = multipart.next_field().await.map_err(multipart_error)? {
         match field.name() {
             Some("metadata") | Some("manifest") => {
@@ -62,6 +63,13 @@ pub async fn publish(
                 );
             }
             Some("tarball") => {
+                // Charge the publish budget before reading the tarball, when the metadata came first.
+                if let Some(name) = metadata.as_ref().and_then(|m| m.name.as_deref()) {
+                    if !charged {
+                        publish::charge_rate_limit(&state, &viewer, name).await?;
+                        charged = true;
+                    }
+                }
                 let path = tempfile::NamedTempFile::new().map_err(AppError::internal)?.into_temp_path();
                 let mut file = tokio::fs::File::create(&path).await.map_err(AppError::internal)?;
                 let mut written: u64 = 0;
@@ -86,7 +94,7 @@ pub async fn publish(
         &state,
         &viewer,
         std::fs::File::open(&tarball).map_err(AppError::internal)?,
-        Claimed { name: meta.name, version: meta.version },
+        Claimed { name: meta.name, version: meta.version, rate_limit_charged: charged },
     )
     .await?;
     let v = published.version;

@@ -106,7 +106,7 @@ pub async fn daily_downloads(
     db: &DatabaseConnection,
     package_ids: &[Uuid],
 ) -> AppResult<HashMap<Uuid, Vec<(NaiveDate, i64)>>> {
-    use sea_orm::{ConnectionTrait, Statement};
+    use sea_orm::Statement;
     let mut out: HashMap<Uuid, Vec<(NaiveDate, i64)>> = package_ids.iter().map(|id| (*id, Vec::new())).collect();
     if package_ids.is_empty() {
         return Ok(out);

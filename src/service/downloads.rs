@@ -26,6 +26,7 @@ impl DownloadCounter {
     pub fn record(&self, name: &str, version: &str) {
         let key = (name.to_owned(), version.to_owned(), Utc::now().date_naive());
         *self.pending.lock().expect("download counter lock").entry(key).or_default() += 1;
+        crate::metrics::downloaded();
     }
 
     pub fn pending_total(&self) -> i64 {

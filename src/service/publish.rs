@@ -22,6 +22,18 @@ use crate::storage::{PutOutcome, Storage};
 pub struct Claimed {
     pub name: Option<String>,
     pub version: Option<String>,
+    /// The caller already charged the publish rate limit (see `charge_rate_limit`).
+    pub rate_limit_charged: bool,
+}
+
+/// Charges the viewer's publish budget for `name` before any tarball byte is read: a new package
+/// draws on the new-package bucket, a new version on the version bucket.
+pub async fn charge_rate_limit(state: &AppState, viewer: &Viewer, name: &str) -> AppResult<()> {
+    if !state.limits.enabled {
+        return Ok(());
+    }
+    let exists = pkgs::find_by_name(&state.db, &name.to_ascii_lowercase()).await?.is_some();
+    state.limits.publish(viewer.user_id, !exists)
 }
 
 pub struct Published {
@@ -97,6 +109,9 @@ pub async fn publish(state: &AppState, viewer: &Viewer, file: std::fs::File, cla
     }
 
     let existing = pkgs::find_by_name(&state.db, m.name.as_str()).await?;
+    if !claimed.rate_limit_charged {
+        state.limits.publish(viewer.user_id, existing.is_none())?;
+    }
     match &existing {
         Some(p) => {
             pkgs::authorise(&state.db, viewer, p, Scope::PublishUpdate, Role::Maintainer).await?;
@@ -115,7 +130,10 @@ pub async fn publish(state: &AppState, viewer: &Viewer, file: std::fs::File, cla
     put_blob_once(state, &key, checked.bytes.clone(), existing.as_ref(), m).await?;
 
     match write_rows(state, viewer, existing, &checked).await {
-        Ok(p) => Ok(p),
+        Ok(p) => {
+            crate::metrics::published(m.name.as_str(), &version_text);
+            Ok(p)
+        }
         Err(e) => {
             // The transaction did not commit: remove the blob so no orphan is left behind.
             if let Err(de) = state.storage.delete(&key).await {

@@ -34,6 +34,7 @@ pub async fn set_yanked(
         )
         .into());
     }
+    state.limits.yank(viewer.user_id)?;
     let txn = state.db.begin().await?;
     let package = pkgs::get_by_name(&txn, name).await?;
     let row = pkgs::find_version(&txn, package.id, version)
@@ -73,5 +74,6 @@ pub async fn set_yanked(
     )
     .await?;
     txn.commit().await?;
+    crate::metrics::yanked(&package.name, &row.num, yanked);
     Ok(Yanked { package, version: row })
 }

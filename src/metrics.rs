@@ -1,0 +1,260 @@
+//! Prometheus metrics, served as text at `GET /metrics`.
+//!
+//! Recorded through the `metrics` facade into one process-wide Prometheus recorder (installed once,
+//! even when a test process builds many apps):
+//! - `raven_http_requests_total{method,route,status}` and `raven_http_request_duration_seconds{method,route}`
+//!   (route is the route template, e.g. `/api/v1/packages/{name}`; `unmatched` for 404s of the fallback;
+//!   the latency is the time until the response head, not the end of a streamed body);
+//! - `raven_graphql_operations_total{operation,outcome}` and `raven_graphql_operation_duration_seconds{operation}`;
+//! - `raven_publishes_total`, `raven_yanks_total{action}`, `raven_downloads_total`,
+//!   `raven_rate_limited_total{kind}`;
+//! - `raven_db_statements_total`, `raven_db_pool_connections{state}`, `raven_db_pool_max_connections`,
+//!   `raven_db_pool_acquire_seconds` (sampled at each scrape);
+//! - `raven_storage_operation_duration_seconds{op,outcome}` and `raven_storage_errors_total{op}`;
+//! - `raven_build_info{version,git_sha}`.
+//!
+//! Every instance has its own counters: Prometheus sums them across instances.
+use std::collections::HashSet;
+use std::future::Future;
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+use async_graphql::extensions::{Extension, ExtensionContext, ExtensionFactory, NextExecute, NextRequest};
+use axum::extract::{MatchedPath, Request, State};
+use axum::http::{header, Method};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use metrics::{counter, describe_counter, describe_gauge, describe_histogram, gauge, histogram, Unit};
+use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+
+use crate::state::AppState;
+use crate::storage::StorageError;
+
+/// Upper bounds (seconds) of the latency histograms: 1 ms to 30 s.
+const LATENCY_BUCKETS: &[f64] = &[0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0];
+
+/// The git commit the binary was built from, when the build set `GIT_SHA`.
+pub const GIT_SHA: &str = match option_env!("GIT_SHA") {
+    Some(sha) => sha,
+    None => "unknown",
+};
+
+static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
+
+/// Installs the process-wide recorder on first use and returns its handle. Later calls (a second
+/// app in the same process) share it.
+pub fn install() -> &'static PrometheusHandle {
+    HANDLE.get_or_init(|| {
+        let builder = PrometheusBuilder::new().set_buckets(LATENCY_BUCKETS).expect("latency buckets are not empty");
+        let handle = match builder.install_recorder() {
+            Ok(handle) => handle,
+            Err(e) => {
+                // Someone else installed a global recorder first: serve an empty, detached one
+                // rather than failing to start.
+                tracing::warn!(error = %e, "metrics recorder not installed; /metrics will be empty");
+                PrometheusBuilder::new().build_recorder().handle()
+            }
+        };
+        describe();
+        gauge!("raven_build_info", "version" => env!("CARGO_PKG_VERSION"), "git_sha" => GIT_SHA).set(1.0);
+        handle
+    })
+}
+
+fn describe() {
+    describe_counter!("raven_http_requests_total", "HTTP requests by route template, method and status.");
+    describe_histogram!(
+        "raven_http_request_duration_seconds",
+        Unit::Seconds,
+        "Time until the response head, by route template and method."
+    );
+    describe_counter!("raven_graphql_operations_total", "GraphQL operations by operation name and outcome.");
+    describe_histogram!("raven_graphql_operation_duration_seconds", Unit::Seconds, "GraphQL operation latency.");
+    describe_counter!("raven_publishes_total", "Versions published.");
+    describe_counter!("raven_yanks_total", "Versions yanked or unyanked (action label).");
+    describe_counter!("raven_downloads_total", "Complete, verified tarball downloads.");
+    describe_counter!("raven_rate_limited_total", "Requests refused by a rate limit, by limit kind.");
+    describe_counter!("raven_db_statements_total", "Database statements run by this instance.");
+    describe_gauge!("raven_db_pool_connections", "Open database connections by state (idle, in_use).");
+    describe_gauge!("raven_db_pool_max_connections", "Largest size of the database pool (DB_MAX_CONNECTIONS).");
+    describe_gauge!(
+        "raven_db_pool_acquire_seconds",
+        Unit::Seconds,
+        "Time to acquire a database connection, sampled at scrape (1 s when the pool is exhausted)."
+    );
+    describe_histogram!(
+        "raven_storage_operation_duration_seconds",
+        Unit::Seconds,
+        "Tarball storage operations by operation and outcome (ok, not_found, error)."
+    );
+    describe_counter!("raven_storage_errors_total", "Failed tarball storage operations.");
+    describe_gauge!("raven_build_info", "Version and git commit of the running binary.");
+}
+
+/// `GET /metrics`: the Prometheus text exposition format.
+pub async fn render(State(state): State<AppState>) -> Response {
+    let handle = install();
+    observe_database(&state).await;
+    handle.run_upkeep();
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], handle.render()).into_response()
+}
+
+/// Statement count and pool state, read at scrape time.
+async fn observe_database(state: &AppState) {
+    use std::sync::atomic::Ordering;
+    counter!("raven_db_statements_total").absolute(state.db_statements.load(Ordering::Relaxed));
+    gauge!("raven_db_pool_max_connections").set(f64::from(state.config.db_max_connections));
+    const PROBE_TIMEOUT: Duration = Duration::from_secs(1);
+    let (size, idle, waited) = match state.db.get_database_backend() {
+        sea_orm::DbBackend::Postgres => {
+            let pool = state.db.get_postgres_connection_pool();
+            let (size, idle) = (pool.size(), pool.num_idle());
+            let start = Instant::now();
+            let _ = tokio::time::timeout(PROBE_TIMEOUT, pool.acquire()).await;
+            (size, idle, start.elapsed())
+        }
+        sea_orm::DbBackend::Sqlite => {
+            let pool = state.db.get_sqlite_connection_pool();
+            let (size, idle) = (pool.size(), pool.num_idle());
+            let start = Instant::now();
+            let _ = tokio::time::timeout(PROBE_TIMEOUT, pool.acquire()).await;
+            (size, idle, start.elapsed())
+        }
+        _ => return,
+    };
+    let idle = idle as f64;
+    gauge!("raven_db_pool_connections", "state" => "idle").set(idle);
+    gauge!("raven_db_pool_connections", "state" => "in_use").set((f64::from(size) - idle).max(0.0));
+    gauge!("raven_db_pool_acquire_seconds").set(waited.min(PROBE_TIMEOUT).as_secs_f64());
+}
+
+fn method_label(m: &Method) -> &'static str {
+    match *m {
+        Method::GET => "GET",
+        Method::HEAD => "HEAD",
+        Method::POST => "POST",
+        Method::PUT => "PUT",
+        Method::DELETE => "DELETE",
+        Method::PATCH => "PATCH",
+        Method::OPTIONS => "OPTIONS",
+        _ => "other",
+    }
+}
+
+/// Middleware: counts and times every request by route template, method and status. It runs
+/// inside the trace span, and lets the request's code add fields to that span (see `telemetry`).
+pub async fn track(req: Request, next: Next) -> Response {
+    let route = req.extensions().get::<MatchedPath>().map_or_else(|| "unmatched".to_owned(), |p| p.as_str().to_owned());
+    let method = method_label(req.method());
+    let start = Instant::now();
+    let res = crate::telemetry::within_request(next.run(req)).await;
+    let status = res.status().as_u16().to_string();
+    counter!("raven_http_requests_total", "method" => method, "route" => route.clone(), "status" => status)
+        .increment(1);
+    histogram!("raven_http_request_duration_seconds", "method" => method, "route" => route)
+        .record(start.elapsed().as_secs_f64());
+    res
+}
+
+/// A version was published.
+pub fn published(name: &str, version: &str) {
+    counter!("raven_publishes_total").increment(1);
+    crate::telemetry::record_package(name, version);
+}
+
+/// A version was yanked (`yanked`) or unyanked.
+pub fn yanked(name: &str, version: &str, yanked: bool) {
+    counter!("raven_yanks_total", "action" => if yanked { "yank" } else { "unyank" }).increment(1);
+    crate::telemetry::record_package(name, version);
+}
+
+/// A tarball was downloaded completely and verified.
+pub fn downloaded() {
+    counter!("raven_downloads_total").increment(1);
+}
+
+/// A request was refused by the rate limit of `kind` (e.g. "unauthenticated", "login", "publish").
+pub fn rate_limited(kind: &str) {
+    counter!("raven_rate_limited_total", "kind" => kind.to_owned()).increment(1);
+}
+
+/// Times one storage operation and counts its failures. A missing blob is an outcome, not an error.
+pub async fn storage_op<T>(
+    op: &'static str,
+    fut: impl Future<Output = Result<T, StorageError>>,
+) -> Result<T, StorageError> {
+    let start = Instant::now();
+    let res = fut.await;
+    let outcome = match &res {
+        Ok(_) => "ok",
+        Err(StorageError::NotFound(_)) => "not_found",
+        Err(_) => "error",
+    };
+    histogram!("raven_storage_operation_duration_seconds", "op" => op, "outcome" => outcome)
+        .record(start.elapsed().as_secs_f64());
+    if outcome == "error" {
+        counter!("raven_storage_errors_total", "op" => op).increment(1);
+    }
+    res
+}
+
+/// Operation names come from clients: beyond this many distinct names they are counted as `(other)`,
+/// so a client cannot grow the metric without bound.
+const MAX_OPERATION_NAMES: usize = 200;
+
+fn operation_label(name: Option<&str>) -> String {
+    static SEEN: OnceLock<Mutex<HashSet<String>>> = OnceLock::new();
+    let Some(name) = name.filter(|n| !n.is_empty()) else {
+        return "(anonymous)".to_owned();
+    };
+    let mut seen = SEEN.get_or_init(Default::default).lock().unwrap_or_else(|e| e.into_inner());
+    if seen.contains(name) {
+        return name.to_owned();
+    }
+    if seen.len() >= MAX_OPERATION_NAMES {
+        return "(other)".to_owned();
+    }
+    seen.insert(name.to_owned());
+    name.to_owned()
+}
+
+/// async-graphql extension: counts operations by name and outcome (`ok`, or `error` when the
+/// response carries any error). Requests refused before execution (parse or validation errors) are
+/// counted under the operation `(invalid)`.
+pub struct GraphqlMetrics;
+
+impl ExtensionFactory for GraphqlMetrics {
+    fn create(&self) -> Arc<dyn Extension> {
+        Arc::new(GraphqlMetricsExtension::default())
+    }
+}
+
+#[derive(Default)]
+struct GraphqlMetricsExtension {
+    operation: Mutex<Option<String>>,
+}
+
+#[async_trait::async_trait]
+impl Extension for GraphqlMetricsExtension {
+    async fn request(&self, ctx: &ExtensionContext<'_>, next: NextRequest<'_>) -> async_graphql::Response {
+        let start = Instant::now();
+        let response = next.run(ctx).await;
+        let operation =
+            self.operation.lock().unwrap_or_else(|e| e.into_inner()).take().unwrap_or_else(|| "(invalid)".to_owned());
+        let outcome = if response.errors.is_empty() { "ok" } else { "error" };
+        counter!("raven_graphql_operations_total", "operation" => operation.clone(), "outcome" => outcome).increment(1);
+        histogram!("raven_graphql_operation_duration_seconds", "operation" => operation)
+            .record(start.elapsed().as_secs_f64());
+        response
+    }
+
+    async fn execute(
+        &self,
+        ctx: &ExtensionContext<'_>,
+        operation_name: Option<&str>,
+        next: NextExecute<'_>,
+    ) -> async_graphql::Response {
+        *self.operation.lock().unwrap_or_else(|e| e.into_inner()) = Some(operation_label(operation_name));
+        next.run(ctx, operation_name).await
+    }
+}

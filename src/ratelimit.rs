@@ -1,0 +1,322 @@
+//! Rate limits. The buckets are tower_governor's keyed GCRA limiters, built with its
+//! `GovernorConfigBuilder` and keyed by its `KeyExtractor`s. Dispatch is our own middleware rather
+//! than `GovernorLayer`, because the key depends on an async token verification (a verified user
+//! gets their own, larger budget) and the refusal must be our JSON error.
+//!
+//! Buckets are per instance: N instances behind a balancer admit up to N times each budget.
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use axum::extract::{ConnectInfo, Request, State};
+use axum::http::{HeaderMap, HeaderValue};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use governor::clock::{Clock, DefaultClock};
+use governor::middleware::StateInformationMiddleware;
+use tower_governor::governor::{GovernorConfigBuilder, SharedRateLimiter};
+use tower_governor::key_extractor::KeyExtractor;
+use tower_governor::GovernorError;
+use uuid::Uuid;
+
+use crate::config::Config;
+use crate::error::AppError;
+use crate::state::AppState;
+
+/// The client's address as the limits see it (peer, or the trusted proxy's header).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ClientIp(pub IpAddr);
+
+/// Keys anonymous requests by client IP (from the `ClientIp` extension the middleware sets).
+#[derive(Debug, Clone, Copy)]
+pub struct IpKey;
+
+impl KeyExtractor for IpKey {
+    type Key = IpAddr;
+
+    fn extract<T>(&self, req: &axum::http::Request<T>) -> Result<IpAddr, GovernorError> {
+        req.extensions().get::<ClientIp>().map(|c| c.0).ok_or(GovernorError::UnableToExtractKey)
+    }
+}
+
+/// Keys authenticated requests by the verified token's user, never by the token text.
+#[derive(Debug, Clone, Copy)]
+pub struct UserKey;
+
+impl KeyExtractor for UserKey {
+    type Key = Uuid;
+
+    fn extract<T>(&self, req: &axum::http::Request<T>) -> Result<Uuid, GovernorError> {
+        req.extensions().get::<crate::auth::Viewer>().map(|v| v.user_id).ok_or(GovernorError::UnableToExtractKey)
+    }
+}
+
+type Limiter<K> = SharedRateLimiter<K, StateInformationMiddleware>;
+
+/// One bucket kind: a keyed limiter and its advertised limit.
+pub struct Bucket<K: std::hash::Hash + Eq + Clone> {
+    limiter: Limiter<K>,
+    limit: u32,
+    interval: Duration,
+}
+
+/// What a check tells the client.
+#[derive(Debug, Clone, Copy)]
+pub struct Verdict {
+    pub limit: u32,
+    pub remaining: u32,
+    /// Epoch seconds at which the bucket is full again.
+    pub reset: u64,
+    /// Seconds to wait, when refused.
+    pub retry_after: Option<u64>,
+}
+
+fn epoch_now() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
+}
+
+impl<K: std::hash::Hash + Eq + Clone + std::fmt::Debug> Bucket<K> {
+    fn new<E: KeyExtractor<Key = K>>(extractor: E, burst: u32, interval: Duration) -> Bucket<K> {
+        let burst = burst.max(1);
+        let config = GovernorConfigBuilder::default()
+            .key_extractor(extractor)
+            .period(interval.max(Duration::from_nanos(1)))
+            .burst_size(burst)
+            .use_headers()
+            .finish()
+            .expect("non-zero burst and period");
+        Bucket { limiter: config.limiter().clone(), limit: burst, interval }
+    }
+
+    /// `per_window` requests per `window`, all available at once.
+    fn per_window<E: KeyExtractor<Key = K>>(extractor: E, per_window: u32, window: Duration) -> Bucket<K> {
+        let per = per_window.max(1);
+        Bucket::new(extractor, per, window / per)
+    }
+
+    pub fn check(&self, key: &K) -> Verdict {
+        match self.limiter.check_key(key) {
+            Ok(snapshot) => {
+                let remaining = snapshot.remaining_burst_capacity();
+                let refill = self.interval.as_secs_f64() * f64::from(self.limit - remaining.min(self.limit));
+                Verdict { limit: self.limit, remaining, reset: epoch_now() + refill.ceil() as u64, retry_after: None }
+            }
+            Err(not_until) => {
+                let wait = not_until.wait_time_from(DefaultClock::default().now());
+                let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+                let full = self.interval.as_secs_f64() * f64::from(self.limit);
+                Verdict {
+                    limit: self.limit,
+                    remaining: 0,
+                    reset: epoch_now() + full.ceil() as u64,
+                    retry_after: Some(secs.max(1)),
+                }
+            }
+        }
+    }
+
+    fn purge(&self) {
+        self.limiter.retain_recent();
+        self.limiter.shrink_to_fit();
+    }
+
+    pub fn tracked_keys(&self) -> usize {
+        self.limiter.len()
+    }
+}
+
+/// Every limit of one instance.
+pub struct RateLimits {
+    pub enabled: bool,
+    trust_proxy: bool,
+    pub anonymous: Bucket<IpAddr>,
+    pub authenticated: Bucket<Uuid>,
+    pub login_ip: Bucket<IpAddr>,
+    pub login_email: Bucket<String>,
+    pub publish_new: Bucket<Uuid>,
+    pub publish_version: Bucket<Uuid>,
+    pub yank: Bucket<Uuid>,
+}
+
+impl RateLimits {
+    pub fn from_config(c: &Config) -> RateLimits {
+        let window = Duration::from_secs(c.rate_limit_window_secs);
+        RateLimits {
+            enabled: c.rate_limits_enabled,
+            trust_proxy: c.trust_proxy_headers,
+            anonymous: Bucket::per_window(IpKey, c.rate_limit_unauthenticated, window),
+            authenticated: Bucket::per_window(UserKey, c.rate_limit_authenticated, window),
+            login_ip: Bucket::per_window(IpKey, c.rate_limit_login, window),
+            login_email: Bucket::new(EmailKey, c.rate_limit_login, window / c.rate_limit_login.max(1)),
+            publish_new: Bucket::new(
+                UserKey,
+                c.rate_limit_publish_new_burst,
+                Duration::from_secs(c.rate_limit_publish_new_period_secs),
+            ),
+            publish_version: Bucket::new(
+                UserKey,
+                c.rate_limit_publish_version_burst,
+                Duration::from_secs(c.rate_limit_publish_version_period_secs),
+            ),
+            yank: Bucket::new(UserKey, c.rate_limit_yank_burst, Duration::from_secs(c.rate_limit_yank_period_secs)),
+        }
+    }
+
+    /// Drops keys whose buckets are full again, so memory follows active clients, not all clients ever.
+    pub fn purge(&self) {
+        self.anonymous.purge();
+        self.authenticated.purge();
+        self.login_ip.purge();
+        self.login_email.purge();
+        self.publish_new.purge();
+        self.publish_version.purge();
+        self.yank.purge();
+    }
+
+    fn refuse(&self, kind: &str, v: Verdict) -> Result<Verdict, AppError> {
+        match v.retry_after {
+            Some(retry_after) if self.enabled => {
+                tracing::info!(kind, retry_after, "rate limit refusal");
+                Err(AppError::RateLimited { retry_after })
+            }
+            _ => Ok(v),
+        }
+    }
+
+    /// Login attempts count against both the client IP and the email, whichever runs out first.
+    pub fn login(&self, ip: Option<IpAddr>, email: &str) -> Result<(), AppError> {
+        if !self.enabled {
+            return Ok(());
+        }
+        let ip = ip.unwrap_or(Ipv4Addr::UNSPECIFIED.into());
+        self.refuse("login_ip", self.login_ip.check(&ip))?;
+        self.refuse("login_email", self.login_email.check(&email.trim().to_lowercase()))?;
+        Ok(())
+    }
+
+    pub fn publish(&self, user: Uuid, new_package: bool) -> Result<(), AppError> {
+        if !self.enabled {
+            return Ok(());
+        }
+        if new_package {
+            self.refuse("publish_new", self.publish_new.check(&user))?;
+        } else {
+            self.refuse("publish_version", self.publish_version.check(&user))?;
+        }
+        Ok(())
+    }
+
+    pub fn yank(&self, user: Uuid) -> Result<(), AppError> {
+        if !self.enabled {
+            return Ok(());
+        }
+        self.refuse("yank", self.yank.check(&user)).map(|_| ())
+    }
+
+    /// The client address: the peer, or with TRUST_PROXY_HEADERS the proxy's view of it.
+    /// Fly-Client-IP first; otherwise the right-most X-Forwarded-For entry (the one our proxy
+    /// appended; entries to its left are client-controlled).
+    pub fn client_ip(&self, headers: &HeaderMap, peer: Option<SocketAddr>) -> Option<IpAddr> {
+        if self.trust_proxy {
+            let fly = headers.get("fly-client-ip").and_then(|v| v.to_str().ok()).and_then(|s| s.trim().parse().ok());
+            let xff = || {
+                headers
+                    .get_all("x-forwarded-for")
+                    .iter()
+                    .filter_map(|v| v.to_str().ok())
+                    .flat_map(|v| v.split(','))
+                    .filter_map(|s| s.trim().parse::<IpAddr>().ok())
+                    .next_back()
+            };
+            if let Some(ip) = fly.or_else(xff) {
+                return Some(ip);
+            }
+        }
+        peer.map(|p| p.ip())
+    }
+}
+
+/// Keys login attempts by the (lowercased) email they name.
+#[derive(Debug, Clone, Copy)]
+pub struct EmailKey;
+
+impl KeyExtractor for EmailKey {
+    type Key = String;
+
+    fn extract<T>(&self, _req: &axum::http::Request<T>) -> Result<String, GovernorError> {
+        // Emails live in bodies; login handlers check this bucket themselves.
+        Err(GovernorError::UnableToExtractKey)
+    }
+}
+
+/// Paths that are never limited: probes, metrics and tarball downloads.
+fn exempt(path: &str) -> bool {
+    matches!(path, "/health" | "/ready" | "/metrics")
+        || (path.starts_with("/api/v1/packages/") && path.ends_with("/download"))
+}
+
+fn set_headers(headers: &mut HeaderMap, v: &Verdict) {
+    headers.insert("x-ratelimit-limit", HeaderValue::from(v.limit));
+    headers.insert("x-ratelimit-remaining", HeaderValue::from(v.remaining));
+    headers.insert("x-ratelimit-reset", HeaderValue::from(v.reset));
+}
+
+/// The request budget: anonymous requests per client IP, signed-in requests per user. REST and
+/// GraphQL share it; a GraphQL request counts once.
+pub async fn middleware(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    let peer = req.extensions().get::<ConnectInfo<SocketAddr>>().map(|c| c.0);
+    let ip = state.limits.client_ip(req.headers(), peer);
+    let (mut parts, body) = req.into_parts();
+    // A request without a usable address shares one bucket rather than failing.
+    parts.extensions.insert(ClientIp(ip.unwrap_or(Ipv4Addr::UNSPECIFIED.into())));
+    if !state.limits.enabled || exempt(parts.uri.path()) {
+        return next.run(Request::from_parts(parts, body)).await;
+    }
+    // Verify the token once here; the handler reuses the cached result.
+    if let Ok(Some(viewer)) = crate::auth::viewer::resolve(&mut parts, &state).await {
+        parts.extensions.insert(viewer);
+    }
+    let req = Request::from_parts(parts, body);
+    let verdict = match UserKey.extract(&req) {
+        Ok(user) => state.limits.authenticated.check(&user),
+        Err(_) => {
+            let ip = IpKey.extract(&req).unwrap_or(Ipv4Addr::UNSPECIFIED.into());
+            state.limits.anonymous.check(&ip)
+        }
+    };
+    let mut res = match verdict.retry_after {
+        Some(retry_after) => {
+            tracing::info!(retry_after, path = %req.uri().path(), "request budget exhausted");
+            if req.uri().path() == "/graphql" {
+                graphql_refusal(retry_after)
+            } else {
+                AppError::RateLimited { retry_after }.into_response()
+            }
+        }
+        None => next.run(req).await,
+    };
+    set_headers(res.headers_mut(), &verdict);
+    res
+}
+
+/// GraphQL clients get a GraphQL-shaped body with RATE_LIMITED, still with HTTP 429.
+fn graphql_refusal(retry_after: u64) -> Response {
+    let body = serde_json::json!({
+        "errors": [{
+            "message": format!("rate limit exceeded, retry in {retry_after} seconds"),
+            "extensions": { "code": "RATE_LIMITED", "retryAfter": retry_after }
+        }]
+    });
+    let mut res = (axum::http::StatusCode::TOO_MANY_REQUESTS, axum::Json(body)).into_response();
+    res.headers_mut().insert(axum::http::header::RETRY_AFTER, HeaderValue::from(retry_after));
+    res
+}
+
+/// Purges stale keys every minute.
+pub async fn purge_periodically(limits: Arc<RateLimits>) {
+    let mut tick = tokio::time::interval(Duration::from_secs(60));
+    loop {
+        tick.tick().await;
+        limits.purge();
+    }
+}

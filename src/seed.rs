@@ -1,0 +1,592 @@
+//! `raven-registry seed`: realistic demo data through the service layer (owned by the benchmark work).
+//!
+//! A handful of users publish `--packages` packages of `--versions` versions each, with real tarballs
+//! (raven.toml, README.md, sources) that go through the same validation as any upload. Names,
+//! descriptions, keywords and dependencies come from word lists and a seeded PRNG, so every run with
+//! the same arguments plans the same data, and a larger `--packages` extends a smaller one. Packages
+//! and versions that already exist are skipped, so the command can be re-run or resumed.
+//!
+//! The planning and tarball helpers are public: the load benchmark uses them to know the seeded
+//! names and to build fresh packages for its publish scenarios.
+use std::collections::HashSet;
+use std::io::{Seek, Write};
+use std::time::Instant;
+
+use crate::auth::{Scopes, Viewer};
+use crate::config::SeedArgs;
+use crate::domain::{Email, PackageName, Password, Username};
+use crate::error::AppError;
+use crate::service::accounts::{self, Registration};
+use crate::service::packages::{self as pkgs, Role};
+use crate::service::publish::{self, Claimed};
+use crate::service::tokens::LOGIN_TOKEN_NAME;
+use crate::state::AppState;
+
+/// The password of every seeded account (printed in the summary, for trying the frontend).
+pub const SEED_PASSWORD: &str = "correct-horse-battery";
+
+/// Seeded accounts: username and display name.
+pub const USERS: &[(&str, &str)] = &[
+    ("ada", "Ada Lovelace"),
+    ("grace", "Grace Hopper"),
+    ("linus", "Linus Torvalds"),
+    ("barbara", "Barbara Liskov"),
+    ("ken", "Ken Thompson"),
+    ("margaret", "Margaret Hamilton"),
+    ("dennis", "Dennis Ritchie"),
+    ("radia", "Radia Perlman"),
+];
+
+const FIRST: &[&str] = &[
+    "fast", "tiny", "async", "simple", "safe", "lazy", "smart", "micro", "mini", "super", "hyper", "ultra", "easy",
+    "zero", "raw", "pure", "open", "quick", "lite", "strict", "swift", "deep", "small", "sharp", "clean", "bold",
+    "neat", "prime", "rapid", "solid",
+];
+
+/// Subject words: the middle of names, and keywords.
+const DOMAIN: &[&str] = &[
+    "json", "http", "toml", "yaml", "xml", "csv", "sql", "log", "cache", "crypto", "hash", "regex", "time", "date",
+    "uuid", "rand", "math", "image", "audio", "text", "string", "path", "file", "net", "tcp", "udp", "dns", "url",
+    "mime", "base64", "zip", "gzip", "tar", "cli", "term", "color", "config", "env", "mock", "bench", "graph", "tree",
+    "list", "map", "queue", "pool", "sync", "actor", "stream", "event", "signal", "proc", "parse", "lexer", "ast",
+    "orm", "db", "redis", "kafka", "grpc", "proto", "auth", "jwt", "oauth", "token", "smtp", "mail", "web", "html",
+    "css", "svg", "font", "unicode", "i18n", "geo", "matrix", "vec", "bits", "bytes", "buf", "io", "fs", "os", "gpu",
+    "wasm", "ffi",
+];
+
+const SUFFIX: &[&str] = &[
+    "client", "server", "parser", "core", "utils", "kit", "lib", "macros", "derive", "types", "codec", "tools",
+    "engine", "runtime", "bindings", "serde", "builder", "cli", "sys", "helpers", "ext", "lite",
+];
+
+const ADJECTIVES: &[&str] = &[
+    "fast",
+    "small",
+    "safe",
+    "simple",
+    "zero-copy",
+    "streaming",
+    "async",
+    "ergonomic",
+    "minimal",
+    "portable",
+    "robust",
+    "lightweight",
+    "extensible",
+    "pure",
+    "well-tested",
+    "blazing",
+    "friendly",
+];
+
+const THINGS: &[&str] = &[
+    "parser",
+    "client",
+    "library",
+    "toolkit",
+    "framework",
+    "runtime",
+    "encoder",
+    "decoder",
+    "server",
+    "bindings",
+    "utilities",
+    "engine",
+    "collection",
+    "interface",
+    "wrapper",
+];
+
+const FEATURES: &[&str] = &[
+    "no dependencies",
+    "a tiny API",
+    "streaming support",
+    "full spec compliance",
+    "pluggable backends",
+    "async support",
+    "SIMD acceleration",
+    "pretty error messages",
+    "zero allocations on the hot path",
+    "no unsafe code",
+];
+
+const GENERAL_KEYWORDS: &[&str] = &[
+    "parser",
+    "network",
+    "async",
+    "cli",
+    "encoding",
+    "data",
+    "web",
+    "crypto",
+    "testing",
+    "database",
+    "text",
+    "math",
+    "utility",
+    "serialization",
+    "performance",
+    "concurrency",
+    "filesystem",
+    "graphics",
+    "embedded",
+    "no-std",
+];
+
+const LICENSES: &[&str] = &["MIT", "Apache-2.0", "MIT OR Apache-2.0", "BSD-3-Clause", "MPL-2.0", "ISC"];
+
+/// Words that occur in seeded names, descriptions and keywords: the benchmark searches for them.
+pub const SEARCH_WORDS: &[&str] = &[
+    "json", "http", "parser", "client", "async", "fast", "cache", "crypto", "time", "config", "stream", "database",
+    "network", "cli", "log", "toml", "server", "encoding", "simple", "regex", "web", "hash", "tree", "event", "auth",
+    "image", "text", "queue", "safe", "macros",
+];
+
+const SEED: u64 = 0x5eed_2a7e_11ab_c0de;
+
+/// xorshift64*: tiny, deterministic and good enough for demo data.
+#[derive(Debug, Clone)]
+pub struct Rng(u64);
+
+impl Rng {
+    pub fn new(seed: u64) -> Rng {
+        // Mix the seed so that nearby seeds give unrelated streams; never zero.
+        let mut z = seed.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        Rng((z ^ (z >> 31)) | 1)
+    }
+
+    pub fn next_u64(&mut self) -> u64 {
+        let mut x = self.0;
+        x ^= x >> 12;
+        x ^= x << 25;
+        x ^= x >> 27;
+        self.0 = x;
+        x.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    }
+
+    /// Uniform in 0..n (n > 0).
+    pub fn below(&mut self, n: usize) -> usize {
+        ((self.next_u64() >> 11) % n as u64) as usize
+    }
+
+    /// Uniform in [0, 1).
+    pub fn unit(&mut self) -> f64 {
+        (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64
+    }
+
+    pub fn chance(&mut self, percent: usize) -> bool {
+        self.below(100) < percent
+    }
+
+    pub fn pick<'a>(&mut self, words: &[&'a str]) -> &'a str {
+        words[self.below(words.len())]
+    }
+}
+
+/// One package of the seed plan (the same for every version).
+#[derive(Debug, Clone)]
+pub struct PlannedPackage {
+    pub index: usize,
+    pub name: String,
+    /// Index into [`USERS`] of the account that publishes it.
+    pub owner: usize,
+    /// Index into [`USERS`] of a second account added as maintainer, for some packages.
+    pub maintainer: Option<usize>,
+    pub description: String,
+    pub keywords: Vec<String>,
+    pub license: String,
+    pub homepage: Option<String>,
+    /// Names of earlier packages in the plan.
+    pub dependencies: Vec<String>,
+    pub dev_dependencies: Vec<String>,
+    /// Seeds the generated sources.
+    pub content_seed: u64,
+}
+
+/// The version number of the `k`-th version of every seeded package: 1.0.0, 1.0.1, 1.1.0, 1.1.1, ...
+pub fn version(k: u32) -> String {
+    format!("1.{}.{}", k / 2, k % 2)
+}
+
+/// The deterministic plan of the first `count` packages; `plan(n)` is a prefix of `plan(n + k)`.
+pub fn plan(count: usize) -> Vec<PlannedPackage> {
+    let mut names_rng = Rng::new(SEED);
+    let mut taken: HashSet<String> = HashSet::new();
+    let mut out: Vec<PlannedPackage> = Vec::with_capacity(count);
+    for index in 0..count {
+        let name = next_name(&mut names_rng, &mut taken, index);
+        let mut rng = Rng::new(SEED ^ (index as u64).wrapping_mul(0x1000_0000_01B3));
+        let owner = rng.below(USERS.len());
+        let maintainer =
+            if rng.chance(25) { Some((owner + 1 + rng.below(USERS.len() - 1)) % USERS.len()) } else { None };
+        let subject = name.split('-').find(|w| DOMAIN.contains(w)).unwrap_or("data").to_owned();
+        let description = describe(&mut rng, &subject);
+        let keywords = keywords_for(&mut rng, &subject);
+        let license = rng.pick(LICENSES).to_owned();
+        let homepage = rng.chance(30).then(|| format!("https://{name}.example.org/"));
+        // Earlier packages, skewed towards the first ones: a few popular packages with many dependents.
+        let mut dependencies: Vec<String> = Vec::new();
+        if index > 0 {
+            let wanted = [0, 1, 1, 2, 2, 3][rng.below(6)].min(index);
+            for _ in 0..wanted * 2 {
+                if dependencies.len() == wanted {
+                    break;
+                }
+                let r = rng.unit();
+                let j = ((index as f64) * r * r) as usize;
+                let dep = &out[j.min(index - 1)].name;
+                if !dependencies.contains(dep) {
+                    dependencies.push(dep.clone());
+                }
+            }
+        }
+        let mut dev_dependencies = Vec::new();
+        if index > 0 && rng.chance(20) {
+            let dep = &out[rng.below(index.min(20))].name;
+            if !dependencies.contains(dep) {
+                dev_dependencies.push(dep.clone());
+            }
+        }
+        out.push(PlannedPackage {
+            index,
+            name,
+            owner,
+            maintainer,
+            description,
+            keywords,
+            license,
+            homepage,
+            dependencies,
+            dev_dependencies,
+            content_seed: rng.next_u64(),
+        });
+    }
+    out
+}
+
+fn next_name(rng: &mut Rng, taken: &mut HashSet<String>, index: usize) -> String {
+    for _ in 0..32 {
+        let candidate = match rng.below(100) {
+            0..=39 => format!("{}-{}", rng.pick(DOMAIN), rng.pick(SUFFIX)),
+            40..=69 => format!("{}-{}", rng.pick(FIRST), rng.pick(DOMAIN)),
+            70..=84 => format!("{}-{}-{}", rng.pick(FIRST), rng.pick(DOMAIN), rng.pick(SUFFIX)),
+            _ => format!("{}-{}-{}", rng.pick(DOMAIN), rng.pick(SUFFIX), 2 + rng.below(8)),
+        };
+        let parts: Vec<&str> = candidate.split('-').collect();
+        let repeats = parts.windows(2).any(|w| w[0] == w[1]);
+        if !repeats && PackageName::parse(&candidate).is_ok() && taken.insert(candidate.clone()) {
+            return candidate;
+        }
+    }
+    // The word space is large, but never loop forever: a numbered name is always free.
+    let name = format!("{}-{}-{index}", rng.pick(DOMAIN), rng.pick(SUFFIX));
+    taken.insert(name.clone());
+    name
+}
+
+fn capitalise(s: &str) -> String {
+    let mut c = s.chars();
+    match c.next() {
+        Some(f) => f.to_uppercase().chain(c).collect(),
+        None => String::new(),
+    }
+}
+
+fn describe(rng: &mut Rng, subject: &str) -> String {
+    let adj = rng.pick(ADJECTIVES);
+    let adj2 = rng.pick(ADJECTIVES);
+    let thing = rng.pick(THINGS);
+    let feature = rng.pick(FEATURES);
+    match rng.below(4) {
+        0 => format!("A {adj} {subject} {thing} for RavensOne."),
+        1 => format!("{} and {adj2} {subject} {thing} with {feature}.", capitalise(adj)),
+        2 => format!("{} {thing}: {adj}, {adj2}, with {feature}.", capitalise(subject)),
+        _ => format!("The {adj} way to work with {subject} in RavensOne, with {feature}."),
+    }
+}
+
+fn keywords_for(rng: &mut Rng, subject: &str) -> Vec<String> {
+    let count = 1 + rng.below(5);
+    let mut out = vec![subject.to_owned()];
+    while out.len() < count {
+        let kw = if rng.chance(50) { rng.pick(GENERAL_KEYWORDS) } else { rng.pick(DOMAIN) };
+        if !out.iter().any(|k| k == kw) {
+            out.push(kw.to_owned());
+        }
+    }
+    out
+}
+
+impl PlannedPackage {
+    /// The raven.toml of `version`.
+    pub fn manifest(&self, version: &str) -> String {
+        let (user, display) = USERS[self.owner];
+        let mut m = String::new();
+        m.push_str("[package]\n");
+        m.push_str(&format!("name = \"{}\"\nversion = \"{version}\"\n", self.name));
+        m.push_str(&format!("authors = [\"{display} <{user}@example.com>\"]\n"));
+        m.push_str(&format!("description = \"{}\"\n", self.description));
+        m.push_str(&format!("license = \"{}\"\n", self.license));
+        m.push_str(&format!("repository = \"https://github.com/{user}/{}\"\n", self.name));
+        if let Some(h) = &self.homepage {
+            m.push_str(&format!("homepage = \"{h}\"\n"));
+        }
+        let kws: Vec<String> = self.keywords.iter().map(|k| format!("\"{k}\"")).collect();
+        m.push_str(&format!("keywords = [{}]\n", kws.join(", ")));
+        m.push_str("readme = \"README.md\"\n");
+        if !self.dependencies.is_empty() {
+            m.push_str("\n[dependencies]\n");
+            for d in &self.dependencies {
+                m.push_str(&format!("{d} = \"^1\"\n"));
+            }
+        }
+        if !self.dev_dependencies.is_empty() {
+            m.push_str("\n[dev-dependencies]\n");
+            for d in &self.dev_dependencies {
+                m.push_str(&format!("{d} = \"^1\"\n"));
+            }
+        }
+        m
+    }
+
+    pub fn readme(&self, version: &str) -> String {
+        let name = &self.name;
+        let ident = name.replace('-', "_");
+        format!(
+            "# {name}\n\n{desc}\n\n## Installation\n\nAdd it to your `raven.toml`:\n\n```toml\n[dependencies]\n\
+             {name} = \"^{version}\"\n```\n\n## Usage\n\n```raven\nuse {ident}\n\nfn main() {{\n    let value = \
+             {ident}::parse(\"hello\")?\n    print(value)\n}}\n```\n\n## Features\n\n- {f1}\n- {f2}\n\n## License\n\n\
+             {license}\n",
+            desc = self.description,
+            f1 = capitalise(FEATURES[self.index % FEATURES.len()]),
+            f2 = capitalise(FEATURES[(self.index + 3) % FEATURES.len()]),
+            license = self.license,
+        )
+    }
+
+    /// A source file of a few kilobytes; different per package and version.
+    pub fn source(&self, version: &str) -> String {
+        let mut rng = Rng::new(self.content_seed ^ version.len() as u64 ^ fnv(version));
+        let mut s = format!("// {} {version}\n// {}\n\n", self.name, self.description);
+        for f in 0..8 + rng.below(24) {
+            let verb = rng.pick(&["parse", "encode", "decode", "read", "write", "build", "check", "render", "split"]);
+            let noun = rng.pick(DOMAIN);
+            s.push_str(&format!(
+                "/// {} the {noun} input.\npub fn {verb}_{noun}_{f}(input: String) -> Result {{\n",
+                capitalise(verb)
+            ));
+            for l in 0..2 + rng.below(6) {
+                s.push_str(&format!("    let step{l} = input.{}({})\n", rng.pick(THINGS), rng.below(1000)));
+            }
+            s.push_str("    Ok(input)\n}\n\n");
+        }
+        s
+    }
+
+    /// The complete gzip'd tarball of `version`.
+    pub fn tarball(&self, version: &str) -> Vec<u8> {
+        let files = [
+            ("raven.toml", self.manifest(version)),
+            ("README.md", self.readme(version)),
+            ("src/lib.rvn", self.source(version)),
+            (
+                "tests/basic.rvn",
+                format!("use {}\n\ntest \"works\" {{\n    assert(true)\n}}\n", self.name.replace('-', "_")),
+            ),
+        ];
+        targz(&files)
+    }
+}
+
+fn fnv(s: &str) -> u64 {
+    s.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ b as u64).wrapping_mul(0x100_0000_01b3))
+}
+
+/// A gzip'd tar of regular files (directories implied by the paths are added first). Deterministic:
+/// fixed mtimes and no gzip timestamp.
+pub fn targz(files: &[(&str, String)]) -> Vec<u8> {
+    let gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    let mut tar = tar::Builder::new(gz);
+    let mut dirs: Vec<&str> = Vec::new();
+    for (path, data) in files {
+        if let Some((dir, _)) = path.rsplit_once('/') {
+            if !dirs.contains(&dir) {
+                dirs.push(dir);
+                let mut h = tar::Header::new_gnu();
+                h.set_entry_type(tar::EntryType::Directory);
+                h.set_mode(0o755);
+                h.set_size(0);
+                h.set_mtime(1_700_000_000);
+                tar.append_data(&mut h, format!("{dir}/"), std::io::empty()).expect("in-memory tar");
+            }
+        }
+        let mut h = tar::Header::new_gnu();
+        h.set_entry_type(tar::EntryType::Regular);
+        h.set_mode(0o644);
+        h.set_size(data.len() as u64);
+        h.set_mtime(1_700_000_000);
+        tar.append_data(&mut h, path, data.as_bytes()).expect("in-memory tar");
+    }
+    tar.into_inner().and_then(|gz| gz.finish()).expect("in-memory gzip")
+}
+
+/// Signs in (registering on first use) each seeded account, returning a viewer per account.
+async fn seed_users(state: &AppState) -> anyhow::Result<(Vec<Viewer>, usize)> {
+    let mut viewers = Vec::with_capacity(USERS.len());
+    let mut created = 0;
+    for (username, _) in USERS {
+        let email = format!("{username}@seed.example.com");
+        let reg = Registration {
+            username: Username::parse(username)?,
+            email: Email::parse(&email)?,
+            password: Password::parse(SEED_PASSWORD)?,
+        };
+        let signed_in = match accounts::register(state, reg).await {
+            Ok(s) => {
+                created += 1;
+                s
+            }
+            Err(AppError::Conflict(_)) => accounts::login(state, &email, SEED_PASSWORD).await.map_err(|e| {
+                anyhow::anyhow!("user {username} exists but cannot sign in with the seed password: {e}")
+            })?,
+            Err(e) => return Err(anyhow::anyhow!("registering {username}: {e}")),
+        };
+        viewers.push(Viewer {
+            user_id: signed_in.user.id,
+            token_id: signed_in.token.row.id,
+            token_name: LOGIN_TOKEN_NAME.into(),
+            scopes: Scopes::all(),
+        });
+    }
+    Ok((viewers, created))
+}
+
+/// Publishes `bytes` as a tarball through the service layer (via an anonymous temporary file).
+async fn publish_bytes(state: &AppState, viewer: &Viewer, bytes: &[u8]) -> Result<(), AppError> {
+    let mut file = tempfile::tempfile().map_err(AppError::internal)?;
+    file.write_all(bytes).map_err(AppError::internal)?;
+    file.rewind().map_err(AppError::internal)?;
+    publish::publish(state, viewer, file, Claimed::default()).await.map(|_| ())
+}
+
+pub async fn run(state: &AppState, args: &SeedArgs) -> anyhow::Result<()> {
+    let started = Instant::now();
+    // Seeding is an operator's bulk load: the per-user publish limits (burst 5 new packages, then one
+    // per 10 minutes) are for the public API, not for this process's own limiter.
+    let mut state = state.clone();
+    let mut config = (*state.config).clone();
+    config.rate_limits_enabled = false;
+    state.limits = std::sync::Arc::new(crate::ratelimit::RateLimits::from_config(&config));
+    state.config = std::sync::Arc::new(config);
+    let state = &state;
+    let (viewers, users_created) = seed_users(state).await?;
+    println!("seed: {} users ready ({users_created} new)", viewers.len());
+
+    let plan = plan(args.packages as usize);
+    let total = plan.len();
+    let report_every = (total / 10).max(1);
+    let (mut new_packages, mut skipped_packages, mut new_versions, mut bytes_total) = (0usize, 0usize, 0usize, 0usize);
+    let mut last_report = Instant::now();
+    for (i, p) in plan.iter().enumerate() {
+        let viewer = &viewers[p.owner];
+        let existing = pkgs::find_by_name(&state.db, &p.name).await?;
+        let mut published_here = 0;
+        for k in 0..args.versions {
+            let v = version(k);
+            if let Some(pkg) = &existing {
+                if pkgs::find_version(&state.db, pkg.id, &v).await?.is_some() {
+                    continue;
+                }
+            }
+            let bytes = p.tarball(&v);
+            match publish_bytes(state, viewer, &bytes).await {
+                Ok(()) => {
+                    published_here += 1;
+                    bytes_total += bytes.len();
+                }
+                // Published meanwhile (another seed run): as good as done.
+                Err(AppError::Conflict(_)) => {}
+                Err(e) => return Err(anyhow::anyhow!("publishing {} {v}: {e}", p.name)),
+            }
+        }
+        if existing.is_none() {
+            new_packages += 1;
+            if let Some(m) = p.maintainer {
+                let role = Role::Maintainer;
+                crate::service::owners::add(state, viewer, &p.name, USERS[m].0, role)
+                    .await
+                    .map_err(|e| anyhow::anyhow!("adding a maintainer to {}: {e}", p.name))?;
+            }
+        } else if published_here == 0 {
+            skipped_packages += 1;
+        }
+        new_versions += published_here;
+        let done = i + 1;
+        if done % report_every == 0 || done == total || last_report.elapsed().as_secs() >= 5 {
+            last_report = Instant::now();
+            let secs = started.elapsed().as_secs_f64();
+            println!(
+                "seed: {done}/{total} packages, {new_versions} versions published, {:.1} s ({:.0} versions/s)",
+                secs,
+                new_versions as f64 / secs.max(1e-9)
+            );
+        }
+    }
+    let secs = started.elapsed().as_secs_f64();
+    println!(
+        "seed: done in {secs:.1} s: {total} packages planned, {new_packages} created, {skipped_packages} already \
+         complete; {new_versions} versions published ({:.1} MB of tarballs); {} users (password {SEED_PASSWORD:?})",
+        bytes_total as f64 / 1e6,
+        viewers.len()
+    );
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::{inspect_tarball, Manifest, TarballLimits};
+
+    #[test]
+    fn plan_is_deterministic_and_prefix_stable() {
+        let a = plan(300);
+        let b = plan(50);
+        for (x, y) in a.iter().zip(&b) {
+            assert_eq!(x.name, y.name);
+            assert_eq!(x.dependencies, y.dependencies);
+            assert_eq!(x.tarball("1.0.0"), y.tarball("1.0.0"));
+        }
+        let names: HashSet<&str> = a.iter().map(|p| p.name.as_str()).collect();
+        assert_eq!(names.len(), a.len(), "names are unique");
+    }
+
+    #[test]
+    fn dependencies_point_at_earlier_packages() {
+        let p = plan(500);
+        for (i, pkg) in p.iter().enumerate() {
+            for d in pkg.dependencies.iter().chain(&pkg.dev_dependencies) {
+                assert!(p[..i].iter().any(|e| &e.name == d), "{} depends on later {d}", pkg.name);
+            }
+        }
+        assert!(p.iter().filter(|x| !x.dependencies.is_empty()).count() > 250);
+    }
+
+    #[test]
+    fn every_planned_tarball_is_valid() {
+        for pkg in plan(200) {
+            for k in 0..3 {
+                let v = version(k);
+                let bytes = pkg.tarball(&v);
+                let contents = inspect_tarball(&mut bytes.as_slice(), &TarballLimits::default())
+                    .unwrap_or_else(|e| panic!("{} {v}: {e}", pkg.name));
+                let m: Manifest = contents.manifest;
+                assert_eq!(m.name.as_str(), pkg.name);
+                assert_eq!(m.version.to_string(), v);
+                assert!((1..=5).contains(&m.keywords.len()));
+                assert!(contents.readme.is_some());
+            }
+        }
+    }
+}

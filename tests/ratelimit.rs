@@ -1,0 +1,264 @@
+//! Rate limits with small configured quotas: budgets per IP and per user shared by REST and
+//! GraphQL, exemptions, headers and 429 bodies, proxy headers only when trusted, login and publish
+//! buckets (aliases included), and bounded memory.
+mod common;
+
+use std::net::IpAddr;
+
+use common::{tarballs, TestApp};
+use raven_registry::config::Config;
+use serde_json::{json, Value};
+
+fn limited(c: &mut Config) {
+    c.rate_limits_enabled = true;
+    c.rate_limit_unauthenticated = 4;
+    c.rate_limit_authenticated = 50;
+    c.rate_limit_login = 3;
+}
+
+async fn register(app: &TestApp, name: &str, xff: &str) -> String {
+    let res = app
+        .client
+        .post(app.url("/api/v1/auth/register"))
+        .header("x-forwarded-for", xff)
+        .json(&json!({"username": name, "email": format!("{name}@example.com"), "password": "correct horse battery"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 201);
+    res.json::<Value>().await.unwrap()["token"].as_str().unwrap().to_owned()
+}
+
+fn assert_refusal_headers(res: &reqwest::Response) {
+    for h in ["x-ratelimit-limit", "x-ratelimit-remaining", "x-ratelimit-reset", "retry-after"] {
+        assert!(res.headers().contains_key(h), "missing {h}");
+    }
+    let reset: u64 = res.headers()["x-ratelimit-reset"].to_str().unwrap().parse().unwrap();
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
+    assert!(reset >= now, "reset is an epoch time in the future");
+}
+
+#[tokio::test]
+async fn anonymous_budget_is_shared_by_rest_and_graphql() {
+    let app = common::spawn_with(limited).await;
+    let first = app.client.get(app.url("/api/v1/stats")).send().await.unwrap();
+    assert_eq!(first.status(), 200);
+    assert_eq!(first.headers()["x-ratelimit-limit"], "4");
+    assert_eq!(first.headers()["x-ratelimit-remaining"], "3");
+    assert_eq!(app.gql("{ stats { totalUsers } }", json!({}), None).await["data"]["stats"]["totalUsers"], 0);
+    assert_eq!(app.client.get(app.url("/api/v1/stats")).send().await.unwrap().status(), 200);
+    assert_eq!(app.gql("{ stats { totalUsers } }", json!({}), None).await["data"]["stats"]["totalUsers"], 0);
+
+    let res = app.client.get(app.url("/api/v1/stats")).send().await.unwrap();
+    assert_eq!(res.status(), 429);
+    assert_refusal_headers(&res);
+    assert_eq!(res.headers()["x-ratelimit-remaining"], "0");
+    let retry: u64 = res.headers()["retry-after"].to_str().unwrap().parse().unwrap();
+    let body: Value = res.json().await.unwrap();
+    assert_eq!(body["error"], "rate_limit_exceeded");
+    assert_eq!(body["retry_after"], json!(retry));
+    assert!(body["message"].as_str().unwrap().contains("rate limit"));
+
+    let res =
+        app.client.post(app.url("/graphql")).json(&json!({"query": "{ stats { totalUsers } }"})).send().await.unwrap();
+    assert_eq!(res.status(), 429, "GraphQL shares the budget and still answers 429");
+    let body: Value = res.json().await.unwrap();
+    assert_eq!(body["errors"][0]["extensions"]["code"], "RATE_LIMITED");
+
+    // Exempt: probes and downloads.
+    for path in ["/health", "/ready"] {
+        let res = app.client.get(app.url(path)).send().await.unwrap();
+        assert_eq!(res.status(), 200, "{path}");
+        assert!(!res.headers().contains_key("x-ratelimit-limit"), "{path} is not limited");
+    }
+}
+
+#[tokio::test]
+async fn users_have_their_own_budget_and_downloads_are_exempt() {
+    let app = common::spawn_with(|c| {
+        limited(c);
+        c.trust_proxy_headers = true;
+    })
+    .await;
+    // Set up from another (trusted-proxy) address so the test client's own budget stays whole.
+    let token = register(&app, "ursula", "10.0.0.9").await;
+    let tarball = tarballs::package("limited-pkg", "1.0.0");
+    let form =
+        reqwest::multipart::Form::new().part("tarball", reqwest::multipart::Part::bytes(tarball).file_name("p.tar.gz"));
+    let res =
+        app.client.post(app.url("/api/v1/packages/publish")).bearer_auth(&token).multipart(form).send().await.unwrap();
+    assert_eq!(res.status(), 201);
+    assert_eq!(res.headers()["x-ratelimit-limit"], "50", "signed-in requests use the user budget");
+
+    for _ in 0..4 {
+        assert_eq!(app.client.get(app.url("/api/v1/stats")).send().await.unwrap().status(), 200);
+    }
+    assert_eq!(app.client.get(app.url("/api/v1/stats")).send().await.unwrap().status(), 429);
+    // The same client with a token is counted against the user, not the IP.
+    let res = app.client.get(app.url("/api/v1/users/me")).bearer_auth(&token).send().await.unwrap();
+    assert_eq!(res.status(), 200);
+    assert_eq!(res.headers()["x-ratelimit-limit"], "50");
+    for _ in 0..3 {
+        let res = app.client.get(app.url("/api/v1/packages/limited-pkg/1.0.0/download")).send().await.unwrap();
+        assert_eq!(res.status(), 200, "downloads are exempt");
+    }
+}
+
+#[tokio::test]
+async fn proxy_headers_count_only_when_trusted() {
+    let untrusted = common::spawn_with(limited).await;
+    for i in 0..4 {
+        let res = untrusted
+            .client
+            .get(untrusted.url("/api/v1/stats"))
+            .header("x-forwarded-for", format!("203.0.113.{i}"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 200);
+    }
+    let res = untrusted
+        .client
+        .get(untrusted.url("/api/v1/stats"))
+        .header("x-forwarded-for", "203.0.113.99")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 429, "a spoofed X-Forwarded-For buys nothing when proxies are not trusted");
+
+    let trusted = common::spawn_with(|c| {
+        limited(c);
+        c.trust_proxy_headers = true;
+    })
+    .await;
+    for _ in 0..4 {
+        let res = trusted
+            .client
+            .get(trusted.url("/api/v1/stats"))
+            .header("x-forwarded-for", "1.1.1.1, 198.51.100.7")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 200);
+    }
+    let res = trusted
+        .client
+        .get(trusted.url("/api/v1/stats"))
+        .header("x-forwarded-for", "9.9.9.9, 198.51.100.7")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 429, "the right-most entry is the client; entries to its left are ignored");
+    let res =
+        trusted.client.get(trusted.url("/api/v1/stats")).header("fly-client-ip", "198.51.100.8").send().await.unwrap();
+    assert_eq!(res.status(), 200, "Fly-Client-IP names another client");
+}
+
+#[tokio::test]
+async fn login_attempts_are_limited_per_ip_and_per_email() {
+    let app = common::spawn_with(|c| {
+        limited(c);
+        c.rate_limit_unauthenticated = 1000;
+        c.trust_proxy_headers = true;
+    })
+    .await;
+    register(&app, "lena", "10.0.0.1").await;
+    let login = |ip: &'static str, email: &'static str| {
+        app.client
+            .post(app.url("/api/v1/auth/login"))
+            .header("fly-client-ip", ip)
+            .json(&json!({"email": email, "password": "wrong password"}))
+            .send()
+    };
+    for _ in 0..3 {
+        assert_eq!(login("10.1.0.1", "nobody@example.com").await.unwrap().status(), 401);
+    }
+    let res = login("10.1.0.1", "other@example.com").await.unwrap();
+    assert_eq!(res.status(), 429, "per IP");
+    assert_eq!(res.json::<Value>().await.unwrap()["error"], "rate_limit_exceeded");
+    // Per email, from fresh addresses.
+    for ip in ["10.2.0.1", "10.2.0.2", "10.2.0.3"] {
+        assert_eq!(login(ip, "lena@example.com").await.unwrap().status(), 401);
+    }
+    assert_eq!(login("10.2.0.4", "LENA@example.com").await.unwrap().status(), 429, "per email, case-insensitively");
+
+    // Aliased logins in one GraphQL document each count.
+    let doc = "mutation { a: login(email: \"x@example.com\", password: \"wrongwrong\") { token } \
+               b: login(email: \"y@example.com\", password: \"wrongwrong\") { token } \
+               c: login(email: \"z@example.com\", password: \"wrongwrong\") { token } \
+               d: login(email: \"w@example.com\", password: \"wrongwrong\") { token } }";
+    let res = app
+        .client
+        .post(app.url("/graphql"))
+        .header("fly-client-ip", "10.3.0.1")
+        .json(&json!({"query": doc}))
+        .send()
+        .await
+        .unwrap();
+    assert_ne!(res.status(), 500);
+    let body: Value = res.json().await.unwrap();
+    let codes: Vec<&str> =
+        body["errors"].as_array().unwrap().iter().map(|e| e["extensions"]["code"].as_str().unwrap()).collect();
+    assert_eq!(codes.iter().filter(|c| **c == "UNAUTHENTICATED").count(), 3, "{body}");
+    assert_eq!(codes.iter().filter(|c| **c == "RATE_LIMITED").count(), 1, "{body}");
+}
+
+#[tokio::test]
+async fn publish_buckets_refuse_before_storing() {
+    let app = common::spawn_with(|c| {
+        limited(c);
+        c.rate_limit_publish_new_burst = 2;
+        c.rate_limit_publish_version_burst = 1;
+    })
+    .await;
+    let token = register(&app, "pete", "10.0.0.1").await;
+    let publish = |name: &str, version: &str, with_metadata: bool| {
+        let mut form = reqwest::multipart::Form::new();
+        if with_metadata {
+            form = form.text("metadata", json!({"name": name, "version": version}).to_string());
+        }
+        form = form
+            .part("tarball", reqwest::multipart::Part::bytes(tarballs::package(name, version)).file_name("p.tar.gz"));
+        app.client.post(app.url("/api/v1/packages/publish")).bearer_auth(&token).multipart(form).send()
+    };
+    assert_eq!(publish("first-pkg", "1.0.0", true).await.unwrap().status(), 201);
+    assert_eq!(publish("second-pkg", "1.0.0", false).await.unwrap().status(), 201);
+    let res = publish("third-pkg", "1.0.0", true).await.unwrap();
+    assert_eq!(res.status(), 429, "the third new package exceeds the burst of 2");
+    assert!(res.headers().contains_key("retry-after"));
+    assert_eq!(publish("first-pkg", "1.1.0", true).await.unwrap().status(), 201, "new versions have their own bucket");
+    assert_eq!(publish("first-pkg", "1.2.0", false).await.unwrap().status(), 429);
+    let keys = app.state.storage.list_keys().await.unwrap();
+    assert_eq!(keys.len(), 3, "refused publishes stored nothing: {keys:?}");
+}
+
+#[tokio::test]
+async fn disabled_means_no_limits() {
+    let app = common::spawn_with(|c| {
+        limited(c);
+        c.rate_limits_enabled = false;
+    })
+    .await;
+    for _ in 0..10 {
+        let res = app.client.get(app.url("/api/v1/stats")).send().await.unwrap();
+        assert_eq!(res.status(), 200);
+        assert!(!res.headers().contains_key("x-ratelimit-limit"));
+    }
+}
+
+#[test]
+fn stale_keys_are_purged() {
+    let mut cfg = Config::defaults();
+    cfg.rate_limits_enabled = true;
+    cfg.rate_limit_unauthenticated = 1000;
+    cfg.rate_limit_window_secs = 1;
+    let limits = raven_registry::ratelimit::RateLimits::from_config(&cfg);
+    for i in 0..100_000u32 {
+        let ip = IpAddr::from(i.to_be_bytes());
+        assert!(limits.anonymous.check(&ip).retry_after.is_none());
+    }
+    assert_eq!(limits.anonymous.tracked_keys(), 100_000);
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    limits.purge();
+    assert_eq!(limits.anonymous.tracked_keys(), 0, "keys whose buckets refilled are dropped");
+}
