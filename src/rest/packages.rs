@@ -195,32 +195,8 @@ pub async fn download(
     if method == Method::HEAD {
         return builder.body(Body::empty()).map_err(AppError::internal);
     }
-    let expected = v.sha256.clone();
     let counter = state.downloads.clone();
-    let num = v.num.clone();
-    let mut hasher = Some(Sha256::new());
-    let verified = stream.map(Some).chain(futures::stream::once(async { None })).filter_map(move |item| {
-        let out = match item {
-            Some(Ok(chunk)) => {
-                if let Some(h) = hasher.as_mut() {
-                    h.update(&chunk);
-                }
-                Some(Ok(chunk))
-            }
-            Some(Err(e)) => Some(Err(e)),
-            None => {
-                let digest = hex::encode(hasher.take().map(|h| h.finalize()).unwrap_or_default());
-                if digest == expected {
-                    counter.record(&pkg, &num);
-                    None
-                } else {
-                    tracing::error!(package = %pkg, version = %num, "blob corrupted: sha256 differs from the recorded checksum");
-                    Some(Err(std::io::Error::other("checksum mismatch")))
-                }
-            }
-        };
-        async move { out }
-    });
+    let verified = checked_stream(stream, size, Some(v.sha256.clone()), move || counter.record(&pkg, &v.num));
     builder.body(Body::from_stream(verified)).map_err(AppError::internal)
 }
 
@@ -270,26 +246,42 @@ async fn download_from_storage_alone(
     }
     let counter = state.downloads.clone();
     let (name, version) = (name.to_owned(), version.to_owned());
-    let mut sent = 0u64;
-    let mut failed = false;
-    let counted = stream.map(Some).chain(futures::stream::once(async { None })).filter_map(move |item| {
-        let out = match item {
-            Some(Ok(chunk)) => {
-                sent += chunk.len() as u64;
-                Some(Ok(chunk))
-            }
-            Some(Err(e)) => {
-                failed = true;
-                Some(Err(e))
-            }
-            None => {
-                if !failed && sent == size {
-                    counter.record(&name, &version);
-                }
-                None
-            }
-        };
-        async move { out }
-    });
+    let counted = checked_stream(stream, size, None, move || counter.record(&name, &version));
     builder.body(Body::from_stream(counted)).map_err(AppError::internal)
+}
+
+/// Passes the blob through, hashing as it goes. The verdict is reached on the chunk that completes
+/// `size` bytes, before that chunk is sent: hyper stops polling a body once Content-Length bytes
+/// are out, so a check at end-of-stream would never run. A mismatch replaces the last chunk with an
+/// error (the client sees a failed transfer, never a complete corrupt file); a complete, verified
+/// transfer calls `on_complete` (the download is counted).
+fn checked_stream(
+    stream: crate::storage::BlobStream,
+    size: u64,
+    expected_sha256: Option<String>,
+    on_complete: impl FnOnce() + Send + 'static,
+) -> impl futures::Stream<Item = Result<bytes::Bytes, std::io::Error>> + Send + 'static {
+    let mut hasher = Sha256::new();
+    let mut sent = 0u64;
+    let mut on_complete = Some(on_complete);
+    stream.map(move |item| {
+        let chunk = item?;
+        sent += chunk.len() as u64;
+        if expected_sha256.is_some() {
+            hasher.update(&chunk);
+        }
+        if sent >= size {
+            if let Some(expected) = &expected_sha256 {
+                let digest = hex::encode(std::mem::take(&mut hasher).finalize());
+                if sent != size || &digest != expected {
+                    tracing::error!(expected = %expected, actual = %digest, "blob corrupted: sha256 differs from the recorded checksum");
+                    return Err(std::io::Error::other("checksum mismatch"));
+                }
+            }
+            if let Some(done) = on_complete.take() {
+                done();
+            }
+        }
+        Ok(chunk)
+    })
 }

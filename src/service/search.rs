@@ -207,7 +207,7 @@ pub async fn browse(db: &DatabaseConnection, sort: PackageSort, offset: u64, lim
         Count::find_by_statement(Statement::from_string(backend, count_sql)).one(db).await?.map(|c| c.n).unwrap_or(0);
     let since = Utc::now().date_naive() - Duration::days(90);
     let page_sql = format!(
-        "SELECT {COLUMNS}, 0.0 AS score, {RECENT} AS recent FROM packages p WHERE {VISIBLE} ORDER BY {} LIMIT ? OFFSET ?",
+        "SELECT {COLUMNS}, CAST(0.0 AS DOUBLE PRECISION) AS score, {RECENT} AS recent FROM packages p WHERE {VISIBLE} ORDER BY {} LIMIT ? OFFSET ?",
         order_by(sort)
     );
     let values: Vec<Value> = vec![since.into(), (limit as i64).into(), (offset as i64).into()];
