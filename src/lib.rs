@@ -20,7 +20,7 @@ pub mod state;
 pub mod storage;
 pub mod telemetry;
 
-use std::future::Future;
+use std::future::{Future, IntoFuture};
 use std::net::SocketAddr;
 use std::sync::Arc;
 
@@ -30,6 +30,9 @@ use tokio::net::TcpListener;
 pub use config::Config;
 use state::AppState;
 use storage::Storage;
+
+/// How long in-flight requests may run after a shutdown signal.
+pub const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(20);
 
 /// Download counts lost to a crash are bounded by this interval.
 pub const DOWNLOAD_FLUSH_INTERVAL: std::time::Duration = std::time::Duration::from_secs(5);
@@ -86,9 +89,27 @@ impl App {
         let App { state, router } = self;
         let flusher = tokio::spawn(flush_downloads_periodically(state.clone()));
         let purger = tokio::spawn(ratelimit::purge_periodically(state.limits.clone()));
-        axum::serve(listener, router.into_make_service_with_connect_info::<SocketAddr>())
-            .with_graceful_shutdown(shutdown)
-            .await?;
+        let (stopping_tx, stopping_rx) = tokio::sync::oneshot::channel::<()>();
+        let signal = async move {
+            shutdown.await;
+            let _ = stopping_tx.send(());
+        };
+        let server = axum::serve(listener, router.into_make_service_with_connect_info::<SocketAddr>())
+            .with_graceful_shutdown(signal)
+            .into_future();
+        // In-flight requests get a grace period; a client that never finishes does not hold the
+        // process hostage (orchestrators send SIGKILL soon after SIGTERM anyway).
+        let deadline = async move {
+            if stopping_rx.await.is_ok() {
+                tokio::time::sleep(SHUTDOWN_GRACE).await;
+            } else {
+                std::future::pending::<()>().await;
+            }
+        };
+        tokio::select! {
+            r = server => r?,
+            _ = deadline => tracing::warn!(grace = ?SHUTDOWN_GRACE, "in-flight requests outlived the grace period; stopping anyway"),
+        }
         flusher.abort();
         purger.abort();
         // In-flight downloads have finished: their counts are written before the process exits.

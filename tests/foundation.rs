@@ -224,3 +224,54 @@ async fn readiness_follows_a_database_outage() {
     assert!(recovered, "/ready recovers without a restart");
     assert_eq!(app.client.get(app.url("/api/v1/stats")).send().await.unwrap().status(), 200);
 }
+
+/// The real binary with no configuration but a data directory and a port: it serves, and SIGTERM
+/// makes it exit 0 promptly, keeping its data and secret for the next start.
+#[cfg(unix)]
+#[tokio::test]
+async fn binary_serves_and_exits_zero_on_sigterm() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let start = || {
+        std::process::Command::new(env!("CARGO_BIN_EXE_raven-registry"))
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("DATA_DIR", dir.path())
+            .env("PORT", port.to_string())
+            .env("HOST", "127.0.0.1")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap()
+    };
+    let client = reqwest::Client::new();
+    let mut first_secret: Option<Vec<u8>> = None;
+    for round in 0..2 {
+        let mut child = start();
+        let mut up = false;
+        for _ in 0..100 {
+            if let Ok(res) = client.get(format!("http://127.0.0.1:{port}/health")).send().await {
+                up = res.status() == 200;
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+        assert!(up, "round {round}: the server answers /health");
+        assert!(dir.path().join("registry.db").exists());
+        let secret = std::fs::read(dir.path().join("jwt-secret")).unwrap();
+        assert!(!secret.is_empty());
+        let started = std::time::Instant::now();
+        assert!(std::process::Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status()
+            .unwrap()
+            .success());
+        let status = tokio::task::spawn_blocking(move || child.wait().unwrap()).await.unwrap();
+        assert!(status.success(), "round {round}: exit status {status}");
+        assert!(started.elapsed() < std::time::Duration::from_secs(10), "exits within a few seconds");
+        match &first_secret {
+            None => first_secret = Some(secret),
+            Some(first) => assert_eq!(&secret, first, "the generated secret is kept across restarts"),
+        }
+    }
+}
