@@ -177,6 +177,7 @@ impl RateLimits {
         match v.retry_after {
             Some(retry_after) if self.enabled => {
                 tracing::info!(kind, retry_after, "rate limit refusal");
+                crate::metrics::rate_limited(kind);
                 Err(AppError::RateLimited { retry_after })
             }
             _ => Ok(v),
@@ -287,6 +288,7 @@ pub async fn middleware(State(state): State<AppState>, req: Request, next: Next)
     let mut res = match verdict.retry_after {
         Some(retry_after) => {
             tracing::info!(retry_after, path = %req.uri().path(), "request budget exhausted");
+            crate::metrics::rate_limited(if UserKey.extract(&req).is_ok() { "authenticated" } else { "anonymous" });
             if req.uri().path() == "/graphql" {
                 graphql_refusal(retry_after)
             } else {

@@ -360,3 +360,48 @@ async fn accounts_over_graphql() {
     assert_eq!(user["data"]["user"]["username"], "heidi");
     assert_eq!(user["data"]["nobody"], Value::Null);
 }
+
+#[tokio::test]
+async fn api_tokens_cannot_mint_or_manage_tokens() {
+    let app = spawn().await;
+    let reg = register(&app, "ivy", "ivy@example.com").await;
+    let login = reg["token"].as_str().unwrap();
+    let create = |token: &str, body: Value| {
+        app.client.post(app.url("/api/v1/users/me/tokens")).bearer_auth(token.to_owned()).json(&body).send()
+    };
+    let res = create(login, json!({"name": "yank-only", "expires_in_days": 5, "scopes": ["yank"]})).await.unwrap();
+    assert_eq!(res.status(), 201);
+    let narrow: Value = res.json().await.unwrap();
+    let narrow_token = narrow["token"].as_str().unwrap();
+
+    let res = create(login, json!({"name": "LOGIN", "expires_in_days": 5})).await.unwrap();
+    assert_eq!(res.status(), 400, "the session token name is reserved");
+
+    let res = create(narrow_token, json!({"name": "escalate", "expires_in_days": 365})).await.unwrap();
+    assert_eq!(res.status(), 403, "an API token cannot mint tokens");
+    let res = app.client.post(app.url("/api/v1/auth/refresh")).bearer_auth(narrow_token).send().await.unwrap();
+    assert_eq!(res.status(), 403, "an API token cannot be refreshed into an all-scope token");
+    let login_id = app.state.keys.verify(login).unwrap().jti;
+    let res = app
+        .client
+        .delete(app.url(&format!("/api/v1/users/me/tokens/{login_id}")))
+        .bearer_auth(narrow_token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 403, "an API token cannot revoke the user's other tokens");
+    assert_eq!(get_me(&app, login).await.status(), 200);
+    let gql = app.gql("mutation { refreshToken { token } }", json!({}), Some(narrow_token)).await;
+    assert_eq!(gql["errors"][0]["extensions"]["code"], "FORBIDDEN", "{gql}");
+
+    // A token may always revoke itself.
+    let res = app
+        .client
+        .delete(app.url(&format!("/api/v1/users/me/tokens/{}", narrow["token_id"].as_str().unwrap())))
+        .bearer_auth(narrow_token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    assert_eq!(get_me(&app, narrow_token).await.status(), 401);
+}

@@ -19,6 +19,16 @@ pub struct Viewer {
 }
 
 impl Viewer {
+    /// Token management and refresh need a login (session) token: an API token, whatever its
+    /// scopes, must not mint a more powerful token or revoke the user's other tokens.
+    pub fn require_login_token(&self) -> AppResult<()> {
+        if self.token_name == crate::service::tokens::LOGIN_TOKEN_NAME {
+            Ok(())
+        } else {
+            Err(AppError::Forbidden("this needs a login token (from login or register), not an API token".into()))
+        }
+    }
+
     /// Refuses with 403 when the token lacks `scope`.
     pub fn require(&self, scope: Scope) -> AppResult<()> {
         if self.scopes.contains(scope) {

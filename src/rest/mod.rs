@@ -40,3 +40,20 @@ where
         }
     }
 }
+
+/// A multipart body whose rejection (wrong content type, missing boundary) is a v1 error.
+pub struct ApiMultipart(pub axum::extract::Multipart);
+
+impl<S> FromRequest<S> for ApiMultipart
+where
+    S: Send + Sync,
+{
+    type Rejection = AppError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        axum::extract::Multipart::from_request(req, state)
+            .await
+            .map(ApiMultipart)
+            .map_err(|e| AppError::BadRequest(format!("expected a multipart/form-data body: {}", e.body_text())))
+    }
+}

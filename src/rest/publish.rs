@@ -1,13 +1,14 @@
 //! POST /packages/publish — the `raven pkg publish` upload: multipart with a `metadata` (or
 //! `manifest`) JSON text part and a `tarball` file part. The tarball is streamed to a temporary file
 //! with the size limit enforced while reading; the body is never held in memory.
-use axum::extract::{Multipart, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use tokio::io::AsyncWriteExt;
 
+use super::ApiMultipart;
 use crate::auth::Viewer;
 use crate::domain::ValidationError;
 use crate::error::{AppError, AppResult};
@@ -47,7 +48,7 @@ fn multipart_error(e: axum::extract::multipart::MultipartError) -> AppError {
 pub async fn publish(
     State(state): State<AppState>,
     viewer: Viewer,
-    mut multipart: Multipart,
+    ApiMultipart(mut multipart): ApiMultipart,
 ) -> AppResult<(StatusCode, Json<PublishResponse>)> {
     let max = state.config.max_tarball_bytes;
     let mut metadata: Option<Metadata> = None;

@@ -1,6 +1,6 @@
 //! Accounts: register, login, refresh, and reading users.
 use chrono::Utc;
-use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter, Set, TransactionTrait};
+use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter, Set};
 use uuid::Uuid;
 
 use entity::users;
@@ -35,7 +35,7 @@ pub async fn register(state: &AppState, reg: Registration) -> AppResult<SignedIn
     }
     let hash = state.hasher.hash(&reg.password).await?;
     let now = Utc::now();
-    let txn = state.db.begin().await?;
+    let txn = crate::db::begin_write(&state.db).await?;
     let user = users::ActiveModel {
         id: Set(Uuid::new_v4()),
         username: Set(reg.username.as_str().to_owned()),
@@ -71,7 +71,7 @@ pub async fn login(state: &AppState, email: &str, password: &str) -> AppResult<S
         (true, Some(u)) => u,
         _ => return Err(AppError::InvalidCredentials),
     };
-    let txn = state.db.begin().await?;
+    let txn = crate::db::begin_write(&state.db).await?;
     let token =
         tokens::issue(&txn, state, user.id, LOGIN_TOKEN_NAME, &Scopes::all(), tokens::login_lifetime(state)).await?;
     audit::record(&txn, audit::account(user.id, "login", serde_json::json!({ "token_id": token.row.id }))).await?;
@@ -79,23 +79,22 @@ pub async fn login(state: &AppState, email: &str, password: &str) -> AppResult<S
     Ok(SignedIn { user, token })
 }
 
-/// Issues a fresh login token. A login token presented here is rotated (revoked); an API token
-/// stays valid, since it may be in use elsewhere.
+/// Rotates a login token: issues a fresh one and revokes the one presented. API tokens cannot be
+/// refreshed (they would come back with every scope).
 #[tracing::instrument(name = "accounts.refresh", skip_all, fields(user_id = %viewer.user_id))]
 pub async fn refresh(state: &AppState, viewer: &Viewer) -> AppResult<SignedIn> {
+    viewer.require_login_token()?;
     let user = find_by_id(state, viewer.user_id)
         .await?
         .ok_or_else(|| AppError::Unauthenticated("the account no longer exists".into()))?;
-    let txn = state.db.begin().await?;
+    let txn = crate::db::begin_write(&state.db).await?;
     let token =
         tokens::issue(&txn, state, user.id, LOGIN_TOKEN_NAME, &Scopes::all(), tokens::login_lifetime(state)).await?;
-    if viewer.token_name == LOGIN_TOKEN_NAME {
-        entity::api_tokens::Entity::update_many()
-            .col_expr(entity::api_tokens::Column::RevokedAt, sea_orm::sea_query::Expr::value(Utc::now()))
-            .filter(entity::api_tokens::Column::Id.eq(viewer.token_id))
-            .exec(&txn)
-            .await?;
-    }
+    entity::api_tokens::Entity::update_many()
+        .col_expr(entity::api_tokens::Column::RevokedAt, sea_orm::sea_query::Expr::value(Utc::now()))
+        .filter(entity::api_tokens::Column::Id.eq(viewer.token_id))
+        .exec(&txn)
+        .await?;
     audit::record(
         &txn,
         audit::account(

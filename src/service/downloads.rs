@@ -6,9 +6,7 @@ use std::sync::Mutex;
 
 use chrono::{NaiveDate, Utc};
 use sea_orm::sea_query::{Expr, ExprTrait};
-use sea_orm::{
-    ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter, Statement, TransactionTrait,
-};
+use sea_orm::{ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter, Statement};
 
 use entity::{packages, versions};
 
@@ -55,7 +53,7 @@ impl DownloadCounter {
 }
 
 async fn write(db: &DatabaseConnection, batch: &HashMap<Key, i64>) -> AppResult<usize> {
-    let txn = db.begin().await?;
+    let txn = crate::db::begin_write(db).await?;
     let backend = txn.get_database_backend();
     let upsert = match backend {
         sea_orm::DbBackend::Postgres => {

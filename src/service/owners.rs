@@ -1,9 +1,7 @@
 //! Package owners: owners may do everything, maintainers may publish and yank. Only owners manage
 //! owners, and a package always keeps at least one owner.
 use chrono::Utc;
-use sea_orm::{
-    ActiveModelTrait, ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder, Set, TransactionTrait,
-};
+use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder, Set};
 use uuid::Uuid;
 
 use entity::{package_owners, packages, users};
@@ -53,7 +51,7 @@ pub async fn add(
     let user = accounts::find_by_username(state, username)
         .await?
         .ok_or_else(|| AppError::NotFound(format!("no user {username}")))?;
-    let txn = state.db.begin().await?;
+    let txn = crate::db::begin_write(&state.db).await?;
     let pkg = pkgs::get_by_name(&txn, package).await?;
     pkgs::authorise(&txn, viewer, &pkg, Scope::ChangeOwners, Role::Owner).await?;
     let now = Utc::now();
@@ -99,7 +97,7 @@ pub async fn remove(state: &AppState, viewer: &Viewer, package: &str, username: 
     let user = accounts::find_by_username(state, username)
         .await?
         .ok_or_else(|| AppError::NotFound(format!("no user {username}")))?;
-    let txn = state.db.begin().await?;
+    let txn = crate::db::begin_write(&state.db).await?;
     let pkg = pkgs::get_by_name(&txn, package).await?;
     pkgs::authorise(&txn, viewer, &pkg, Scope::ChangeOwners, Role::Owner).await?;
     let row = package_owners::Entity::find_by_id((pkg.id, user.id))

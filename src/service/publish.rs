@@ -3,7 +3,7 @@
 use std::io::Read;
 
 use chrono::Utc;
-use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter, Set, TransactionTrait};
+use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter, Set};
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
@@ -187,7 +187,7 @@ async fn write_rows(
 ) -> AppResult<Published> {
     let m = &c.manifest;
     let now = Utc::now();
-    let txn = state.db.begin().await?;
+    let txn = crate::db::begin_write(&state.db).await?;
     let package = match existing {
         Some(p) => p,
         None => {

@@ -2,7 +2,6 @@
 use chrono::{DateTime, Duration, Utc};
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder, Set,
-    TransactionTrait,
 };
 use uuid::Uuid;
 
@@ -38,6 +37,10 @@ impl NewToken {
         let name = name.trim();
         if name.is_empty() || name.chars().count() > 64 || name.chars().any(char::is_control) {
             return Err(ValidationError::new("name", "token name must be 1 to 64 printable characters"));
+        }
+        // The name marks session tokens, which alone may manage tokens.
+        if name.eq_ignore_ascii_case(LOGIN_TOKEN_NAME) {
+            return Err(ValidationError::new("name", "the token name \"login\" is reserved"));
         }
         if !(1..=365).contains(&expires_in_days) {
             return Err(ValidationError::new("expires_in_days", "expiry must be between 1 and 365 days"));
@@ -109,7 +112,8 @@ pub async fn authenticate(state: &AppState, token: &str) -> AppResult<Viewer> {
 
 #[tracing::instrument(name = "tokens.create", skip_all, fields(user_id = %viewer.user_id))]
 pub async fn create(state: &AppState, viewer: &Viewer, req: NewToken) -> AppResult<IssuedToken> {
-    let txn = state.db.begin().await?;
+    viewer.require_login_token()?;
+    let txn = crate::db::begin_write(&state.db).await?;
     let live = live_tokens_query(viewer.user_id, Utc::now()).count(&txn).await?;
     if live >= MAX_LIVE_TOKENS {
         return Err(AppError::Conflict(format!(
@@ -146,7 +150,11 @@ pub async fn list_live(state: &AppState, user_id: Uuid) -> AppResult<Vec<api_tok
 /// Revokes one of the viewer's own tokens. Someone else's token id answers 404, like a missing one.
 #[tracing::instrument(name = "tokens.revoke", skip_all, fields(user_id = %viewer.user_id, token_id = %token_id))]
 pub async fn revoke(state: &AppState, viewer: &Viewer, token_id: Uuid) -> AppResult<api_tokens::Model> {
-    let txn = state.db.begin().await?;
+    // Any token may revoke itself; revoking others needs a session.
+    if token_id != viewer.token_id {
+        viewer.require_login_token()?;
+    }
+    let txn = crate::db::begin_write(&state.db).await?;
     let row = api_tokens::Entity::find_by_id(token_id)
         .one(&txn)
         .await?

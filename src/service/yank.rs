@@ -1,7 +1,7 @@
 //! Yank and unyank: the only change a published version ever sees. The blob and row stay; a yanked
 //! version still downloads but leaves `versions`, `latest_version` and search.
 use chrono::Utc;
-use sea_orm::{ActiveModelTrait, Set, TransactionTrait};
+use sea_orm::{ActiveModelTrait, Set};
 
 use entity::{packages, versions};
 
@@ -35,7 +35,7 @@ pub async fn set_yanked(
         .into());
     }
     state.limits.yank(viewer.user_id)?;
-    let txn = state.db.begin().await?;
+    let txn = crate::db::begin_write(&state.db).await?;
     let package = pkgs::get_by_name(&txn, name).await?;
     let row = pkgs::find_version(&txn, package.id, version)
         .await?

@@ -1,5 +1,6 @@
 use async_graphql::{Context, Object, Result};
 
+use crate::graphql::loader::prime_packages;
 use crate::graphql::object::package::{page, Package, PackageConnection, Version};
 use crate::graphql::{cursor, state};
 use crate::service::search::{self, PackageSort};
@@ -37,6 +38,7 @@ impl PackageQuery {
         let first = cursor::first(first)?;
         let offset = cursor::after(after.as_deref())?;
         let p = search::search(&state(ctx).db, &query, sort, offset, first).await?;
+        prime_packages(ctx, &p.hits.iter().map(|h| h.package.id).collect::<Vec<_>>()).await?;
         Ok(page(p.hits.into_iter().map(|h| Package(h.package)).collect(), offset, p.total))
     }
 
@@ -52,6 +54,7 @@ impl PackageQuery {
         let first = cursor::first(first)?;
         let offset = cursor::after(after.as_deref())?;
         let p = search::browse(&state(ctx).db, sort, offset, first).await?;
+        prime_packages(ctx, &p.hits.iter().map(|h| h.package.id).collect::<Vec<_>>()).await?;
         Ok(page(p.hits.into_iter().map(|h| Package(h.package)).collect(), offset, p.total))
     }
 }

@@ -1,0 +1,956 @@
+//! Publishing through the REST shim (`raven pkg publish`), with yank, unyank and owners: valid
+//! uploads, every kind of hostile tarball, authorisation by owner role and token scope, version
+//! uniqueness and racing publishes. After every refused write, nothing may have been stored: no
+//! row in any table a publish touches, and no blob.
+mod common;
+
+use common::tarballs::{
+    dir, file, gzip, gzip_bomb, hardlink, manifest, manifest_with, noise, package, package_from_manifest, symlink,
+    tar_bytes, targz,
+};
+use common::{spawn, spawn_with, TestApp};
+use raven_registry::storage::Storage;
+use reqwest::multipart::{Form, Part};
+use reqwest::StatusCode;
+use sea_orm::{EntityTrait, PaginatorTrait};
+use serde_json::{json, Value};
+use sha2::{Digest, Sha256};
+
+// ---------------------------------------------------------------------------------------------
+// Helpers
+// ---------------------------------------------------------------------------------------------
+
+/// Registers `username` and returns its login token.
+async fn register(app: &TestApp, username: &str) -> String {
+    let res = app
+        .client
+        .post(app.url("/api/v1/auth/register"))
+        .json(&json!({
+            "username": username,
+            "email": format!("{username}@example.com"),
+            "password": "correct horse battery",
+        }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::CREATED);
+    let body: Value = res.json().await.unwrap();
+    body["token"].as_str().unwrap().to_owned()
+}
+
+/// Creates an API token of `owner` limited to `scopes`.
+async fn scoped_token(app: &TestApp, owner: &str, scopes: &[&str]) -> String {
+    let res = app
+        .client
+        .post(app.url("/api/v1/users/me/tokens"))
+        .bearer_auth(owner)
+        .json(&json!({"name": format!("only-{}", scopes.join("-")), "expires_in_days": 7, "scopes": scopes}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::CREATED);
+    let body: Value = res.json().await.unwrap();
+    body["token"].as_str().unwrap().to_owned()
+}
+
+/// What a publish request carries besides its tarball.
+#[derive(Clone)]
+enum Meta {
+    /// No metadata part at all.
+    None,
+    /// A text part with this name and text.
+    Part(&'static str, String),
+}
+
+fn meta(name: &str, version: &str) -> Meta {
+    Meta::Part("metadata", json!({"name": name, "version": version}).to_string())
+}
+
+/// POST /api/v1/packages/publish as `raven pkg` sends it.
+async fn publish_raw(app: &TestApp, token: Option<&str>, meta: Meta, tarball: Option<Vec<u8>>) -> reqwest::Response {
+    let mut form = Form::new();
+    if let Meta::Part(part, text) = meta {
+        form = form.text(part, text);
+    }
+    if let Some(bytes) = tarball {
+        form =
+            form.part("tarball", Part::bytes(bytes).file_name("package.tar.gz").mime_str("application/gzip").unwrap());
+    }
+    let mut req = app.client.post(app.url("/api/v1/packages/publish")).multipart(form);
+    if let Some(t) = token {
+        req = req.bearer_auth(t);
+    }
+    req.send().await.unwrap()
+}
+
+async fn publish(app: &TestApp, token: &str, name: &str, version: &str, tarball: Vec<u8>) -> reqwest::Response {
+    publish_raw(app, Some(token), meta(name, version), Some(tarball)).await
+}
+
+/// Publishes a small valid package and returns the 201 body.
+async fn publish_ok(app: &TestApp, token: &str, name: &str, version: &str) -> Value {
+    let res = publish(app, token, name, version, package(name, version)).await;
+    let status = res.status();
+    let body: Value = res.json().await.unwrap();
+    assert_eq!(status, StatusCode::CREATED, "publishing {name} {version}: {body}");
+    body
+}
+
+/// Asserts the v1 error shape and returns the body.
+async fn expect_error(res: reqwest::Response, status: u16, code: &str) -> Value {
+    let got = res.status();
+    let text = res.text().await.unwrap();
+    assert_eq!(got.as_u16(), status, "expected {status} {code}, got {got}: {text}");
+    let body: Value = serde_json::from_str(&text).unwrap_or_else(|e| panic!("error body is not JSON ({e}): {text}"));
+    assert_eq!(body["error"], code, "{body}");
+    assert!(body["message"].as_str().is_some_and(|m| !m.is_empty()), "a message is required: {body}");
+    assert!(body["details"].is_object(), "details must be an object: {body}");
+    body
+}
+
+/// Asserts a 400 invalid_request naming `field`, whose message contains `needle`.
+async fn expect_invalid(res: reqwest::Response, field: &str, needle: &str) -> Value {
+    let body = expect_error(res, 400, "invalid_request").await;
+    assert_eq!(body["details"]["field"], field, "{body}");
+    let message = body["message"].as_str().unwrap();
+    assert!(message.contains(needle), "expected {needle:?} in the message: {body}");
+    body
+}
+
+fn rfc3339(v: &Value) {
+    chrono::DateTime::parse_from_rfc3339(v.as_str().unwrap_or_else(|| panic!("not a string: {v}"))).expect("RFC 3339");
+}
+
+fn sha256_hex(bytes: &[u8]) -> String {
+    hex::encode(Sha256::digest(bytes))
+}
+
+/// Everything a publish may write: row counts of every table it touches, and the blob keys.
+#[derive(Debug, PartialEq, Eq)]
+struct Stored {
+    packages: u64,
+    versions: u64,
+    dependencies: u64,
+    owners: u64,
+    keywords: u64,
+    audit: u64,
+    blobs: Vec<String>,
+}
+
+async fn stored(app: &TestApp) -> Stored {
+    let db = &app.state.db;
+    let mut blobs = app.state.storage.list_keys().await.unwrap();
+    blobs.sort();
+    Stored {
+        packages: entity::packages::Entity::find().count(db).await.unwrap(),
+        versions: entity::versions::Entity::find().count(db).await.unwrap(),
+        dependencies: entity::dependencies::Entity::find().count(db).await.unwrap(),
+        owners: entity::package_owners::Entity::find().count(db).await.unwrap(),
+        keywords: entity::keywords::Entity::find().count(db).await.unwrap(),
+        audit: entity::audit_log::Entity::find().count(db).await.unwrap(),
+        blobs,
+    }
+}
+
+async fn stats(app: &TestApp) -> Value {
+    let res = app.client.get(app.url("/api/v1/stats")).send().await.unwrap();
+    assert_eq!(res.status(), 200);
+    res.json().await.unwrap()
+}
+
+/// After a refusal on a registry that holds no package: still nothing, and nothing else changed
+/// since `before` (taken after the users registered).
+async fn assert_empty_registry(app: &TestApp, before: &Stored, what: &str) {
+    let now = stored(app).await;
+    assert_eq!((now.packages, now.versions, now.blobs.len()), (0, 0, 0), "{what} left something behind: {now:?}");
+    assert_eq!(&now, before, "{what} left something behind");
+    let s = stats(app).await;
+    assert_eq!((s["total_packages"].clone(), s["total_versions"].clone()), (json!(0), json!(0)), "{what}: {s}");
+}
+
+async fn owners(app: &TestApp, name: &str) -> Value {
+    let res = app.client.get(app.url(&format!("/api/v1/packages/{name}/owners"))).send().await.unwrap();
+    assert_eq!(res.status(), 200);
+    res.json().await.unwrap()
+}
+
+async fn add_owner(app: &TestApp, token: &str, name: &str, username: &str, role: &str) -> reqwest::Response {
+    app.client
+        .put(app.url(&format!("/api/v1/packages/{name}/owners")))
+        .bearer_auth(token)
+        .json(&json!({"username": username, "role": role}))
+        .send()
+        .await
+        .unwrap()
+}
+
+async fn remove_owner(app: &TestApp, token: &str, name: &str, username: &str) -> reqwest::Response {
+    app.client
+        .delete(app.url(&format!("/api/v1/packages/{name}/owners/{username}")))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap()
+}
+
+async fn yank(app: &TestApp, token: &str, name: &str, version: &str) -> reqwest::Response {
+    app.client.delete(app.url(&format!("/api/v1/packages/{name}/{version}"))).bearer_auth(token).send().await.unwrap()
+}
+
+async fn unyank(app: &TestApp, token: &str, name: &str, version: &str) -> reqwest::Response {
+    app.client
+        .put(app.url(&format!("/api/v1/packages/{name}/{version}/unyank")))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap()
+}
+
+async fn version_row(app: &TestApp, num: &str) -> entity::versions::Model {
+    let rows = entity::versions::Entity::find().all(&app.state.db).await.unwrap();
+    rows.into_iter().find(|v| v.num == num).unwrap_or_else(|| panic!("no version row {num}"))
+}
+
+// ---------------------------------------------------------------------------------------------
+// 1. Valid publishes
+// ---------------------------------------------------------------------------------------------
+
+#[tokio::test]
+async fn valid_publish_returns_the_v1_shape_and_stores_the_exact_bytes() {
+    let app = spawn().await;
+    let token = register(&app, "alice").await;
+    let text = manifest_with(
+        "http-client",
+        "1.2.0",
+        "description = \"An HTTP client.\"\nkeywords = [\"net\", \"HTTP\"]\nlicense = \"MIT\"",
+        "",
+    );
+    let readme = "# http-client\n\nFetches things.\n";
+    let bytes = targz(&[
+        file("raven.toml", &text),
+        file("README.md", readme),
+        dir("src/"),
+        file("src/lib.rvn", "fn get() {}\n"),
+    ]);
+
+    let res = publish(&app, &token, "http-client", "1.2.0", bytes.clone()).await;
+    assert_eq!(res.status(), StatusCode::CREATED);
+    let body: Value = res.json().await.unwrap();
+    let keys: std::collections::BTreeSet<&str> = body.as_object().unwrap().keys().map(String::as_str).collect();
+    assert_eq!(
+        keys,
+        ["checksum", "download_url", "name", "package_id", "published_at", "version"].into_iter().collect(),
+        "{body}"
+    );
+    assert_eq!(body["name"], "http-client");
+    assert_eq!(body["version"], "1.2.0");
+    let package_id: uuid::Uuid = body["package_id"].as_str().unwrap().parse().expect("package_id is a UUID");
+    rfc3339(&body["published_at"]);
+    assert_eq!(body["checksum"], format!("sha256:{}", sha256_hex(&bytes)));
+    let url = body["download_url"].as_str().unwrap();
+    assert!(url.starts_with(&app.base), "download_url must be absolute on PUBLIC_URL: {url}");
+    assert_eq!(url, format!("{}/api/v1/packages/http-client/1.2.0/download", app.base));
+
+    // Exactly one package, one version, one owner, one blob; the blob is the upload, byte for byte.
+    let s = stored(&app).await;
+    assert_eq!((s.packages, s.versions, s.owners), (1, 1, 1), "{s:?}");
+    assert_eq!(s.keywords, 2, "keywords are lowercased and stored: {s:?}");
+    let key = Storage::key("http-client", "1.2.0");
+    assert_eq!(s.blobs, vec![key.to_string()]);
+    let blob = app.state.storage.get_bytes(&key).await.unwrap();
+    assert_eq!(blob.len(), bytes.len());
+    assert!(blob.as_ref() == bytes.as_slice(), "the stored blob differs from the upload");
+
+    let pkg = entity::packages::Entity::find().one(&app.state.db).await.unwrap().unwrap();
+    assert_eq!(pkg.id, package_id);
+    assert_eq!(pkg.description.as_deref(), Some("An HTTP client."));
+    let v = version_row(&app, "1.2.0").await;
+    assert_eq!(v.package_id, package_id);
+    assert_eq!(v.sha256, sha256_hex(&bytes));
+    assert_eq!(v.size_bytes, bytes.len() as i64);
+    assert_eq!(v.readme.as_deref(), Some(readme));
+    assert!(!v.yanked);
+
+    let st = stats(&app).await;
+    assert_eq!((st["total_packages"].clone(), st["total_versions"].clone()), (json!(1), json!(1)), "{st}");
+}
+
+#[tokio::test]
+async fn manifest_part_name_and_absent_metadata_are_accepted() {
+    let app = spawn().await;
+    let token = register(&app, "alice").await;
+
+    // `manifest` is the older client's name for the metadata part.
+    let res = publish_raw(
+        &app,
+        Some(&token),
+        Meta::Part("manifest", json!({"name": "widget", "version": "1.0.0"}).to_string()),
+        Some(package("widget", "1.0.0")),
+    )
+    .await;
+    assert_eq!(res.status(), StatusCode::CREATED);
+    let body: Value = res.json().await.unwrap();
+    assert_eq!((body["name"].clone(), body["version"].clone()), (json!("widget"), json!("1.0.0")));
+
+    // No metadata part at all: raven.toml is the source of truth.
+    let bytes = package("widget", "1.1.0");
+    let res = publish_raw(&app, Some(&token), Meta::None, Some(bytes.clone())).await;
+    assert_eq!(res.status(), StatusCode::CREATED);
+    let body: Value = res.json().await.unwrap();
+    assert_eq!((body["name"].clone(), body["version"].clone()), (json!("widget"), json!("1.1.0")));
+    assert_eq!(body["checksum"], format!("sha256:{}", sha256_hex(&bytes)));
+
+    // Metadata that carries only extra fields (no name or version) is fine too.
+    let res = publish_raw(
+        &app,
+        Some(&token),
+        Meta::Part("metadata", json!({"description": "ignored"}).to_string()),
+        Some(package("widget", "1.2.0")),
+    )
+    .await;
+    assert_eq!(res.status(), StatusCode::CREATED);
+
+    let s = stored(&app).await;
+    assert_eq!((s.packages, s.versions), (1, 3), "{s:?}");
+    assert_eq!(s.blobs.len(), 3, "{s:?}");
+}
+
+// ---------------------------------------------------------------------------------------------
+// 2. Refusals: each leaves no row and no blob
+// ---------------------------------------------------------------------------------------------
+
+#[tokio::test]
+async fn hostile_paths_and_links_are_refused() {
+    let app = spawn().await;
+    let token = register(&app, "mallory").await;
+    let before = stored(&app).await;
+    let m = manifest("evil-pkg", "1.0.0");
+    let cases: Vec<(&str, Vec<u8>, &str)> = vec![
+        ("parent traversal", targz(&[file("raven.toml", &m), file("../evil", "x")]), "'..'"),
+        ("nested traversal", targz(&[file("raven.toml", &m), file("src/../../evil", "x")]), "'..'"),
+        ("absolute path", targz(&[file("raven.toml", &m), file("/etc/evil", "x")]), "is absolute"),
+        ("symlink", targz(&[file("raven.toml", &m), symlink("link", "/etc/passwd")]), "is a symlink"),
+        ("relative symlink", targz(&[file("raven.toml", &m), symlink("up", "../../..")]), "is a symlink"),
+        ("hard link", targz(&[file("raven.toml", &m), hardlink("hard", "/etc/shadow")]), "is a hard link"),
+    ];
+    for (what, bytes, needle) in cases {
+        let res = publish(&app, &token, "evil-pkg", "1.0.0", bytes).await;
+        let body = expect_invalid(res, "tarball", needle).await;
+        eprintln!("{what}: {}", body["message"]);
+        assert_empty_registry(&app, &before, what).await;
+    }
+}
+
+#[tokio::test]
+async fn missing_or_duplicate_manifest_is_refused() {
+    let app = spawn().await;
+    let token = register(&app, "alice").await;
+    let before = stored(&app).await;
+    let m = manifest("widget", "1.0.0");
+    let missing = targz(&[file("README.md", "# no manifest"), file("src/lib.rvn", "")]);
+    let res = publish(&app, &token, "widget", "1.0.0", missing).await;
+    expect_invalid(res, "tarball", "missing raven.toml").await;
+    assert_empty_registry(&app, &before, "missing raven.toml").await;
+
+    let nested_only = targz(&[file("a/raven.toml", &m), file("b/other", "")]);
+    let res = publish(&app, &token, "widget", "1.0.0", nested_only).await;
+    expect_invalid(res, "tarball", "missing raven.toml").await;
+    assert_empty_registry(&app, &before, "raven.toml below the root").await;
+
+    for (what, bytes) in [
+        ("duplicate raven.toml", targz(&[file("raven.toml", &m), file("raven.toml", &m)])),
+        ("duplicate ./raven.toml", targz(&[file("raven.toml", &m), file("./raven.toml", &m)])),
+    ] {
+        let res = publish(&app, &token, "widget", "1.0.0", bytes).await;
+        expect_invalid(res, "tarball", "duplicate raven.toml").await;
+        assert_empty_registry(&app, &before, what).await;
+    }
+}
+
+#[tokio::test]
+async fn metadata_disagreeing_with_raven_toml_is_refused() {
+    let app = spawn().await;
+    let token = register(&app, "alice").await;
+    let before = stored(&app).await;
+    let bytes = package("widget", "1.0.0");
+
+    let res = publish(&app, &token, "other-name", "1.0.0", bytes.clone()).await;
+    expect_invalid(res, "name", "widget").await;
+    assert_empty_registry(&app, &before, "name mismatch").await;
+
+    let res = publish(&app, &token, "widget", "2.0.0", bytes.clone()).await;
+    expect_invalid(res, "version", "1.0.0").await;
+    assert_empty_registry(&app, &before, "version mismatch").await;
+
+    // Metadata that is not JSON, or not a JSON object.
+    for text in ["{not json", "\"a string\"", "[1, 2]"] {
+        let res = publish_raw(&app, Some(&token), Meta::Part("metadata", text.to_owned()), Some(bytes.clone())).await;
+        expect_invalid(res, "metadata", "").await;
+        assert_empty_registry(&app, &before, text).await;
+    }
+}
+
+#[tokio::test]
+async fn gzip_bomb_is_refused() {
+    let app = spawn().await;
+    let token = register(&app, "mallory").await;
+    let before = stored(&app).await;
+    const UNPACKED: u64 = 300 * 1024 * 1024;
+    let started = std::time::Instant::now();
+    let bomb = gzip_bomb(&manifest("bomb", "1.0.0"), UNPACKED);
+    eprintln!("built a {} byte bomb of {UNPACKED} bytes in {:?}", bomb.len(), started.elapsed());
+    assert!(bomb.len() < 2 * 1024 * 1024, "the bomb must be small compressed: {}", bomb.len());
+
+    let started = std::time::Instant::now();
+    let res = publish(&app, &token, "bomb", "1.0.0", bomb).await;
+    expect_invalid(res, "tarball", "unpacked size limit").await;
+    eprintln!("refused in {:?}", started.elapsed());
+    assert_empty_registry(&app, &before, "gzip bomb").await;
+}
+
+#[tokio::test]
+async fn oversize_tarball_is_refused_with_413() {
+    let app = spawn_with(|c| c.max_tarball_bytes = 64 * 1024).await;
+    let token = register(&app, "alice").await;
+    let before = stored(&app).await;
+    let bytes = targz(&[file("raven.toml", manifest("big", "1.0.0")), file("blob.bin", noise(200 * 1024, 7))]);
+    assert!(bytes.len() > 190 * 1024, "noise must not compress: {}", bytes.len());
+    let res = publish(&app, &token, "big", "1.0.0", bytes).await;
+    expect_error(res, 413, "payload_too_large").await;
+    assert_empty_registry(&app, &before, "oversize tarball").await;
+
+    // Just under the limit still publishes on the same server.
+    let bytes = targz(&[file("raven.toml", manifest("small", "1.0.0")), file("blob.bin", noise(40 * 1024, 9))]);
+    assert!(bytes.len() < 64 * 1024);
+    let res = publish(&app, &token, "small", "1.0.0", bytes).await;
+    assert_eq!(res.status(), StatusCode::CREATED);
+}
+
+#[tokio::test]
+async fn not_gzip_is_refused() {
+    let app = spawn().await;
+    let token = register(&app, "alice").await;
+    let before = stored(&app).await;
+    let plain_tar = tar_bytes(&[file("raven.toml", manifest("widget", "1.0.0"))]);
+    for (what, bytes, needle) in [
+        ("plain tar", plain_tar, "not gzip-compressed"),
+        ("text", b"this is not an archive at all".to_vec(), "not gzip-compressed"),
+        ("zip magic", b"PK\x03\x04rest-of-a-zip".to_vec(), "not gzip-compressed"),
+        ("empty file", Vec::new(), "empty"),
+        ("gzip of garbage", gzip(&[b'x'; 4096]), "corrupt"),
+    ] {
+        let res = publish(&app, &token, "widget", "1.0.0", bytes).await;
+        expect_invalid(res, "tarball", needle).await;
+        assert_empty_registry(&app, &before, what).await;
+    }
+}
+
+#[tokio::test]
+async fn git_path_and_unknown_dependencies_are_refused() {
+    let app = spawn().await;
+    let token = register(&app, "alice").await;
+    // `base` exists, so a refusal below is about the source, not about existence.
+    publish_ok(&app, &token, "base", "1.0.0").await;
+    let before = stored(&app).await;
+
+    for (what, deps, needle) in [
+        ("git dependency", "base = { git = \"https://example.com/base.git\" }", "git dependencies are not allowed"),
+        (
+            "git dependency with version",
+            "base = { version = \"^1.0\", git = \"https://example.com/base.git\" }",
+            "git dependencies are not allowed",
+        ),
+        ("path dependency", "base = { path = \"../base\" }", "path dependencies are not allowed"),
+        ("unknown dependency", "no-such-package = \"^1.0\"", "no-such-package"),
+    ] {
+        let bytes = package_from_manifest(&manifest_with("app", "1.0.0", "", deps));
+        let res = publish(&app, &token, "app", "1.0.0", bytes).await;
+        expect_invalid(res, "dependencies", needle).await;
+        assert_eq!(stored(&app).await, before, "{what} left something behind");
+    }
+}
+
+#[tokio::test]
+async fn invalid_names_and_versions_in_raven_toml_are_refused() {
+    let app = spawn().await;
+    let token = register(&app, "alice").await;
+    let before = stored(&app).await;
+    for (what, name, version, field, needle) in [
+        ("uppercase and underscore", "Bad_Name", "1.0.0", "name", "lowercase"),
+        ("reserved", "std", "1.0.0", "name", "reserved"),
+        ("reserved raven", "raven", "1.0.0", "name", "reserved"),
+        ("two-part version", "widget", "1.0", "version", "SemVer"),
+        ("leading v", "widget", "v1.0.0", "version", "leading 'v'"),
+    ] {
+        let bytes = package_from_manifest(&manifest(name, version));
+        // The metadata agrees with raven.toml: the refusal must come from the rules themselves.
+        let res = publish(&app, &token, name, version, bytes.clone()).await;
+        expect_invalid(res, field, needle).await;
+        assert_empty_registry(&app, &before, what).await;
+        // Without metadata, raven.toml alone is refused the same way.
+        let res = publish_raw(&app, Some(&token), Meta::None, Some(bytes)).await;
+        expect_invalid(res, field, needle).await;
+        assert_empty_registry(&app, &before, what).await;
+    }
+}
+
+#[tokio::test]
+async fn publish_requires_authentication() {
+    let app = spawn().await;
+    let before = stored(&app).await;
+    let res = publish_raw(&app, None, meta("widget", "1.0.0"), Some(package("widget", "1.0.0"))).await;
+    expect_error(res, 401, "authentication_required").await;
+    assert_empty_registry(&app, &before, "anonymous publish").await;
+
+    let res = publish_raw(&app, Some("not-a-token"), meta("widget", "1.0.0"), Some(package("widget", "1.0.0"))).await;
+    expect_error(res, 401, "authentication_required").await;
+    assert_empty_registry(&app, &before, "garbage token").await;
+}
+
+#[tokio::test]
+async fn publish_requires_a_tarball_part() {
+    let app = spawn().await;
+    let token = register(&app, "alice").await;
+    let before = stored(&app).await;
+    let res = publish_raw(&app, Some(&token), meta("widget", "1.0.0"), None).await;
+    expect_invalid(res, "tarball", "tarball").await;
+    assert_empty_registry(&app, &before, "no tarball part").await;
+}
+
+#[tokio::test]
+async fn a_body_that_is_not_multipart_gets_the_v1_error_shape() {
+    let app = spawn().await;
+    let token = register(&app, "alice").await;
+    let before = stored(&app).await;
+    let res = app
+        .client
+        .post(app.url("/api/v1/packages/publish"))
+        .bearer_auth(&token)
+        .json(&json!({"name": "widget", "version": "1.0.0"}))
+        .send()
+        .await
+        .unwrap();
+    expect_error(res, 400, "invalid_request").await;
+    assert_empty_registry(&app, &before, "JSON body").await;
+}
+
+// ---------------------------------------------------------------------------------------------
+// 3. Version uniqueness
+// ---------------------------------------------------------------------------------------------
+
+#[tokio::test]
+async fn a_version_is_published_once_ignoring_build_metadata() {
+    let app = spawn().await;
+    let token = register(&app, "alice").await;
+    let first = package("widget", "1.0.0");
+    let res = publish(&app, &token, "widget", "1.0.0", first.clone()).await;
+    assert_eq!(res.status(), StatusCode::CREATED);
+    let before = stored(&app).await;
+
+    // The very same upload again.
+    let res = publish(&app, &token, "widget", "1.0.0", first.clone()).await;
+    expect_error(res, 409, "conflict").await;
+    assert_eq!(stored(&app).await, before);
+
+    // Different contents, same version.
+    let other = targz(&[file("raven.toml", manifest("widget", "1.0.0")), file("NEW", "changed")]);
+    let res = publish(&app, &token, "widget", "1.0.0", other).await;
+    expect_error(res, 409, "conflict").await;
+    assert_eq!(stored(&app).await, before);
+
+    // Build metadata does not make a new version.
+    let res = publish(&app, &token, "widget", "1.0.0+build.5", package("widget", "1.0.0+build.5")).await;
+    expect_error(res, 409, "conflict").await;
+    assert_eq!(stored(&app).await, before);
+
+    // The stored blob is still the first upload.
+    let blob = app.state.storage.get_bytes(&Storage::key("widget", "1.0.0")).await.unwrap();
+    assert!(blob.as_ref() == first.as_slice(), "a refused publish changed the stored blob");
+
+    // A pre-release of the same numbers is a different version.
+    publish_ok(&app, &token, "widget", "1.0.1-beta.1").await;
+}
+
+// ---------------------------------------------------------------------------------------------
+// 4. Authorisation
+// ---------------------------------------------------------------------------------------------
+
+#[tokio::test]
+async fn strangers_cannot_publish_yank_or_change_owners() {
+    let app = spawn().await;
+    let alice = register(&app, "alice").await;
+    let eve = register(&app, "eve").await;
+    publish_ok(&app, &alice, "widget", "1.0.0").await;
+    let before = stored(&app).await;
+
+    let res = publish(&app, &eve, "widget", "1.1.0", package("widget", "1.1.0")).await;
+    expect_error(res, 403, "permission_denied").await;
+    assert_eq!(stored(&app).await, before, "a refused publish stored something");
+
+    let res = yank(&app, &eve, "widget", "1.0.0").await;
+    expect_error(res, 403, "permission_denied").await;
+    assert!(!version_row(&app, "1.0.0").await.yanked);
+
+    let res = add_owner(&app, &eve, "widget", "eve", "owner").await;
+    expect_error(res, 403, "permission_denied").await;
+    let res = add_owner(&app, &eve, "widget", "eve", "maintainer").await;
+    expect_error(res, 403, "permission_denied").await;
+    let res = remove_owner(&app, &eve, "widget", "alice").await;
+    expect_error(res, 403, "permission_denied").await;
+
+    assert_eq!(stored(&app).await, before, "refused writes changed the database");
+    let list = owners(&app, "widget").await;
+    assert_eq!(list["owners"].as_array().unwrap().len(), 1, "{list}");
+    assert_eq!(list["owners"][0]["username"], "alice");
+}
+
+#[tokio::test]
+async fn token_scopes_limit_publishing() {
+    let app = spawn().await;
+    let alice = register(&app, "alice").await;
+    publish_ok(&app, &alice, "widget", "1.0.0").await;
+    register(&app, "bob").await;
+    let yank_only = scoped_token(&app, &alice, &["yank"]).await;
+    let update_only = scoped_token(&app, &alice, &["publish-update"]).await;
+    let new_only = scoped_token(&app, &alice, &["publish-new"]).await;
+    let owners_token = scoped_token(&app, &alice, &["change-owners"]).await;
+    let before = stored(&app).await;
+
+    let res = publish(&app, &yank_only, "widget", "1.1.0", package("widget", "1.1.0")).await;
+    expect_error(res, 403, "permission_denied").await;
+    let res = publish(&app, &yank_only, "fresh", "1.0.0", package("fresh", "1.0.0")).await;
+    expect_error(res, 403, "permission_denied").await;
+    assert_eq!(stored(&app).await, before);
+
+    let res = publish(&app, &update_only, "fresh", "1.0.0", package("fresh", "1.0.0")).await;
+    let body = expect_error(res, 403, "permission_denied").await;
+    assert!(body["message"].as_str().unwrap().contains("publish-new"), "{body}");
+    assert_eq!(stored(&app).await, before);
+    // ...but it may publish a new version of a package alice owns.
+    let res = publish(&app, &update_only, "widget", "1.1.0", package("widget", "1.1.0")).await;
+    assert_eq!(res.status(), StatusCode::CREATED);
+    // It cannot yank, and the yank token can.
+    let res = yank(&app, &update_only, "widget", "1.1.0").await;
+    expect_error(res, 403, "permission_denied").await;
+    assert!(!version_row(&app, "1.1.0").await.yanked);
+    let res = yank(&app, &yank_only, "widget", "1.1.0").await;
+    assert_eq!(res.status(), 200);
+
+    let res = publish(&app, &new_only, "widget", "1.2.0", package("widget", "1.2.0")).await;
+    expect_error(res, 403, "permission_denied").await;
+    let res = publish(&app, &new_only, "fresh", "1.0.0", package("fresh", "1.0.0")).await;
+    assert_eq!(res.status(), StatusCode::CREATED);
+
+    // Owner changes need change-owners.
+    let res = add_owner(&app, &yank_only, "widget", "bob", "maintainer").await;
+    expect_error(res, 403, "permission_denied").await;
+    let res = add_owner(&app, &owners_token, "widget", "bob", "maintainer").await;
+    assert_eq!(res.status(), 200);
+}
+
+#[tokio::test]
+async fn maintainers_publish_and_yank_but_do_not_manage_owners() {
+    let app = spawn().await;
+    let alice = register(&app, "alice").await;
+    let bob = register(&app, "bob").await;
+    register(&app, "carol").await;
+    publish_ok(&app, &alice, "widget", "1.0.0").await;
+
+    let res = add_owner(&app, &alice, "widget", "bob", "maintainer").await;
+    assert_eq!(res.status(), 200);
+    let added: Value = res.json().await.unwrap();
+    assert_eq!(added["username"], "bob");
+    assert_eq!(added["role"], "maintainer");
+    rfc3339(&added["added_at"]);
+
+    let body = publish_ok(&app, &bob, "widget", "1.1.0").await;
+    assert_eq!(body["version"], "1.1.0");
+    let v = version_row(&app, "1.1.0").await;
+    assert!(v.published_by.is_some());
+
+    let res = yank(&app, &bob, "widget", "1.0.0").await;
+    assert_eq!(res.status(), 200);
+    assert!(version_row(&app, "1.0.0").await.yanked);
+    let res = unyank(&app, &bob, "widget", "1.0.0").await;
+    assert_eq!(res.status(), 200);
+
+    let before = stored(&app).await;
+    let res = add_owner(&app, &bob, "widget", "carol", "maintainer").await;
+    expect_error(res, 403, "permission_denied").await;
+    let res = add_owner(&app, &bob, "widget", "bob", "owner").await;
+    expect_error(res, 403, "permission_denied").await;
+    let res = remove_owner(&app, &bob, "widget", "alice").await;
+    expect_error(res, 403, "permission_denied").await;
+    assert_eq!(stored(&app).await, before);
+
+    let list = owners(&app, "widget").await;
+    let roles: Vec<(String, String)> = list["owners"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| (o["username"].as_str().unwrap().to_owned(), o["role"].as_str().unwrap().to_owned()))
+        .collect();
+    assert_eq!(roles, [("alice".to_owned(), "owner".to_owned()), ("bob".to_owned(), "maintainer".to_owned())]);
+
+    // Being a maintainer somewhere does not stop bob from creating packages of his own.
+    let res = publish(&app, &bob, "bobs-own", "0.1.0", package("bobs-own", "0.1.0")).await;
+    assert_eq!(res.status(), StatusCode::CREATED);
+}
+
+// ---------------------------------------------------------------------------------------------
+// 5. Concurrency
+// ---------------------------------------------------------------------------------------------
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_publishes_of_one_version_let_exactly_one_win() {
+    let app = spawn().await;
+    let token = register(&app, "alice").await;
+    let bytes = package("racer", "1.0.0");
+    let requests = (0..20).map(|_| publish(&app, &token, "racer", "1.0.0", bytes.clone()));
+    let responses = futures::future::join_all(requests).await;
+    let mut created = 0;
+    let mut conflicts = 0;
+    let mut other = Vec::new();
+    for res in responses {
+        let status = res.status();
+        let body: Value = res.json().await.unwrap();
+        match status.as_u16() {
+            201 => created += 1,
+            409 if body["error"] == "conflict" => conflicts += 1,
+            _ => other.push(format!("{status}: {body}")),
+        }
+    }
+    assert!(other.is_empty(), "unexpected answers: {other:#?}");
+    assert_eq!((created, conflicts), (1, 19));
+
+    let s = stored(&app).await;
+    assert_eq!((s.packages, s.versions, s.owners), (1, 1, 1), "{s:?}");
+    assert_eq!(s.blobs, vec![Storage::key("racer", "1.0.0").to_string()]);
+    let blob = app.state.storage.get_bytes(&Storage::key("racer", "1.0.0")).await.unwrap();
+    assert!(blob.as_ref() == bytes.as_slice());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_publishes_of_different_versions_all_land() {
+    // Ten versions of one new package at once. Creating the package is a race: its loser may get
+    // a conflict ("just created by another publish; retry"), but never a 5xx, and whatever lands,
+    // every stored version has its blob and every blob its row.
+    let app = spawn().await;
+    let token = register(&app, "alice").await;
+    let versions: Vec<String> = (0..10).map(|i| format!("1.{i}.0")).collect();
+    let requests = versions.iter().map(|v| publish(&app, &token, "multi", v, package("multi", v)));
+    let responses = futures::future::join_all(requests).await;
+    let mut created = Vec::new();
+    let mut unexpected = Vec::new();
+    for (v, res) in versions.iter().zip(responses) {
+        let status = res.status().as_u16();
+        let body: Value = res.json().await.unwrap();
+        match status {
+            201 => created.push(Storage::key("multi", v).to_string()),
+            409 if body["error"] == "conflict" => {}
+            _ => unexpected.push(format!("{v}: {status} {body}")),
+        }
+    }
+    created.sort();
+    let s = stored(&app).await;
+    assert_eq!(s.blobs, created, "blobs must be exactly those of the 201s: {s:?}");
+    assert_eq!(s.versions, created.len() as u64, "{s:?}");
+    assert_eq!((s.packages, s.owners), (1, 1), "{s:?}");
+    assert!(unexpected.is_empty(), "only 201 or 409 are acceptable answers: {unexpected:#?}");
+    assert!(!created.is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_publishes_of_different_packages_all_succeed() {
+    // Nothing conflicts here: eight users' worth of unrelated packages at once must all land.
+    let app = spawn().await;
+    let token = register(&app, "alice").await;
+    let names: Vec<String> = (0..8).map(|i| format!("pkg-{i}")).collect();
+    let requests = names.iter().map(|n| publish(&app, &token, n, "1.0.0", package(n, "1.0.0")));
+    let responses = futures::future::join_all(requests).await;
+    let mut answers = Vec::new();
+    for (n, res) in names.iter().zip(responses) {
+        let status = res.status().as_u16();
+        if status != 201 {
+            answers.push(format!("{n}: {status} {}", res.text().await.unwrap()));
+        }
+    }
+    let s = stored(&app).await;
+    assert_eq!(s.versions as usize, s.blobs.len(), "rows and blobs disagree: {s:?}");
+    assert!(answers.is_empty(), "every unrelated publish must succeed: {answers:#?}");
+    assert_eq!((s.packages, s.versions, s.owners), (8, 8, 8), "{s:?}");
+}
+
+// ---------------------------------------------------------------------------------------------
+// 6. Yank and unyank
+// ---------------------------------------------------------------------------------------------
+
+#[tokio::test]
+async fn yank_and_unyank_round_trip() {
+    let app = spawn().await;
+    let token = register(&app, "alice").await;
+    publish_ok(&app, &token, "widget", "1.0.0").await;
+    publish_ok(&app, &token, "widget", "1.1.0").await;
+
+    let res = yank(&app, &token, "widget", "1.1.0").await;
+    assert_eq!(res.status(), 200);
+    let body: Value = res.json().await.unwrap();
+    let keys: std::collections::BTreeSet<&str> = body.as_object().unwrap().keys().map(String::as_str).collect();
+    assert_eq!(keys, ["name", "version", "yanked", "yanked_at"].into_iter().collect(), "{body}");
+    assert_eq!(body["name"], "widget");
+    assert_eq!(body["version"], "1.1.0");
+    assert_eq!(body["yanked"], true);
+    rfc3339(&body["yanked_at"]);
+    let row = version_row(&app, "1.1.0").await;
+    assert!(row.yanked && row.yanked_at.is_some());
+    assert!(!version_row(&app, "1.0.0").await.yanked, "only the named version is yanked");
+
+    // Yanking again is idempotent.
+    let res = yank(&app, &token, "widget", "1.1.0").await;
+    assert_eq!(res.status(), 200);
+    assert_eq!(res.json::<Value>().await.unwrap()["yanked"], true);
+
+    let res = unyank(&app, &token, "widget", "1.1.0").await;
+    assert_eq!(res.status(), 200);
+    let body: Value = res.json().await.unwrap();
+    assert_eq!(body, json!({"name": "widget", "version": "1.1.0", "yanked": false}));
+    let row = version_row(&app, "1.1.0").await;
+    assert!(!row.yanked && row.yanked_at.is_none());
+
+    // The blob and row stay throughout.
+    let s = stored(&app).await;
+    assert_eq!((s.versions, s.blobs.len()), (2, 2), "{s:?}");
+
+    // A yanked version cannot be re-published: versions are immutable.
+    let res = yank(&app, &token, "widget", "1.1.0").await;
+    assert_eq!(res.status(), 200);
+    let res = publish(&app, &token, "widget", "1.1.0", package("widget", "1.1.0")).await;
+    expect_error(res, 409, "conflict").await;
+}
+
+#[tokio::test]
+async fn yanking_unknown_versions_and_packages_is_404() {
+    let app = spawn().await;
+    let token = register(&app, "alice").await;
+    publish_ok(&app, &token, "widget", "1.0.0").await;
+    let before = stored(&app).await;
+    expect_error(yank(&app, &token, "widget", "9.9.9").await, 404, "not_found").await;
+    expect_error(yank(&app, &token, "widget", "not-a-version").await, 404, "not_found").await;
+    expect_error(yank(&app, &token, "no-such-package", "1.0.0").await, 404, "not_found").await;
+    expect_error(unyank(&app, &token, "widget", "9.9.9").await, 404, "not_found").await;
+    assert_eq!(stored(&app).await, before);
+
+    // Yank needs a token.
+    let res = app.client.delete(app.url("/api/v1/packages/widget/1.0.0")).send().await.unwrap();
+    expect_error(res, 401, "authentication_required").await;
+    assert!(!version_row(&app, "1.0.0").await.yanked);
+}
+
+// ---------------------------------------------------------------------------------------------
+// 7. Owners
+// ---------------------------------------------------------------------------------------------
+
+#[tokio::test]
+async fn owners_list_and_the_last_owner_rule() {
+    let app = spawn().await;
+    let alice = register(&app, "alice").await;
+    let bob = register(&app, "bob").await;
+    let carol = register(&app, "carol").await;
+    publish_ok(&app, &alice, "widget", "1.0.0").await;
+
+    let list = owners(&app, "widget").await;
+    assert_eq!(list.as_object().unwrap().len(), 1, "{list}");
+    let entries = list["owners"].as_array().unwrap();
+    assert_eq!(entries.len(), 1);
+    let keys: std::collections::BTreeSet<&str> = entries[0].as_object().unwrap().keys().map(String::as_str).collect();
+    assert_eq!(keys, ["role", "user_id", "username"].into_iter().collect(), "{list}");
+    assert_eq!(entries[0]["username"], "alice");
+    assert_eq!(entries[0]["role"], "owner");
+    assert!(entries[0]["user_id"].as_str().unwrap().parse::<uuid::Uuid>().is_ok());
+
+    let res = app.client.get(app.url("/api/v1/packages/nothing-here/owners")).send().await.unwrap();
+    expect_error(res, 404, "not_found").await;
+
+    // The last owner cannot leave.
+    let before = stored(&app).await;
+    let res = remove_owner(&app, &alice, "widget", "alice").await;
+    expect_error(res, 409, "conflict").await;
+    assert_eq!(stored(&app).await, before);
+    assert_eq!(owners(&app, "widget").await["owners"][0]["username"], "alice");
+
+    // Nor be demoted to maintainer while alone.
+    let res = add_owner(&app, &alice, "widget", "alice", "maintainer").await;
+    expect_error(res, 409, "conflict").await;
+    assert_eq!(owners(&app, "widget").await["owners"][0]["role"], "owner");
+
+    // Unknown role and unknown user.
+    let res = add_owner(&app, &alice, "widget", "bob", "emperor").await;
+    let body = expect_error(res, 400, "invalid_request").await;
+    assert_eq!(body["details"]["field"], "role");
+    let res = add_owner(&app, &alice, "widget", "nobody", "owner").await;
+    expect_error(res, 404, "not_found").await;
+    assert_eq!(stored(&app).await, before);
+
+    // Non-owners cannot change owners.
+    expect_error(add_owner(&app, &carol, "widget", "carol", "owner").await, 403, "permission_denied").await;
+    expect_error(remove_owner(&app, &carol, "widget", "alice").await, 403, "permission_denied").await;
+    assert_eq!(stored(&app).await, before);
+
+    // With a second owner, the first may go.
+    let res = add_owner(&app, &alice, "widget", "bob", "owner").await;
+    assert_eq!(res.status(), 200);
+    let added: Value = res.json().await.unwrap();
+    let keys: std::collections::BTreeSet<&str> = added.as_object().unwrap().keys().map(String::as_str).collect();
+    assert_eq!(keys, ["added_at", "role", "username"].into_iter().collect(), "{added}");
+    assert_eq!((added["username"].clone(), added["role"].clone()), (json!("bob"), json!("owner")));
+    rfc3339(&added["added_at"]);
+    assert_eq!(owners(&app, "widget").await["owners"].as_array().unwrap().len(), 2);
+
+    let res = remove_owner(&app, &alice, "widget", "alice").await;
+    assert_eq!(res.status(), 200);
+    assert_eq!(res.json::<Value>().await.unwrap(), json!({"username": "alice", "removed": true}));
+    let list = owners(&app, "widget").await;
+    let entries = list["owners"].as_array().unwrap();
+    assert_eq!(entries.len(), 1, "{list}");
+    assert_eq!((entries[0]["username"].clone(), entries[0]["role"].clone()), (json!("bob"), json!("owner")));
+
+    // Alice has no rights left; bob has them all.
+    let res = publish(&app, &alice, "widget", "1.1.0", package("widget", "1.1.0")).await;
+    expect_error(res, 403, "permission_denied").await;
+    publish_ok(&app, &bob, "widget", "1.1.0").await;
+    expect_error(remove_owner(&app, &bob, "widget", "bob").await, 409, "conflict").await;
+}
+
+// ---------------------------------------------------------------------------------------------
+// 8. Dependencies
+// ---------------------------------------------------------------------------------------------
+
+#[tokio::test]
+async fn dependencies_on_registry_packages_are_accepted() {
+    let app = spawn().await;
+    let token = register(&app, "alice").await;
+    publish_ok(&app, &token, "base", "1.0.0").await;
+
+    let text = manifest_with("app", "0.1.0", "", "base = \"^1.0\"\nbase-ext = { version = \"1\" }");
+    // base-ext does not exist yet: refused, and nothing is stored.
+    let before = stored(&app).await;
+    let res = publish(&app, &token, "app", "0.1.0", package_from_manifest(&text)).await;
+    expect_invalid(res, "dependencies", "base-ext").await;
+    assert_eq!(stored(&app).await, before);
+    publish_ok(&app, &token, "base-ext", "1.0.0").await;
+
+    let res = publish(&app, &token, "app", "0.1.0", package_from_manifest(&text)).await;
+    assert_eq!(res.status(), StatusCode::CREATED);
+    let deps = entity::dependencies::Entity::find().all(&app.state.db).await.unwrap();
+    let mut got: Vec<(String, String, String)> = deps.into_iter().map(|d| (d.name, d.req, d.kind)).collect();
+    got.sort();
+    assert_eq!(
+        got,
+        [
+            ("base".to_owned(), "^1.0".to_owned(), "normal".to_owned()),
+            ("base-ext".to_owned(), "^1".to_owned(), "normal".to_owned()),
+        ]
+    );
+    let s = stored(&app).await;
+    assert_eq!((s.packages, s.versions, s.blobs.len()), (3, 3, 3), "{s:?}");
+}
