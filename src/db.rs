@@ -50,7 +50,20 @@ pub async fn connect(cfg: &Config) -> anyhow::Result<(DatabaseConnection, Arc<At
 /// Applies pending migrations; already-applied ones are skipped, so this is safe on every start.
 #[tracing::instrument(name = "db.migrate", skip(db))]
 pub async fn migrate(db: &DatabaseConnection) -> anyhow::Result<()> {
-    Migrator::up(db, None).await.map_err(|e| anyhow::anyhow!("migration failed: {e}"))
+    // Instances starting together on a fresh database race to record the same migration; the
+    // loser's retry finds it applied.
+    let mut attempt = 0;
+    loop {
+        match Migrator::up(db, None).await {
+            Ok(()) => return Ok(()),
+            Err(e) if attempt < 4 => {
+                attempt += 1;
+                tracing::warn!(error = %e, attempt, "migration attempt failed; retrying");
+                tokio::time::sleep(Duration::from_millis(250 * attempt)).await;
+            }
+            Err(e) => return Err(anyhow::anyhow!("migration failed: {e}")),
+        }
+    }
 }
 
 /// Begins a transaction that will write. On SQLite it is `BEGIN IMMEDIATE`: the write lock is taken

@@ -112,7 +112,13 @@ fn middleware_stack() -> Stack {
                 .allow_origin(Any)
                 .allow_methods([Method::GET, Method::POST, Method::PUT, Method::DELETE, Method::HEAD])
                 .allow_headers([header::AUTHORIZATION, header::CONTENT_TYPE, header::ACCEPT])
-                .expose_headers([REQUEST_ID, header::RETRY_AFTER])
+                .expose_headers([
+                    REQUEST_ID,
+                    header::RETRY_AFTER,
+                    HeaderName::from_static("x-ratelimit-limit"),
+                    HeaderName::from_static("x-ratelimit-remaining"),
+                    HeaderName::from_static("x-ratelimit-reset"),
+                ])
                 .max_age(Duration::from_secs(3600)),
         )
         .layer(CompressionLayer::new().gzip(true).compress_when(compress))

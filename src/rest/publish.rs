@@ -1,6 +1,8 @@
 //! POST /packages/publish — the `raven pkg publish` upload: multipart with a `metadata` (or
 //! `manifest`) JSON text part and a `tarball` file part. The tarball is streamed to a temporary file
-//! with the size limit enforced while reading; the body is never held in memory.
+//! with the size limit enforced while reading, so an oversized upload is cut off early. Once it is
+//! accepted, the service validates it and keeps its bytes (at most MAX_TARBALL_BYTES) in memory for
+//! the single create-only put to storage.
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
