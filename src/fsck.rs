@@ -209,7 +209,7 @@ pub async fn run_with(state: &AppState, opts: Options) -> anyhow::Result<Report>
 
 /// Every version row with its package name, read in pages.
 async fn all_versions(state: &AppState) -> anyhow::Result<Vec<Row>> {
-    let names: HashMap<Uuid, String> = packages::Entity::find()
+    let mut names: HashMap<Uuid, String> = packages::Entity::find()
         .select_only()
         .column(packages::Column::Id)
         .column(packages::Column::Name)
@@ -240,11 +240,15 @@ async fn all_versions(state: &AppState) -> anyhow::Result<Vec<Row>> {
         after = Some(last.0);
         let full = page.len() as u64 == PAGE;
         for (id, package_id, num, sha256, size) in page {
-            let package = names
-                .get(&package_id)
-                .cloned()
-                .ok_or_else(|| anyhow::anyhow!("version {id} belongs to no package ({package_id})"))?;
-            rows.push(Row { package, num, sha256, size });
+            if !names.contains_key(&package_id) {
+                // Published after the packages were read (fsck may run next to a live server).
+                let p = packages::Entity::find_by_id(package_id)
+                    .one(&state.db)
+                    .await?
+                    .ok_or_else(|| anyhow::anyhow!("version {id} belongs to no package ({package_id})"))?;
+                names.insert(p.id, p.name);
+            }
+            rows.push(Row { package: names[&package_id].clone(), num, sha256, size });
         }
         if !full {
             break;

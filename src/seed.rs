@@ -296,7 +296,10 @@ fn capitalise(s: &str) -> String {
 
 fn describe(rng: &mut Rng, subject: &str) -> String {
     let adj = rng.pick(ADJECTIVES);
-    let adj2 = rng.pick(ADJECTIVES);
+    let mut adj2 = rng.pick(ADJECTIVES);
+    while adj2 == adj {
+        adj2 = rng.pick(ADJECTIVES);
+    }
     let thing = rng.pick(THINGS);
     let feature = rng.pick(FEATURES);
     match rng.below(4) {
