@@ -1,16 +1,20 @@
-//! Argon2id password hashing on the blocking pool behind a semaphore, so a login flood queues here
-//! instead of starving the async workers that serve everything else.
+//! Argon2id password hashing on a small dedicated thread pool (2 x cores threads), so a login flood
+//! queues here instead of starving the async workers that serve everything else. A fixed set of
+//! threads also bounds memory: each hash needs 19 MiB, and glibc keeps freed blocks in per-thread
+//! arenas, so hashing on tokio's blocking pool (up to 512 threads) grew the process by hundreds of MiB.
 use std::sync::Arc;
 
 use argon2::{Algorithm, Argon2, Params, PasswordHash, PasswordHasher as _, PasswordVerifier as _, Version};
-use tokio::sync::{OnceCell, Semaphore};
+use tokio::sync::OnceCell;
 
 use crate::domain::Password;
 use crate::error::{AppError, AppResult};
 
+type Job = Box<dyn FnOnce() + Send>;
+
 #[derive(Clone)]
 pub struct PasswordHasher {
-    permits: Arc<Semaphore>,
+    jobs: std::sync::mpsc::SyncSender<Job>,
     /// A real hash of a random password: unknown emails are verified against it, so they take as
     /// long as wrong passwords and the two cannot be told apart.
     dummy: Arc<OnceCell<String>>,
@@ -25,14 +29,40 @@ fn argon2() -> Argon2<'static> {
 impl Default for PasswordHasher {
     fn default() -> Self {
         let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2);
-        PasswordHasher { permits: Arc::new(Semaphore::new(2 * cores)), dummy: Arc::new(OnceCell::new()) }
+        // A bounded queue: beyond it, callers wait asynchronously for a slot (see `run`).
+        let (jobs, rx) = std::sync::mpsc::sync_channel::<Job>(0);
+        let rx = Arc::new(std::sync::Mutex::new(rx));
+        for i in 0..2 * cores {
+            let rx = rx.clone();
+            // Threads end when the last hasher (and so the sender) is dropped.
+            let _ = std::thread::Builder::new().name(format!("argon2-{i}")).spawn(move || loop {
+                let job = match rx.lock() {
+                    Ok(guard) => guard.recv(),
+                    Err(_) => return,
+                };
+                match job {
+                    Ok(job) => job(),
+                    Err(_) => return,
+                }
+            });
+        }
+        PasswordHasher { jobs, dummy: Arc::new(OnceCell::new()) }
     }
 }
 
 impl PasswordHasher {
     async fn run<T: Send + 'static>(&self, f: impl FnOnce() -> T + Send + 'static) -> AppResult<T> {
-        let _permit = self.permits.acquire().await.map_err(AppError::internal)?;
-        tokio::task::spawn_blocking(f).await.map_err(AppError::internal)
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let job: Job = Box::new(move || {
+            let _ = tx.send(f());
+        });
+        // Handing a job over blocks until a hashing thread is free: do that wait off the async workers.
+        let jobs = self.jobs.clone();
+        tokio::task::spawn_blocking(move || jobs.send(job))
+            .await
+            .map_err(AppError::internal)?
+            .map_err(|_| AppError::internal(anyhow::anyhow!("password hashing pool is gone")))?;
+        rx.await.map_err(|_| AppError::internal(anyhow::anyhow!("password hashing job was dropped")))
     }
 
     #[tracing::instrument(name = "password.hash", skip_all)]
