@@ -144,33 +144,32 @@ pub async fn search(
     let prefix = format!("{}%", like_escape(&exact));
     let since = Utc::now().date_naive() - Duration::days(90);
     // Exact name outranks any prefix, which outranks any text match (text ranks stay below 100).
-    let tier = "CASE WHEN p.name = ? THEN 1000.0 WHEN p.name LIKE ? ESCAPE '\\' THEN 100.0 ELSE 0.0 END";
-    let (from, score, score_values, text): (String, String, Vec<Value>, Value) = match backend {
+    let (from, score, text_values): (String, String, Vec<Value>) = match backend {
         DbBackend::Postgres => {
             let tsq = terms.iter().map(|t| format!("{t}:*")).collect::<Vec<_>>().join(" & ");
             (
                 "packages p WHERE (p.search @@ to_tsquery('simple', ?) OR p.name LIKE ? ESCAPE '\\')".into(),
-                format!("({tier} + CAST(ts_rank(p.search, to_tsquery('simple', ?)) AS DOUBLE PRECISION))"),
-                vec![exact.clone().into(), prefix.clone().into(), tsq.clone().into()],
-                tsq.into(),
+                "(CASE WHEN p.name = ? THEN 1000.0 WHEN p.name LIKE ? ESCAPE '\\' THEN 100.0 ELSE 0.0 END \
+                 + CAST(ts_rank(p.search, to_tsquery('simple', ?)) AS DOUBLE PRECISION))"
+                    .into(),
+                vec![tsq.into(), prefix.clone().into(), exact.clone().into(), prefix.clone().into()],
             )
         }
         _ => {
-            // The FTS match runs once, as a joined subquery, and carries its bm25 rank along.
             let fts = terms.iter().map(|t| format!("\"{t}\"*")).collect::<Vec<_>>().join(" AND ");
             (
-                "packages p LEFT JOIN (SELECT rowid AS fts_rowid, -bm25(packages_fts, 10.0, 5.0, 1.0) AS fts_rank \
-                 FROM packages_fts WHERE packages_fts MATCH ?) f ON f.fts_rowid = p.rowid \
-                 WHERE (f.fts_rowid IS NOT NULL OR p.name LIKE ? ESCAPE '\\')"
+                "packages p WHERE (p.rowid IN (SELECT rowid FROM packages_fts WHERE packages_fts MATCH ?) OR p.name LIKE ? ESCAPE '\\')".into(),
+                "(CASE WHEN p.name = ? THEN 1000.0 WHEN p.name LIKE ? ESCAPE '\\' THEN 100.0 ELSE 0.0 END \
+                 + COALESCE((SELECT -bm25(packages_fts, 10.0, 5.0, 1.0) FROM packages_fts WHERE packages_fts MATCH ? AND rowid = p.rowid), 0.0) / 100.0)"
                     .into(),
-                format!("({tier} + COALESCE(f.fts_rank, 0.0) / 100.0)"),
-                vec![exact.clone().into(), prefix.clone().into()],
-                fts.into(),
+                vec![fts.into(), prefix.clone().into(), exact.clone().into(), prefix.clone().into()],
             )
         }
     };
-    // Placeholders in order: score, recent (only when sorting by it), from/where (text, prefix).
-    let where_values = vec![text, prefix.clone().into()];
+    // Values in placeholder order: score (exact, prefix, text), recent, where (text, prefix).
+    let text_q = text_values[0].clone();
+    let score_values = vec![text_values[2].clone(), text_values[3].clone(), text_q.clone()];
+    let where_values = vec![text_q, text_values[1].clone()];
 
     let count_sql = format!("SELECT CAST(COUNT(*) AS BIGINT) AS n FROM {from} AND {VISIBLE}");
     let count = Count::find_by_statement(Statement::from_sql_and_values(
