@@ -91,6 +91,17 @@ pub struct Config {
     /// Endpoint of an S3-compatible service (path-style addressing is used when set).
     #[arg(long, env = "S3_ENDPOINT", global = true)]
     pub s3_endpoint: Option<String>,
+    /// Answer downloads with a 302 to the blob instead of streaming it: to DOWNLOAD_CDN_URL when
+    /// set, else to a presigned S3 URL (STORAGE_TYPE=s3). Downloads are still counted.
+    #[arg(long, env = "DOWNLOAD_REDIRECT", default_value_t = false, action = ArgAction::Set, global = true)]
+    pub download_redirect: bool,
+    /// Public base URL that serves the storage's keys (a CDN in front of the bucket); redirects go
+    /// to BASE/packages/NAME/NAME-VERSION.tar.gz.
+    #[arg(long, env = "DOWNLOAD_CDN_URL", global = true, value_parser = parse_http_url)]
+    pub download_cdn_url: Option<url::Url>,
+    /// Lifetime of presigned download URLs, in seconds.
+    #[arg(long, env = "DOWNLOAD_URL_TTL_SECS", default_value_t = 300, global = true, value_parser = clap::value_parser!(u64).range(10..=604_800))]
+    pub download_url_ttl_secs: u64,
     /// Largest accepted tarball, compressed, in bytes.
     #[arg(long, env = "MAX_TARBALL_BYTES", default_value_t = 50 * 1024 * 1024, global = true, value_parser = clap::value_parser!(u64).range(1024..))]
     pub max_tarball_bytes: u64,

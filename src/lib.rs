@@ -10,6 +10,7 @@ pub mod error;
 pub mod fsck;
 pub mod graphql;
 pub mod http;
+pub mod memory;
 pub mod metrics;
 pub mod ratelimit;
 pub mod rest;

@@ -36,6 +36,16 @@ pub type BlobStream = BoxStream<'static, Result<Bytes, std::io::Error>>;
 pub struct Storage {
     store: Arc<dyn ObjectStore>,
     kind: StorageType,
+    redirect: Option<Redirect>,
+}
+
+/// Where DOWNLOAD_REDIRECT sends clients.
+#[derive(Clone)]
+enum Redirect {
+    /// A public base URL serving the storage keys.
+    Cdn(url::Url),
+    /// Presigned GET URLs of the bucket, valid for the given time.
+    Presigned(Arc<dyn object_store::signer::Signer>, std::time::Duration),
 }
 
 impl std::fmt::Debug for Storage {
@@ -46,6 +56,7 @@ impl std::fmt::Debug for Storage {
 
 impl Storage {
     pub fn from_config(cfg: &Config) -> anyhow::Result<Storage> {
+        let mut signer: Option<Arc<dyn object_store::signer::Signer>> = None;
         let store: Arc<dyn ObjectStore> = match cfg.storage_type {
             StorageType::Memory => Arc::new(object_store::memory::InMemory::new()),
             StorageType::Local => {
@@ -67,10 +78,22 @@ impl Storage {
                         .with_allow_http(endpoint.starts_with("http://"))
                         .with_virtual_hosted_style_request(false);
                 }
-                Arc::new(b.build()?)
+                let s3 = Arc::new(b.build()?);
+                signer = Some(s3.clone());
+                s3
             }
         };
-        Ok(Storage { store, kind: cfg.storage_type })
+        let redirect = match (cfg.download_redirect, &cfg.download_cdn_url, signer) {
+            (false, _, _) => None,
+            (true, Some(base), _) => Some(Redirect::Cdn(base.clone())),
+            (true, None, Some(signer)) => {
+                Some(Redirect::Presigned(signer, std::time::Duration::from_secs(cfg.download_url_ttl_secs)))
+            }
+            (true, None, None) => anyhow::bail!(
+                "DOWNLOAD_REDIRECT=true needs DOWNLOAD_CDN_URL or STORAGE_TYPE=s3 (presigned URLs): local storage has no URL to redirect to"
+            ),
+        };
+        Ok(Storage { store, kind: cfg.storage_type, redirect })
     }
 
     /// Blobs are keyed by name and version, so downloads work from storage alone when the database is away.
@@ -143,6 +166,27 @@ impl Storage {
             }
         })
         .await
+    }
+
+    /// The URL a download of `key` is redirected to, when DOWNLOAD_REDIRECT is on.
+    #[tracing::instrument(name = "storage.redirect_url", skip(self), fields(key = %key))]
+    pub async fn redirect_url(&self, key: &Path) -> Result<Option<url::Url>, StorageError> {
+        match &self.redirect {
+            None => Ok(None),
+            Some(Redirect::Cdn(base)) => {
+                let mut url = base.clone();
+                // Keep a base path (https://cdn.example/registry/) and append the key to it.
+                let path = format!("{}/{}", url.path().trim_end_matches('/'), key);
+                url.set_path(&path);
+                Ok(Some(url))
+            }
+            Some(Redirect::Presigned(signer, ttl)) => {
+                crate::metrics::storage_op("sign", async {
+                    Ok(Some(signer.signed_url(http::Method::GET, key, *ttl).await?))
+                })
+                .await
+            }
+        }
     }
 
     /// Every blob key, for fsck and tests.

@@ -7,85 +7,15 @@ use std::io::Read;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use common::api::{
+    download, get_json, keys_of, publish, publish_ok, register, s3_target, sha256_hex, unique, use_s3, S3Target,
+};
 use common::tarballs::{dir, file, manifest, package, targz};
 use common::{spawn, spawn_with, TestApp};
-use raven_registry::config::{Config, StorageType};
+use raven_registry::config::Config;
 use raven_registry::storage::{PutOutcome, Storage};
-use reqwest::multipart::{Form, Part};
 use reqwest::StatusCode;
 use serde_json::{json, Value};
-use sha2::{Digest, Sha256};
-
-// ---------------------------------------------------------------------------------------------
-// Helpers
-// ---------------------------------------------------------------------------------------------
-
-/// A package name no other test (nor an earlier run against the same bucket) uses.
-fn unique(prefix: &str) -> String {
-    format!("{prefix}-{}", &uuid::Uuid::new_v4().simple().to_string()[..12])
-}
-
-async fn register(app: &TestApp, username: &str) -> String {
-    let res = app
-        .client
-        .post(app.url("/api/v1/auth/register"))
-        .json(&json!({
-            "username": username,
-            "email": format!("{username}@example.com"),
-            "password": "correct horse battery",
-        }))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), StatusCode::CREATED);
-    let body: Value = res.json().await.unwrap();
-    body["token"].as_str().unwrap().to_owned()
-}
-
-async fn publish(app: &TestApp, token: &str, name: &str, version: &str, tarball: Vec<u8>) -> reqwest::Response {
-    let form = Form::new()
-        .text("metadata", json!({"name": name, "version": version}).to_string())
-        .part("tarball", Part::bytes(tarball).file_name("package.tar.gz").mime_str("application/gzip").unwrap());
-    app.client.post(app.url("/api/v1/packages/publish")).bearer_auth(token).multipart(form).send().await.unwrap()
-}
-
-async fn publish_ok(app: &TestApp, token: &str, name: &str, version: &str, tarball: Vec<u8>) -> Value {
-    let res = publish(app, token, name, version, tarball).await;
-    let status = res.status();
-    let body: Value = res.json().await.unwrap();
-    assert_eq!(status, StatusCode::CREATED, "publishing {name} {version}: {body}");
-    body
-}
-
-async fn download(app: &TestApp, name: &str, version: &str) -> Vec<u8> {
-    let res = app.client.get(app.url(&format!("/api/v1/packages/{name}/{version}/download"))).send().await.unwrap();
-    assert_eq!(res.status(), StatusCode::OK, "download {name} {version}");
-    res.bytes().await.unwrap().to_vec()
-}
-
-async fn get_json(app: &TestApp, path: &str, token: Option<&str>) -> (StatusCode, Value) {
-    let mut req = app.client.get(app.url(path));
-    if let Some(t) = token {
-        req = req.bearer_auth(t);
-    }
-    let res = req.send().await.unwrap();
-    let status = res.status();
-    let text = res.text().await.unwrap();
-    (status, serde_json::from_str(&text).unwrap_or(Value::String(text)))
-}
-
-fn sha256_hex(bytes: &[u8]) -> String {
-    hex::encode(Sha256::digest(bytes))
-}
-
-/// Blob keys of one package.
-async fn keys_of(app: &TestApp, name: &str) -> Vec<String> {
-    let prefix = format!("packages/{name}/");
-    let mut keys: Vec<String> =
-        app.state.storage.list_keys().await.unwrap().into_iter().filter(|k| k.starts_with(&prefix)).collect();
-    keys.sort();
-    keys
-}
 
 // ---------------------------------------------------------------------------------------------
 // Metrics
@@ -356,33 +286,6 @@ async fn json_logs_are_one_object_per_line_with_request_fields() {
 // S3-compatible storage, against a real S3-API server (moto in .ci/run)
 // ---------------------------------------------------------------------------------------------
 
-struct S3Target {
-    endpoint: String,
-    bucket: String,
-    region: String,
-}
-
-fn s3_target(test: &str) -> Option<S3Target> {
-    match std::env::var("TEST_S3_ENDPOINT") {
-        Ok(endpoint) if !endpoint.is_empty() => Some(S3Target {
-            endpoint,
-            bucket: std::env::var("TEST_S3_BUCKET").unwrap_or_else(|_| "raven-test".into()),
-            region: std::env::var("AWS_REGION").unwrap_or_else(|_| "us-east-1".into()),
-        }),
-        _ => {
-            eprintln!("skipping {test}: TEST_S3_ENDPOINT is not set (.ci/run starts an S3-API server and sets it)");
-            None
-        }
-    }
-}
-
-fn use_s3(cfg: &mut Config, s3: &S3Target) {
-    cfg.storage_type = StorageType::S3;
-    cfg.s3_bucket = Some(s3.bucket.clone());
-    cfg.s3_endpoint = Some(s3.endpoint.clone());
-    cfg.s3_region = s3.region.clone();
-}
-
 #[tokio::test]
 async fn s3_storage_creates_only_once_and_round_trips_bytes() {
     let Some(s3) = s3_target("s3_storage_creates_only_once_and_round_trips_bytes") else { return };
@@ -440,6 +343,91 @@ async fn s3_publish_download_and_refusals_leave_no_object() {
 
     let (_, pkg) = get_json(&app, &format!("/api/v1/packages/{name}"), None).await;
     assert_eq!(pkg["versions"], json!(["1.0.0"]), "{pkg}");
+}
+
+// ---------------------------------------------------------------------------------------------
+// DOWNLOAD_REDIRECT: 302 to a CDN or a presigned URL, still counted
+// ---------------------------------------------------------------------------------------------
+
+fn no_redirects() -> reqwest::Client {
+    reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap()
+}
+
+/// Downloads counted for `name` once the in-memory counter is flushed.
+async fn downloads_total(app: &TestApp, name: &str) -> i64 {
+    app.state.downloads.flush(&app.state.db).await.expect("flush download counts");
+    let (status, pkg) = get_json(app, &format!("/api/v1/packages/{name}"), None).await;
+    assert_eq!(status, StatusCode::OK, "{pkg}");
+    pkg["downloads_total"].as_i64().unwrap()
+}
+
+#[tokio::test]
+async fn download_redirect_to_a_cdn_is_counted_and_keeps_the_etag() {
+    let app = spawn_with(|c| {
+        c.download_redirect = true;
+        c.download_cdn_url = Some("https://cdn.example.test/registry/".parse().unwrap());
+    })
+    .await;
+    let token = register(&app, "cdnuser").await;
+    let tarball = package("cdn-pkg", "1.0.0");
+    publish_ok(&app, &token, "cdn-pkg", "1.0.0", tarball.clone()).await;
+    let url = app.url("/api/v1/packages/cdn-pkg/1.0.0/download");
+    let client = no_redirects();
+
+    let res = client.get(&url).send().await.unwrap();
+    assert_eq!(res.status(), StatusCode::FOUND);
+    let h = res.headers();
+    assert_eq!(h[reqwest::header::LOCATION], "https://cdn.example.test/registry/packages/cdn-pkg/cdn-pkg-1.0.0.tar.gz");
+    assert_eq!(h[reqwest::header::CACHE_CONTROL], "no-store");
+    assert_eq!(h.get_all(reqwest::header::CACHE_CONTROL).iter().count(), 1);
+    let etag = h[reqwest::header::ETAG].to_str().unwrap().to_owned();
+    assert_eq!(etag, format!("\"{}\"", sha256_hex(&tarball)));
+    assert!(res.bytes().await.unwrap().is_empty(), "a redirect carries no tarball");
+
+    // HEAD redirects too but is not a download; a revalidation is answered 304 and not counted.
+    let head = client.head(&url).send().await.unwrap();
+    assert_eq!(head.status(), StatusCode::FOUND);
+    let revalidate = client.get(&url).header(reqwest::header::IF_NONE_MATCH, &etag).send().await.unwrap();
+    assert_eq!(revalidate.status(), StatusCode::NOT_MODIFIED);
+    assert_eq!(downloads_total(&app, "cdn-pkg").await, 1, "only the one GET redirect counts");
+
+    // Unknown versions are still 404, not a redirect to nothing.
+    let missing = client.get(app.url("/api/v1/packages/cdn-pkg/9.9.9/download")).send().await.unwrap();
+    assert_eq!(missing.status(), StatusCode::NOT_FOUND);
+}
+
+#[tokio::test]
+async fn download_redirect_without_a_target_is_refused_at_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = common::base_config(dir.path());
+    cfg.download_redirect = true;
+    let err = raven_registry::build(cfg).await.err().expect("local storage has no URL to redirect to");
+    let msg = format!("{err:#}");
+    assert!(msg.contains("DOWNLOAD_REDIRECT") && msg.contains("DOWNLOAD_CDN_URL"), "{msg}");
+}
+
+#[tokio::test]
+async fn s3_download_redirect_hands_out_a_presigned_url_that_serves_the_bytes() {
+    let Some(s3) = s3_target("s3_download_redirect_hands_out_a_presigned_url_that_serves_the_bytes") else { return };
+    let app = spawn_with(|c| {
+        use_s3(c, &s3);
+        c.download_redirect = true;
+    })
+    .await;
+    let token = register(&app, "presigner").await;
+    let name = unique("s3-redirect");
+    let tarball = package(&name, "1.0.0");
+    publish_ok(&app, &token, &name, "1.0.0", tarball.clone()).await;
+
+    let res = no_redirects().get(app.url(&format!("/api/v1/packages/{name}/1.0.0/download"))).send().await.unwrap();
+    assert_eq!(res.status(), StatusCode::FOUND);
+    let location = res.headers()[reqwest::header::LOCATION].to_str().unwrap().to_owned();
+    assert!(location.starts_with(&s3.endpoint), "{location}");
+    assert!(location.contains("X-Amz-Signature="), "presigned: {location}");
+    let fetched = reqwest::get(&location).await.unwrap();
+    assert_eq!(fetched.status(), StatusCode::OK);
+    assert_eq!(fetched.bytes().await.unwrap().to_vec(), tarball, "the presigned URL serves the published bytes");
+    assert_eq!(downloads_total(&app, &name).await, 1);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

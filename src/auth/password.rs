@@ -1,7 +1,9 @@
-//! Argon2id password hashing on a small dedicated thread pool (2 x cores threads), so a login flood
-//! queues here instead of starving the async workers that serve everything else. A fixed set of
-//! threads also bounds memory: each hash needs 19 MiB, and glibc keeps freed blocks in per-thread
-//! arenas, so hashing on tokio's blocking pool (up to 512 threads) grew the process by hundreds of MiB.
+//! Argon2id password hashing on a small dedicated thread pool (one thread per core), so a login
+//! flood queues here instead of starving the async workers that serve everything else. Hashing is
+//! pure CPU, so more threads than cores would add memory, not throughput. A fixed set of threads
+//! also bounds memory: each hash needs 19 MiB, so at most cores x 19 MiB are in use at once, and
+//! `crate::memory::tune_allocator` makes glibc return those blocks to the kernel when a hash ends
+//! instead of keeping them in per-thread arenas (which grew the process by hundreds of MiB).
 use std::sync::Arc;
 
 use argon2::{Algorithm, Argon2, Params, PasswordHash, PasswordHasher as _, PasswordVerifier as _, Version};
@@ -32,7 +34,7 @@ impl Default for PasswordHasher {
         // A bounded queue: beyond it, callers wait asynchronously for a slot (see `run`).
         let (jobs, rx) = std::sync::mpsc::sync_channel::<Job>(0);
         let rx = Arc::new(std::sync::Mutex::new(rx));
-        for i in 0..2 * cores {
+        for i in 0..cores.max(2) {
             let rx = rx.clone();
             // Threads end when the last hasher (and so the sender) is dropped.
             let _ = std::thread::Builder::new().name(format!("argon2-{i}")).spawn(move || loop {

@@ -42,12 +42,11 @@ pub struct PackageBody {
 pub async fn package(State(state): State<AppState>, Path(name): Path<String>) -> AppResult<Json<PackageBody>> {
     let d = catalog::package_detail(&state, &name).await?;
     let latest = d.latest().map(|v| v.num.clone());
-    let owner = d.owners.iter().find(|o| o.role == "owner").or(d.owners.first());
     Ok(Json(PackageBody {
         latest_version: latest,
         versions: d.versions.iter().filter(|v| !v.yanked).map(|v| v.num.clone()).collect(),
-        owner: owner.map(|o| OwnerRef { username: o.user.username.clone(), user_id: o.user.id.to_string() }),
-        keywords: d.keywords.clone(),
+        owner: d.owner.map(|(username, id)| OwnerRef { username, user_id: id.to_string() }),
+        keywords: d.keywords,
         downloads_last_month: d.downloads_last_month,
         name: d.package.name,
         description: d.package.description.unwrap_or_default(),
@@ -84,16 +83,15 @@ pub async fn version(
     State(state): State<AppState>,
     Path((name, version)): Path<(String, String)>,
 ) -> AppResult<Json<VersionBody>> {
-    let d = catalog::version_detail(&state, &name, &version).await?;
+    let v = catalog::version_meta(&state, &name, &version).await?;
     let (mut deps, mut dev) = (serde_json::Map::new(), serde_json::Map::new());
-    for dep in d.dependencies {
+    for dep in catalog::dependencies_of(&state, v.id).await? {
         let target = if dep.kind == "dev" { &mut dev } else { &mut deps };
         target.insert(dep.name, serde_json::Value::String(dep.req));
     }
-    let v = d.version;
     Ok(Json(VersionBody {
-        download_url: download_url(&state, &d.package.name, &v.num),
-        name: d.package.name,
+        download_url: download_url(&state, &v.package_name, &v.num),
+        name: v.package_name,
         authors: serde_json::from_str(&v.authors).unwrap_or_default(),
         description: v.description.unwrap_or_default(),
         license: v.license.unwrap_or_default(),
@@ -156,26 +154,41 @@ pub async fn download(
     headers: HeaderMap,
     Path((name, version)): Path<(String, String)>,
 ) -> AppResult<Response> {
-    let d = match catalog::version_detail(&state, &name, &version).await {
-        Ok(d) => d,
+    let v = match catalog::version_meta(&state, &name, &version).await {
+        Ok(v) => v,
         Err(AppError::Unavailable(why)) => {
             return download_from_storage_alone(&state, &method, &name, &version, why).await;
         }
         Err(e) => return Err(e),
     };
-    let (pkg, v) = (d.package.name, d.version);
+    let pkg = v.package_name.clone();
     let etag = format!("\"{}\"", v.sha256);
     let not_modified = headers
         .get(header::IF_NONE_MATCH)
         .and_then(|h| h.to_str().ok())
         .is_some_and(|h| h.split(',').any(|t| t.trim() == etag || t.trim() == "*"));
-    let builder = Response::builder()
-        .header(header::ETAG, &etag)
-        .header(header::CACHE_CONTROL, "public, max-age=31536000, immutable");
+    // A version's bytes never change: caches may keep them for good.
+    const IMMUTABLE: &str = "public, max-age=31536000, immutable";
+    let builder = Response::builder().header(header::ETAG, &etag);
     if not_modified {
+        let builder = builder.header(header::CACHE_CONTROL, IMMUTABLE);
         return builder.status(StatusCode::NOT_MODIFIED).body(Body::empty()).map_err(AppError::internal);
     }
     let key = Storage::key(&pkg, &v.num);
+    if let Some(url) = state.storage.redirect_url(&key).await.map_err(storage_unavailable)? {
+        // The client fetches the bytes elsewhere, so the download is counted when it is handed over.
+        if method == Method::GET {
+            state.downloads.record(&pkg, &v.num);
+        }
+        return builder
+            .status(StatusCode::FOUND)
+            .header(header::LOCATION, url.as_str())
+            // The 302 itself must not be cached: a presigned URL expires, and every fetch is counted.
+            .header(header::CACHE_CONTROL, "no-store")
+            .body(Body::empty())
+            .map_err(AppError::internal);
+    }
+    let builder = builder.header(header::CACHE_CONTROL, IMMUTABLE);
     let (size, stream) = state.storage.get(&key).await.map_err(|e| match e {
         // A recorded version without its blob is our fault, not the client's: refuse and log it.
         StorageError::NotFound(_) => {
@@ -198,6 +211,11 @@ pub async fn download(
     let counter = state.downloads.clone();
     let verified = checked_stream(stream, size, Some(v.sha256.clone()), move || counter.record(&pkg, &v.num));
     builder.body(Body::from_stream(verified)).map_err(AppError::internal)
+}
+
+fn storage_unavailable(e: StorageError) -> AppError {
+    tracing::error!(error = %e, "storage could not sign a download URL");
+    AppError::Unavailable(format!("storage: {e}"))
 }
 
 /// Content type, length and attachment name of a tarball response.

@@ -5,23 +5,32 @@ use uuid::Uuid;
 
 use entity::{dependencies, packages, versions};
 
+use crate::domain::PackageVersion;
 use crate::error::{AppError, AppResult};
-use crate::service::owners::{self, Owner};
 use crate::service::packages as pkgs;
-use crate::service::versions::semver_key;
+use crate::service::search::numbered;
 use crate::state::AppState;
 
+/// What the REST package metadata shows, read in two statements: the package row with its first
+/// owner and last month's downloads, then the version numbers (no READMEs, no user rows).
 pub struct PackageDetail {
     pub package: packages::Model,
-    /// Every version, ascending SemVer (yanked included; callers filter).
-    pub versions: Vec<versions::Model>,
-    pub owners: Vec<Owner>,
+    /// Every version number with its yanked flag, ascending SemVer.
+    pub versions: Vec<VersionFlag>,
+    /// The earliest-added owner with the owner role (else the earliest maintainer): (username, id).
+    pub owner: Option<(String, Uuid)>,
     pub keywords: Vec<String>,
     pub downloads_last_month: i64,
 }
 
+#[derive(FromQueryResult)]
+pub struct VersionFlag {
+    pub num: String,
+    pub yanked: bool,
+}
+
 impl PackageDetail {
-    pub fn latest(&self) -> Option<&versions::Model> {
+    pub fn latest(&self) -> Option<&VersionFlag> {
         self.versions.iter().rev().find(|v| !v.yanked)
     }
 }
@@ -30,32 +39,133 @@ pub fn keywords_of(p: &packages::Model) -> Vec<String> {
     p.keywords_text.split_whitespace().map(str::to_owned).collect()
 }
 
+#[derive(FromQueryResult)]
+struct PackageRow {
+    id: Uuid,
+    name: String,
+    description: Option<String>,
+    license: Option<String>,
+    repository: Option<String>,
+    homepage: Option<String>,
+    keywords_text: String,
+    downloads: i64,
+    created_at: chrono::DateTime<Utc>,
+    updated_at: chrono::DateTime<Utc>,
+    owner_id: Option<Uuid>,
+    owner_name: Option<String>,
+    last_month: i64,
+}
+
+const PACKAGE_SQL: &str = "SELECT p.id, p.name, p.description, p.license, p.repository, p.homepage, p.keywords_text, \
+     p.downloads, p.created_at, p.updated_at, u.id AS owner_id, u.username AS owner_name, \
+     (SELECT CAST(COALESCE(SUM(d.count), 0) AS BIGINT) FROM version_downloads d JOIN versions v ON v.id = d.version_id \
+      WHERE v.package_id = p.id AND d.day >= ?) AS last_month \
+     FROM packages p LEFT JOIN users u ON u.id = (SELECT o.user_id FROM package_owners o WHERE o.package_id = p.id \
+      ORDER BY CASE WHEN o.role = 'owner' THEN 0 ELSE 1 END, o.added_at LIMIT 1) \
+     WHERE p.name = ?";
+
 #[tracing::instrument(name = "catalog.package", skip(state))]
 pub async fn package_detail(state: &AppState, name: &str) -> AppResult<PackageDetail> {
-    let package = pkgs::get_by_name(&state.db, name).await?;
-    let mut vs = versions::Entity::find().filter(versions::Column::PackageId.eq(package.id)).all(&state.db).await?;
-    vs.sort_by_key(semver_key);
-    let owners = owners::list(state, package.id).await?;
+    let backend = state.db.get_database_backend();
     let since = Utc::now().date_naive() - Duration::days(30);
-    let downloads_last_month = downloads_since(&state.db, &[package.id], since).await?;
-    Ok(PackageDetail { keywords: keywords_of(&package), package, versions: vs, owners, downloads_last_month })
+    let row = PackageRow::find_by_statement(Statement::from_sql_and_values(
+        backend,
+        numbered(backend, PACKAGE_SQL),
+        [since.into(), name.into()],
+    ))
+    .one(&state.db)
+    .await?
+    .ok_or_else(|| AppError::NotFound(format!("package {name} not found")))?;
+    let mut vs = VersionFlag::find_by_statement(Statement::from_sql_and_values(
+        backend,
+        numbered(backend, "SELECT num, yanked FROM versions WHERE package_id = ?"),
+        [row.id.into()],
+    ))
+    .all(&state.db)
+    .await?;
+    vs.sort_by_cached_key(|v| semver::Version::parse(&v.num).unwrap_or_else(|_| semver::Version::new(0, 0, 0)));
+    let package = packages::Model {
+        id: row.id,
+        name: row.name,
+        description: row.description,
+        license: row.license,
+        repository: row.repository,
+        homepage: row.homepage,
+        keywords_text: row.keywords_text,
+        downloads: row.downloads,
+        created_at: row.created_at,
+        updated_at: row.updated_at,
+    };
+    Ok(PackageDetail {
+        keywords: keywords_of(&package),
+        owner: row.owner_id.zip(row.owner_name).map(|(id, name)| (name, id)),
+        package,
+        versions: vs,
+        downloads_last_month: row.last_month,
+    })
 }
 
-pub struct VersionDetail {
-    pub package: packages::Model,
-    pub version: versions::Model,
-    pub dependencies: Vec<dependencies::Model>,
+/// The columns of a version that its REST metadata and its download need (not the README), with
+/// the package's name.
+#[derive(FromQueryResult)]
+pub struct VersionMeta {
+    pub id: Uuid,
+    pub package_name: String,
+    pub num: String,
+    pub authors: String,
+    pub description: Option<String>,
+    pub license: Option<String>,
+    pub repository: Option<String>,
+    pub homepage: Option<String>,
+    pub keywords: String,
+    pub sha256: String,
+    pub size_bytes: i64,
+    pub yanked: bool,
+    pub yanked_at: Option<chrono::DateTime<Utc>>,
+    pub published_at: chrono::DateTime<Utc>,
 }
 
-#[tracing::instrument(name = "catalog.version", skip(state))]
-pub async fn version_detail(state: &AppState, name: &str, version: &str) -> AppResult<VersionDetail> {
-    let package = pkgs::get_by_name(&state.db, name).await?;
-    let v = pkgs::find_version(&state.db, package.id, version)
-        .await?
-        .ok_or_else(|| AppError::NotFound(format!("{name} {version} not found")))?;
-    let mut deps = dependencies::Entity::find().filter(dependencies::Column::VersionId.eq(v.id)).all(&state.db).await?;
+/// One version by package name and number (build metadata ignored, as for uniqueness), in one
+/// statement.
+#[tracing::instrument(name = "catalog.version_meta", skip(state))]
+pub async fn version_meta(state: &AppState, name: &str, version: &str) -> AppResult<VersionMeta> {
+    let not_found = || AppError::NotFound(format!("{name} {version} not found"));
+    let canonical = PackageVersion::parse(version).map_err(|_| not_found())?.canonical();
+    let backend = state.db.get_database_backend();
+    let sql = "SELECT v.id, p.name AS package_name, v.num, v.authors, v.description, v.license, v.repository, \
+               v.homepage, v.keywords, v.sha256, v.size_bytes, v.yanked, v.yanked_at, v.published_at \
+               FROM versions v JOIN packages p ON p.id = v.package_id WHERE p.name = ? AND v.canonical = ?";
+    VersionMeta::find_by_statement(Statement::from_sql_and_values(
+        backend,
+        numbered(backend, sql),
+        [name.into(), canonical.into()],
+    ))
+    .one(&state.db)
+    .await?
+    .ok_or_else(not_found)
+}
+
+/// The dependencies of a version, by name.
+pub async fn dependencies_of(state: &AppState, version_id: Uuid) -> AppResult<Vec<dependencies::Model>> {
+    let mut deps =
+        dependencies::Entity::find().filter(dependencies::Column::VersionId.eq(version_id)).all(&state.db).await?;
     deps.sort_by(|a, b| a.name.cmp(&b.name));
-    Ok(VersionDetail { package, version: v, dependencies: deps })
+    Ok(deps)
+}
+
+/// A whole version row (README included) by package name and number, for GraphQL, in one statement.
+pub async fn version_model(state: &AppState, name: &str, version: &str) -> AppResult<Option<versions::Model>> {
+    let Ok(parsed) = PackageVersion::parse(version) else { return Ok(None) };
+    let backend = state.db.get_database_backend();
+    let sql = "SELECT v.* FROM versions v JOIN packages p ON p.id = v.package_id WHERE p.name = ? AND v.canonical = ?";
+    Ok(versions::Entity::find()
+        .from_raw_sql(Statement::from_sql_and_values(
+            backend,
+            numbered(backend, sql),
+            [name.into(), parsed.canonical().into()],
+        ))
+        .one(&state.db)
+        .await?)
 }
 
 #[derive(FromQueryResult)]

@@ -127,6 +127,13 @@ fn to_page(rows: Vec<Row>, total: i64) -> Page {
     }
 }
 
+#[derive(FromQueryResult)]
+struct CountedRow {
+    #[sea_orm(nested)]
+    row: Row,
+    total: i64,
+}
+
 #[tracing::instrument(name = "db.search", skip(db))]
 pub async fn search(
     db: &DatabaseConnection,
@@ -143,62 +150,69 @@ pub async fn search(
     let exact = query.trim().to_lowercase();
     let prefix = format!("{}%", like_escape(&exact));
     let since = Utc::now().date_naive() - Duration::days(90);
-    // Exact name outranks any prefix, which outranks any text match (text ranks stay below 100).
-    let (from, score, text_values): (String, String, Vec<Value>) = match backend {
-        DbBackend::Postgres => {
-            let tsq = terms.iter().map(|t| format!("{t}:*")).collect::<Vec<_>>().join(" & ");
-            (
-                "packages p WHERE (p.search @@ to_tsquery('simple', ?) OR p.name LIKE ? ESCAPE '\\')".into(),
-                "(CASE WHEN p.name = ? THEN 1000.0 WHEN p.name LIKE ? ESCAPE '\\' THEN 100.0 ELSE 0.0 END \
-                 + CAST(ts_rank(p.search, to_tsquery('simple', ?)) AS DOUBLE PRECISION))"
-                    .into(),
-                vec![tsq.into(), prefix.clone().into(), exact.clone().into(), prefix.clone().into()],
-            )
-        }
-        _ => {
-            let fts = terms.iter().map(|t| format!("\"{t}\"*")).collect::<Vec<_>>().join(" AND ");
-            (
-                "packages p WHERE (p.rowid IN (SELECT rowid FROM packages_fts WHERE packages_fts MATCH ?) OR p.name LIKE ? ESCAPE '\\')".into(),
-                "(CASE WHEN p.name = ? THEN 1000.0 WHEN p.name LIKE ? ESCAPE '\\' THEN 100.0 ELSE 0.0 END \
-                 + COALESCE((SELECT -bm25(packages_fts, 10.0, 5.0, 1.0) FROM packages_fts WHERE packages_fts MATCH ? AND rowid = p.rowid), 0.0) / 100.0)"
-                    .into(),
-                vec![fts.into(), prefix.clone().into(), exact.clone().into(), prefix.clone().into()],
-            )
-        }
-    };
-    // Values in placeholder order: score (exact, prefix, text), recent, where (text, prefix).
-    let text_q = text_values[0].clone();
-    let score_values = vec![text_values[2].clone(), text_values[3].clone(), text_q.clone()];
-    let where_values = vec![text_q, text_values[1].clone()];
-
-    let count_sql = format!("SELECT CAST(COUNT(*) AS BIGINT) AS n FROM {from} AND {VISIBLE}");
-    let count = Count::find_by_statement(Statement::from_sql_and_values(
-        backend,
-        numbered(backend, &count_sql),
-        where_values.clone(),
-    ))
-    .one(db)
-    .await?
-    .map(|c| c.n)
-    .unwrap_or(0);
-
     // The 90-day sum is a subquery per matching row: computed only when it orders the results.
     let recent = if sort == PackageSort::RecentDownloads { RECENT } else { "0" };
-    let page_sql = format!(
-        "SELECT {COLUMNS}, {score} AS score, {recent} AS recent FROM {from} AND {VISIBLE} ORDER BY {} LIMIT ? OFFSET ?",
-        order_by(sort)
-    );
-    let mut values = score_values;
-    if sort == PackageSort::RecentDownloads {
-        values.push(since.into());
-    }
-    values.extend(where_values);
+    let recent_values: Vec<Value> = if sort == PackageSort::RecentDownloads { vec![since.into()] } else { vec![] };
+    // Exact name outranks any prefix, which outranks any text match (text ranks stay below 100).
+    // The total comes with the page (a window count over every hit), so the text is matched once.
+    let (sql, mut values): (String, Vec<Value>) = match backend {
+        DbBackend::Postgres => {
+            let tsq = terms.iter().map(|t| format!("{t}:*")).collect::<Vec<_>>().join(" & ");
+            let sql = format!(
+                "SELECT {COLUMNS}, (CASE WHEN p.name = ? THEN 1000.0 WHEN p.name LIKE ? ESCAPE '\\' THEN 100.0 ELSE 0.0 END \
+                 + CAST(ts_rank(p.search, to_tsquery('simple', ?)) AS DOUBLE PRECISION)) AS score, {recent} AS recent, \
+                 CAST(COUNT(*) OVER () AS BIGINT) AS total \
+                 FROM packages p WHERE (p.search @@ to_tsquery('simple', ?) OR p.name LIKE ? ESCAPE '\\') AND {VISIBLE} \
+                 ORDER BY {} LIMIT ? OFFSET ?",
+                order_by(sort)
+            );
+            let mut values: Vec<Value> = vec![exact.clone().into(), prefix.clone().into(), tsq.clone().into()];
+            values.extend(recent_values);
+            values.extend([tsq.into(), prefix.into()]);
+            (sql, values)
+        }
+        _ => {
+            // FTS5 is asked once: its matches and their bm25 ranks are materialised, then joined
+            // with the name-prefix matches (a range on the unique name index; names are ASCII
+            // lowercase, and U+10FFFF sorts after every character). A correlated MATCH per row
+            // re-ran the full-text query for every hit.
+            let fts = terms.iter().map(|t| format!("\"{t}\"*")).collect::<Vec<_>>().join(" AND ");
+            let sql = format!(
+                "WITH m AS MATERIALIZED (SELECT rowid AS rid, -bm25(packages_fts, 10.0, 5.0, 1.0) AS rank \
+                   FROM packages_fts WHERE packages_fts MATCH ?), \
+                 h AS (SELECT rid, MAX(rank) AS rank FROM (SELECT rid, rank FROM m UNION ALL \
+                   SELECT rowid AS rid, 0.0 AS rank FROM packages WHERE name >= ? AND name < ?) GROUP BY rid) \
+                 SELECT {COLUMNS}, (CASE WHEN p.name = ? THEN 1000.0 WHEN p.name LIKE ? ESCAPE '\\' THEN 100.0 ELSE 0.0 END \
+                 + h.rank / 100.0) AS score, {recent} AS recent, COUNT(*) OVER () AS total \
+                 FROM h JOIN packages p ON p.rowid = h.rid WHERE {VISIBLE} ORDER BY {} LIMIT ? OFFSET ?",
+                order_by(sort)
+            );
+            let mut values: Vec<Value> = vec![
+                fts.into(),
+                exact.clone().into(),
+                format!("{exact}\u{10FFFF}").into(),
+                exact.clone().into(),
+                prefix.into(),
+            ];
+            values.extend(recent_values);
+            (sql, values)
+        }
+    };
     values.push((limit as i64).into());
     values.push((offset as i64).into());
-    let rows = Row::find_by_statement(Statement::from_sql_and_values(backend, numbered(backend, &page_sql), values))
+    let rows = CountedRow::find_by_statement(Statement::from_sql_and_values(backend, numbered(backend, &sql), values))
         .all(db)
         .await?;
-    Ok(to_page(rows, count))
+    let total = match rows.first() {
+        Some(r) => r.total,
+        // Past the last page the window has no row to report on.
+        None if offset > 0 => {
+            let first = Box::pin(search(db, query, sort, 0, 1)).await?;
+            first.total as i64
+        }
+        None => 0,
+    };
+    Ok(to_page(rows.into_iter().map(|r| r.row).collect(), total))
 }
 
 /// Every visible package in the chosen order.

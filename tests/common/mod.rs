@@ -3,6 +3,7 @@
 //! database when TEST_DATABASE_URL is set — and its own local tarball directory.
 #![allow(dead_code)]
 
+pub mod api;
 pub mod proxy;
 pub mod tarballs;
 

@@ -18,11 +18,7 @@ impl PackageQuery {
 
     /// One version of a package (build metadata ignored), or null.
     async fn version(&self, ctx: &Context<'_>, name: String, version: String) -> Result<Option<Version>> {
-        match catalog::version_detail(state(ctx), &name.to_ascii_lowercase(), &version).await {
-            Ok(d) => Ok(Some(Version(d.version))),
-            Err(crate::error::AppError::NotFound(_)) => Ok(None),
-            Err(e) => Err(e.into()),
-        }
+        Ok(catalog::version_model(state(ctx), &name.to_ascii_lowercase(), &version).await?.map(Version))
     }
 
     /// Full-text search over names, keywords and descriptions.
