@@ -35,6 +35,8 @@ pub struct UserById(pub Uuid);
 #[derive(Clone, PartialEq, Eq, Hash)]
 pub struct VersionsOf(pub Uuid);
 #[derive(Clone, PartialEq, Eq, Hash)]
+pub struct ReadmeOf(pub Uuid);
+#[derive(Clone, PartialEq, Eq, Hash)]
 pub struct OwnersOf(pub Uuid);
 #[derive(Clone, PartialEq, Eq, Hash)]
 pub struct DependenciesOf(pub Uuid);
@@ -63,6 +65,7 @@ loader!(PackageById, Uuid, packages::Model, |db, keys| batch::packages_by_id(db,
 loader!(PackageByName, String, packages::Model, |db, keys| batch::packages_by_name(db, &keys));
 loader!(UserById, Uuid, users::Model, |db, keys| batch::users_by_id(db, &keys));
 loader!(VersionsOf, Uuid, Vec<versions::Model>, |db, keys| batch::versions_of(db, &keys));
+loader!(ReadmeOf, Uuid, Option<String>, |db, keys| batch::readmes(db, &keys));
 loader!(OwnersOf, Uuid, Vec<OwnerRow>, |db, keys| batch::owners_of(db, &keys));
 loader!(DependenciesOf, Uuid, Vec<dependencies::Model>, |db, keys| batch::dependencies_of(db, &keys));
 loader!(DailyDownloadsOf, Uuid, Vec<(NaiveDate, i64)>, |db, keys| batch::daily_downloads(db, &keys));

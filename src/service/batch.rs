@@ -6,7 +6,7 @@ use chrono::{Duration, NaiveDate, Utc};
 use sea_orm::{ColumnTrait, DatabaseConnection, EntityTrait, FromQueryResult, QueryFilter};
 use uuid::Uuid;
 
-use entity::{dependencies, package_owners, packages, users, versions};
+use entity::{dependencies, packages, users, versions};
 
 use crate::error::AppResult;
 use crate::service::versions::semver_key;
@@ -29,13 +29,16 @@ pub async fn users_by_id(db: &DatabaseConnection, ids: &[Uuid]) -> AppResult<Has
     Ok(rows.into_iter().map(|u| (u.id, u)).collect())
 }
 
-/// All versions of each package, newest SemVer first.
+/// All versions of each package, newest SemVer first, without their READMEs (`readme` is None:
+/// a package with hundreds of versions would otherwise carry hundreds of READMEs; see `readmes`).
 pub async fn versions_of(
     db: &DatabaseConnection,
     package_ids: &[Uuid],
 ) -> AppResult<HashMap<Uuid, Vec<versions::Model>>> {
-    let rows =
-        versions::Entity::find().filter(versions::Column::PackageId.is_in(package_ids.iter().copied())).all(db).await?;
+    let rows = crate::service::versions::without_readme()
+        .filter(versions::Column::PackageId.is_in(package_ids.iter().copied()))
+        .all(db)
+        .await?;
     let mut out: HashMap<Uuid, Vec<versions::Model>> = package_ids.iter().map(|id| (*id, Vec::new())).collect();
     for v in rows {
         out.entry(v.package_id).or_default().push(v);
@@ -46,6 +49,25 @@ pub async fn versions_of(
     Ok(out)
 }
 
+#[derive(sea_orm::FromQueryResult)]
+struct ReadmeRow {
+    id: Uuid,
+    readme: Option<String>,
+}
+
+/// The README of each version (None when it has none), in one statement.
+pub async fn readmes(db: &DatabaseConnection, version_ids: &[Uuid]) -> AppResult<HashMap<Uuid, Option<String>>> {
+    use sea_orm::QuerySelect;
+    let rows = versions::Entity::find()
+        .select_only()
+        .columns([versions::Column::Id, versions::Column::Readme])
+        .filter(versions::Column::Id.is_in(version_ids.iter().copied()))
+        .into_model::<ReadmeRow>()
+        .all(db)
+        .await?;
+    Ok(rows.into_iter().map(|r| (r.id, r.readme)).collect())
+}
+
 #[derive(Clone)]
 pub struct OwnerRow {
     pub user: users::Model,
@@ -53,22 +75,33 @@ pub struct OwnerRow {
     pub added_at: chrono::DateTime<Utc>,
 }
 
-/// Owners of each package, oldest first. Two statements for any number of packages.
+#[derive(sea_orm::FromQueryResult)]
+struct OwnerJoin {
+    package_id: Uuid,
+    role: String,
+    added_at: chrono::DateTime<Utc>,
+    #[sea_orm(nested)]
+    user: users::Model,
+}
+
+/// Owners of each package, oldest first, with their users: one statement for any number of packages.
 pub async fn owners_of(db: &DatabaseConnection, package_ids: &[Uuid]) -> AppResult<HashMap<Uuid, Vec<OwnerRow>>> {
-    let rows = package_owners::Entity::find()
-        .filter(package_owners::Column::PackageId.is_in(package_ids.iter().copied()))
-        .all(db)
-        .await?;
-    let user_ids: Vec<Uuid> = rows.iter().map(|r| r.user_id).collect();
-    let users = users_by_id(db, &user_ids).await?;
     let mut out: HashMap<Uuid, Vec<OwnerRow>> = package_ids.iter().map(|id| (*id, Vec::new())).collect();
-    for r in rows {
-        if let Some(u) = users.get(&r.user_id) {
-            out.entry(r.package_id).or_default().push(OwnerRow { user: u.clone(), role: r.role, added_at: r.added_at });
-        }
+    if package_ids.is_empty() {
+        return Ok(out);
     }
-    for list in out.values_mut() {
-        list.sort_by_key(|o| o.added_at);
+    let backend = db.get_database_backend();
+    let list = vec!["?"; package_ids.len()].join(", ");
+    let sql = format!(
+        "SELECT o.package_id, o.role, o.added_at, u.id, u.username, u.email, u.password_hash, u.created_at, \
+         u.updated_at FROM package_owners o JOIN users u ON u.id = o.user_id WHERE o.package_id IN ({list}) \
+         ORDER BY o.added_at"
+    );
+    let values: Vec<sea_orm::Value> = package_ids.iter().map(|id| sea_orm::Value::from(*id)).collect();
+    let stmt =
+        sea_orm::Statement::from_sql_and_values(backend, crate::service::search::numbered(backend, &sql), values);
+    for r in OwnerJoin::find_by_statement(stmt).all(db).await? {
+        out.entry(r.package_id).or_default().push(OwnerRow { user: r.user, role: r.role, added_at: r.added_at });
     }
     Ok(out)
 }

@@ -5,7 +5,7 @@ use chrono::{DateTime, Duration, NaiveDate, Utc};
 
 use crate::error::AppError;
 use crate::graphql::loader::{
-    DailyDownloadsOf, DependenciesOf, Loaders, OwnersOf, PackageById, PackageByName, UserById, VersionsOf,
+    DailyDownloadsOf, DependenciesOf, Loaders, OwnersOf, PackageById, PackageByName, ReadmeOf, UserById, VersionsOf,
 };
 use crate::graphql::object::account::User;
 use crate::graphql::{cursor, state};
@@ -227,12 +227,13 @@ impl Version {
         Ok(rows.into_iter().map(Dependency).collect())
     }
     /// README.md from the tarball root, as Markdown.
-    async fn readme(&self) -> Option<&str> {
-        self.0.readme.as_deref()
+    async fn readme(&self, ctx: &Context<'_>) -> Result<Option<String>> {
+        Ok(loaders(ctx).load_one(ReadmeOf(self.0.id)).await?.flatten())
     }
     /// The README rendered to HTML and sanitised (no scripts, no event handlers).
-    async fn readme_html(&self) -> Option<String> {
-        self.0.readme.as_deref().map(crate::service::readme::render)
+    async fn readme_html(&self, ctx: &Context<'_>) -> Result<Option<String>> {
+        let readme = loaders(ctx).load_one(ReadmeOf(self.0.id)).await?.flatten();
+        Ok(readme.as_deref().map(crate::service::readme::render))
     }
 }
 
