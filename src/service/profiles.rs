@@ -1,10 +1,11 @@
 //! What a user's public profile shows: the packages they own or maintain.
-use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder};
+use sea_orm::{EntityTrait, Statement};
 use uuid::Uuid;
 
-use entity::{package_owners, packages};
+use entity::packages;
 
 use crate::error::AppResult;
+use crate::service::search::numbered;
 use crate::service::versions;
 use crate::state::AppState;
 
@@ -15,22 +16,19 @@ pub struct OwnedPackage {
     pub downloads: i64,
 }
 
+/// The user's packages by name with their latest versions: two statements however many there are.
 pub async fn owned_packages(state: &AppState, user_id: Uuid) -> AppResult<Vec<OwnedPackage>> {
-    let ids: Vec<Uuid> = package_owners::Entity::find()
-        .filter(package_owners::Column::UserId.eq(user_id))
-        .all(&state.db)
-        .await?
-        .into_iter()
-        .map(|o| o.package_id)
-        .collect();
-    if ids.is_empty() {
-        return Ok(Vec::new());
-    }
+    let backend = state.db.get_database_backend();
+    let sql =
+        "SELECT p.* FROM packages p JOIN package_owners o ON o.package_id = p.id WHERE o.user_id = ? ORDER BY p.name";
     let pkgs = packages::Entity::find()
-        .filter(packages::Column::Id.is_in(ids.clone()))
-        .order_by_asc(packages::Column::Name)
+        .from_raw_sql(Statement::from_sql_and_values(backend, numbered(backend, sql), [user_id.into()]))
         .all(&state.db)
         .await?;
+    if pkgs.is_empty() {
+        return Ok(Vec::new());
+    }
+    let ids: Vec<Uuid> = pkgs.iter().map(|p| p.id).collect();
     let latest = versions::latest_for_packages(&state.db, &ids).await?;
     Ok(pkgs
         .into_iter()
