@@ -2,41 +2,25 @@
 //! tokens, revocation, and every kind of forged or stale token.
 mod common;
 
+use common::api::{create_token, register, register_with, rfc3339, PASSWORD};
 use common::{spawn, TestApp};
 use jsonwebtoken::{EncodingKey, Header};
-use reqwest::StatusCode;
 use serde_json::{json, Value};
-
-async fn register(app: &TestApp, username: &str, email: &str) -> Value {
-    let res = app
-        .client
-        .post(app.url("/api/v1/auth/register"))
-        .json(&json!({"username": username, "email": email, "password": "correct horse battery"}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), StatusCode::CREATED);
-    res.json().await.unwrap()
-}
 
 async fn get_me(app: &TestApp, token: &str) -> reqwest::Response {
     app.client.get(app.url("/api/v1/users/me")).bearer_auth(token).send().await.unwrap()
 }
 
-fn rfc3339(v: &Value) {
-    chrono::DateTime::parse_from_rfc3339(v.as_str().unwrap_or_else(|| panic!("not a string: {v}"))).expect("RFC 3339");
-}
-
 #[tokio::test]
 async fn register_login_refresh_over_rest() {
     let app = spawn().await;
-    let reg = register(&app, "Alice", "Alice@Example.com").await;
-    assert_eq!(reg["username"], "alice", "usernames are stored lowercase");
-    assert_eq!(reg["email"], "alice@example.com");
-    assert!(reg["user_id"].as_str().unwrap().parse::<uuid::Uuid>().is_ok());
-    rfc3339(&reg["created_at"]);
-    rfc3339(&reg["expires_at"]);
-    let token = reg["token"].as_str().unwrap();
+    let reg = register_with(&app, "Alice", "Alice@Example.com", PASSWORD).await;
+    assert_eq!(reg.body["username"], "alice", "usernames are stored lowercase");
+    assert_eq!(reg.body["email"], "alice@example.com");
+    assert!(reg.user_id.parse::<uuid::Uuid>().is_ok());
+    rfc3339(&reg.body["created_at"]);
+    rfc3339(&reg.body["expires_at"]);
+    let token = reg.token.as_str();
 
     let me: Value = get_me(&app, token).await.json().await.unwrap();
     assert_eq!(me["username"], "alice");
@@ -56,7 +40,7 @@ async fn register_login_refresh_over_rest() {
     assert_eq!(res.status(), 200);
     let login: Value = res.json().await.unwrap();
     assert_eq!(login["user"]["username"], "alice");
-    assert_eq!(login["user"]["user_id"], reg["user_id"]);
+    assert_eq!(login["user"]["user_id"], reg.body["user_id"]);
     assert_eq!(login["user"]["email"], "alice@example.com");
     rfc3339(&login["expires_at"]);
     let login_token = login["token"].as_str().unwrap().to_owned();
@@ -105,7 +89,7 @@ async fn registration_rules_are_enforced() {
     assert_eq!(res.status(), 400);
     assert_eq!(res.json::<Value>().await.unwrap()["error"], "invalid_request");
 
-    register(&app, "bob", "bob@example.com").await;
+    register(&app, "bob").await;
     for body in [
         json!({"username": "BOB", "email": "other@example.com", "password": "longenough"}),
         json!({"username": "bobby", "email": "BOB@EXAMPLE.COM", "password": "longenough"}),
@@ -148,7 +132,7 @@ async fn huge_password_is_refused_fast_without_hashing() {
 #[tokio::test]
 async fn unknown_email_and_wrong_password_answer_alike() {
     let app = spawn().await;
-    register(&app, "dave", "dave@example.com").await;
+    register(&app, "dave").await;
     let mut bodies = Vec::new();
     for (email, pw) in [
         ("dave@example.com", "wrong password"),
@@ -177,8 +161,7 @@ fn forge(claims: Value, secret: &[u8], alg: jsonwebtoken::Algorithm) -> String {
 #[tokio::test]
 async fn forged_expired_and_revoked_tokens_are_refused() {
     let app = spawn().await;
-    let reg = register(&app, "erin", "erin@example.com").await;
-    let token = reg["token"].as_str().unwrap();
+    let token = &register(&app, "erin").await;
     // Read the real claims back to forge variants of them.
     let claims = app.state.keys.verify(token).unwrap();
     let now = chrono::Utc::now().timestamp();
@@ -215,16 +198,7 @@ async fn forged_expired_and_revoked_tokens_are_refused() {
     }
 
     // Revocation is effective on the very next request.
-    let res = app
-        .client
-        .post(app.url("/api/v1/users/me/tokens"))
-        .bearer_auth(token)
-        .json(&json!({"name": "ci", "expires_in_days": 30}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), 201);
-    let created: Value = res.json().await.unwrap();
+    let created = create_token(&app, token, json!({"name": "ci", "expires_in_days": 30})).await;
     assert_eq!(created["name"], "ci");
     rfc3339(&created["created_at"]);
     let api_token = created["token"].as_str().unwrap();
@@ -244,8 +218,7 @@ async fn forged_expired_and_revoked_tokens_are_refused() {
 #[tokio::test]
 async fn api_token_rules() {
     let app = spawn().await;
-    let reg = register(&app, "frank", "frank@example.com").await;
-    let token = reg["token"].as_str().unwrap();
+    let token = &register(&app, "frank").await;
     for (body, field) in [
         (json!({"name": "x", "expires_in_days": 0}), "expires_in_days"),
         (json!({"name": "x", "expires_in_days": 366}), "expires_in_days"),
@@ -267,8 +240,8 @@ async fn api_token_rules() {
         .unwrap();
     assert_eq!(res.status(), 401);
     // Someone else's token id is not found, and nothing is revoked.
-    let other = register(&app, "grace", "grace@example.com").await;
-    let other_claims = app.state.keys.verify(other["token"].as_str().unwrap()).unwrap();
+    let other = register(&app, "grace").await;
+    let other_claims = app.state.keys.verify(&other).unwrap();
     let res = app
         .client
         .delete(app.url(&format!("/api/v1/users/me/tokens/{}", other_claims.jti)))
@@ -277,7 +250,7 @@ async fn api_token_rules() {
         .await
         .unwrap();
     assert_eq!(res.status(), 404);
-    assert_eq!(get_me(&app, other["token"].as_str().unwrap()).await.status(), 200);
+    assert_eq!(get_me(&app, &other).await.status(), 200);
 }
 
 #[tokio::test]
@@ -364,14 +337,12 @@ async fn accounts_over_graphql() {
 #[tokio::test]
 async fn api_tokens_cannot_mint_or_manage_tokens() {
     let app = spawn().await;
-    let reg = register(&app, "ivy", "ivy@example.com").await;
-    let login = reg["token"].as_str().unwrap();
+    let login = &register(&app, "ivy").await;
     let create = |token: &str, body: Value| {
         app.client.post(app.url("/api/v1/users/me/tokens")).bearer_auth(token.to_owned()).json(&body).send()
     };
-    let res = create(login, json!({"name": "yank-only", "expires_in_days": 5, "scopes": ["yank"]})).await.unwrap();
-    assert_eq!(res.status(), 201);
-    let narrow: Value = res.json().await.unwrap();
+    let narrow =
+        create_token(&app, login, json!({"name": "yank-only", "expires_in_days": 5, "scopes": ["yank"]})).await;
     let narrow_token = narrow["token"].as_str().unwrap();
 
     let res = create(login, json!({"name": "LOGIN", "expires_in_days": 5})).await.unwrap();

@@ -183,21 +183,7 @@ async fn readiness_follows_a_database_outage() {
         eprintln!("skipped: needs TEST_DATABASE_URL (PostgreSQL) to put a proxy in front of the database");
         return;
     }
-    let pg = common::PgDatabase::create().await;
-    let mut url = url::Url::parse(&pg.url).unwrap();
-    let upstream = tokio::net::lookup_host((url.host_str().unwrap().to_owned(), url.port().unwrap_or(5432)))
-        .await
-        .unwrap()
-        .next()
-        .unwrap();
-    let proxy = common::proxy::ChaosProxy::start(upstream).await;
-    url.set_host(Some("127.0.0.1")).unwrap();
-    url.set_port(Some(proxy.addr.port())).unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let mut cfg = common::base_config(dir.path());
-    cfg.database_url = Some(url.to_string());
-    cfg.db_acquire_timeout_secs = 1;
-    let app = common::start(cfg, Some(pg), dir).await;
+    let (app, proxy) = common::proxy::spawn_behind_proxy().await;
     assert_eq!(app.client.get(app.url("/ready")).send().await.unwrap().status(), 200);
 
     proxy.cut();
@@ -231,7 +217,7 @@ async fn readiness_follows_a_database_outage() {
 #[tokio::test]
 async fn binary_serves_and_exits_zero_on_sigterm() {
     let dir = tempfile::tempdir().unwrap();
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let port = common::free_port();
     let start = || {
         std::process::Command::new(env!("CARGO_BIN_EXE_raven-registry"))
             .env_clear()

@@ -5,21 +5,10 @@ mod common;
 
 use std::sync::atomic::Ordering;
 
+use common::api::{download, register, sha256_hex};
 use common::tarballs;
 use common::TestApp;
 use serde_json::{json, Value};
-
-async fn register(app: &TestApp, username: &str) -> String {
-    let res = app
-        .client
-        .post(app.url("/api/v1/auth/register"))
-        .json(&json!({"username": username, "email": format!("{username}@example.com"), "password": "correct horse battery"}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), 201);
-    res.json::<Value>().await.unwrap()["token"].as_str().unwrap().to_owned()
-}
 
 /// A GraphQL multipart request (https://github.com/jaydenseric/graphql-multipart-request-spec).
 async fn gql_publish(app: &TestApp, token: &str, tarball: Vec<u8>) -> Value {
@@ -43,10 +32,7 @@ async fn publish_yank_and_owners_through_graphql() {
     let app = common::spawn().await;
     let token = register(&app, "gwen").await;
     let tarball = tarballs::package("graph-pkg", "0.1.0");
-    let sha = {
-        use sha2::Digest;
-        hex::encode(sha2::Sha256::digest(&tarball))
-    };
+    let sha = sha256_hex(&tarball);
     let body = gql_publish(&app, &token, tarball.clone()).await;
     assert_eq!(body["errors"], Value::Null, "{body}");
     assert_eq!(
@@ -55,9 +41,7 @@ async fn publish_yank_and_owners_through_graphql() {
     );
 
     // The same bytes come back from the REST download.
-    let dl = app.client.get(app.url("/api/v1/packages/graph-pkg/0.1.0/download")).send().await.unwrap();
-    assert_eq!(dl.status(), 200);
-    assert_eq!(dl.bytes().await.unwrap().as_ref(), tarball.as_slice());
+    assert_eq!(download(&app, "graph-pkg", "0.1.0").await, tarball);
 
     let again = gql_publish(&app, &token, tarball).await;
     assert_eq!(again["errors"][0]["extensions"]["code"], "CONFLICT", "{again}");

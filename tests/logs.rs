@@ -2,23 +2,9 @@
 //! the server logged at TRACE level.
 mod common;
 
-use std::io::Write;
-use std::sync::{Arc, Mutex};
-
-use serde_json::{json, Value};
-
-#[derive(Clone, Default)]
-struct Capture(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Capture {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
+use common::api::register_with;
+use common::capture::Capture;
+use serde_json::json;
 
 #[tokio::test]
 async fn tokens_and_passwords_are_not_logged() {
@@ -28,15 +14,7 @@ async fn tokens_and_passwords_are_not_logged() {
 
     let app = common::spawn().await;
     let password = "s3cret-Passw0rd-xyzzy";
-    let res = app
-        .client
-        .post(app.url("/api/v1/auth/register"))
-        .json(&json!({"username": "logan", "email": "logan@example.com", "password": password}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), 201);
-    let token = res.json::<Value>().await.unwrap()["token"].as_str().unwrap().to_owned();
+    let token = register_with(&app, "logan", "logan@example.com", password).await.token;
     assert_eq!(app.client.get(app.url("/api/v1/users/me")).bearer_auth(&token).send().await.unwrap().status(), 200);
     let me = app.gql("{ me { username } }", json!({}), Some(&token)).await;
     assert_eq!(me["data"]["me"]["username"], "logan");
@@ -44,7 +22,7 @@ async fn tokens_and_passwords_are_not_logged() {
     let bogus = format!("{token}x");
     assert_eq!(app.client.get(app.url("/api/v1/users/me")).bearer_auth(&bogus).send().await.unwrap().status(), 401);
 
-    let logged = String::from_utf8_lossy(&capture.0.lock().unwrap()).into_owned();
+    let logged = capture.text();
     assert!(logged.contains("/api/v1/users/me"), "the capture saw the requests");
     let signature = token.rsplit('.').next().unwrap();
     assert!(!logged.contains(signature), "a token signature reached the logs");

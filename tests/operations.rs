@@ -8,10 +8,11 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::api::{
-    download, get_json, keys_of, publish, publish_ok, register, s3_target, sha256_hex, unique, use_s3, S3Target,
+    create_token, download, get_json, keys_of, publish, publish_ok, register, s3_target, sha256_hex, unique, use_s3,
+    S3Target,
 };
 use common::tarballs::{dir, file, manifest, package, targz};
-use common::{spawn, spawn_with, TestApp};
+use common::{free_port, spawn, spawn_with, TestApp};
 use raven_registry::config::Config;
 use raven_registry::storage::{PutOutcome, Storage};
 use reqwest::StatusCode;
@@ -140,10 +141,6 @@ async fn metrics_are_exempt_from_rate_limits() {
 // ---------------------------------------------------------------------------------------------
 // JSON logs from the real binary
 // ---------------------------------------------------------------------------------------------
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
 
 /// Sends SIGTERM and waits (bounded) for the process to exit.
 fn terminate(child: &mut std::process::Child) -> std::process::ExitStatus {
@@ -461,20 +458,6 @@ async fn s3_concurrent_publishes_of_one_version_let_exactly_one_win() {
 
 const SHARED_SECRET: &str = "two-instances-share-this-signing-secret-0123456789";
 
-async fn create_api_token(app: &TestApp, login: &str) -> (String, String) {
-    let res = app
-        .client
-        .post(app.url("/api/v1/users/me/tokens"))
-        .bearer_auth(login)
-        .json(&json!({"name": "ci", "expires_in_days": 7}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), StatusCode::CREATED);
-    let body: Value = res.json().await.unwrap();
-    (body["token"].as_str().unwrap().to_owned(), body["token_id"].as_str().unwrap().to_owned())
-}
-
 async fn two_instances_stay_consistent(s3: Option<S3Target>) {
     let a = spawn_with(|c| {
         c.jwt_secret = Some(SHARED_SECRET.into());
@@ -491,13 +474,14 @@ async fn two_instances_stay_consistent(s3: Option<S3Target>) {
     let (status, me) = get_json(&b, "/api/v1/users/me", Some(&login)).await;
     assert_eq!(status, 200, "{me}");
     assert_eq!(me["username"], "twin");
-    let (api, api_id) = create_api_token(&b, &login).await;
-    assert_eq!(get_json(&a, "/api/v1/users/me", Some(&api)).await.0, 200);
+    let created = create_token(&b, &login, json!({"name": "ci", "expires_in_days": 7})).await;
+    let (api, api_id) = (created["token"].as_str().unwrap(), created["token_id"].as_str().unwrap());
+    assert_eq!(get_json(&a, "/api/v1/users/me", Some(api)).await.0, 200);
     // Revoked on one, refused by the other at once.
     let res = a.client.delete(a.url(&format!("/api/v1/users/me/tokens/{api_id}"))).bearer_auth(&login).send().await;
     assert_eq!(res.unwrap().status(), 200);
-    assert_eq!(get_json(&b, "/api/v1/users/me", Some(&api)).await.0, 401, "revocation seen by the other instance");
-    assert_eq!(get_json(&a, "/api/v1/users/me", Some(&api)).await.0, 401);
+    assert_eq!(get_json(&b, "/api/v1/users/me", Some(api)).await.0, 401, "revocation seen by the other instance");
+    assert_eq!(get_json(&a, "/api/v1/users/me", Some(api)).await.0, 401);
 
     // A publish on one is visible, and downloadable, on the other.
     let name = unique("twin-pkg");

@@ -4,108 +4,28 @@
 //! row in any table a publish touches, and no blob.
 mod common;
 
+use common::api::{
+    create_token, expect_error, get_ok, meta, publish, publish_ok, publish_package, publish_raw, register, rfc3339,
+    sha256_hex, unyank, yank, Meta,
+};
 use common::tarballs::{
     dir, file, gzip, gzip_bomb, hardlink, manifest, manifest_with, noise, package, package_from_manifest, symlink,
     tar_bytes, targz,
 };
 use common::{spawn, spawn_with, TestApp};
 use raven_registry::storage::Storage;
-use reqwest::multipart::{Form, Part};
 use reqwest::StatusCode;
 use sea_orm::{EntityTrait, PaginatorTrait};
 use serde_json::{json, Value};
-use sha2::{Digest, Sha256};
 
 // ---------------------------------------------------------------------------------------------
 // Helpers
 // ---------------------------------------------------------------------------------------------
 
-/// Registers `username` and returns its login token.
-async fn register(app: &TestApp, username: &str) -> String {
-    let res = app
-        .client
-        .post(app.url("/api/v1/auth/register"))
-        .json(&json!({
-            "username": username,
-            "email": format!("{username}@example.com"),
-            "password": "correct horse battery",
-        }))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), StatusCode::CREATED);
-    let body: Value = res.json().await.unwrap();
-    body["token"].as_str().unwrap().to_owned()
-}
-
 /// Creates an API token of `owner` limited to `scopes`.
 async fn scoped_token(app: &TestApp, owner: &str, scopes: &[&str]) -> String {
-    let res = app
-        .client
-        .post(app.url("/api/v1/users/me/tokens"))
-        .bearer_auth(owner)
-        .json(&json!({"name": format!("only-{}", scopes.join("-")), "expires_in_days": 7, "scopes": scopes}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), StatusCode::CREATED);
-    let body: Value = res.json().await.unwrap();
-    body["token"].as_str().unwrap().to_owned()
-}
-
-/// What a publish request carries besides its tarball.
-#[derive(Clone)]
-enum Meta {
-    /// No metadata part at all.
-    None,
-    /// A text part with this name and text.
-    Part(&'static str, String),
-}
-
-fn meta(name: &str, version: &str) -> Meta {
-    Meta::Part("metadata", json!({"name": name, "version": version}).to_string())
-}
-
-/// POST /api/v1/packages/publish as `raven pkg` sends it.
-async fn publish_raw(app: &TestApp, token: Option<&str>, meta: Meta, tarball: Option<Vec<u8>>) -> reqwest::Response {
-    let mut form = Form::new();
-    if let Meta::Part(part, text) = meta {
-        form = form.text(part, text);
-    }
-    if let Some(bytes) = tarball {
-        form =
-            form.part("tarball", Part::bytes(bytes).file_name("package.tar.gz").mime_str("application/gzip").unwrap());
-    }
-    let mut req = app.client.post(app.url("/api/v1/packages/publish")).multipart(form);
-    if let Some(t) = token {
-        req = req.bearer_auth(t);
-    }
-    req.send().await.unwrap()
-}
-
-async fn publish(app: &TestApp, token: &str, name: &str, version: &str, tarball: Vec<u8>) -> reqwest::Response {
-    publish_raw(app, Some(token), meta(name, version), Some(tarball)).await
-}
-
-/// Publishes a small valid package and returns the 201 body.
-async fn publish_ok(app: &TestApp, token: &str, name: &str, version: &str) -> Value {
-    let res = publish(app, token, name, version, package(name, version)).await;
-    let status = res.status();
-    let body: Value = res.json().await.unwrap();
-    assert_eq!(status, StatusCode::CREATED, "publishing {name} {version}: {body}");
-    body
-}
-
-/// Asserts the v1 error shape and returns the body.
-async fn expect_error(res: reqwest::Response, status: u16, code: &str) -> Value {
-    let got = res.status();
-    let text = res.text().await.unwrap();
-    assert_eq!(got.as_u16(), status, "expected {status} {code}, got {got}: {text}");
-    let body: Value = serde_json::from_str(&text).unwrap_or_else(|e| panic!("error body is not JSON ({e}): {text}"));
-    assert_eq!(body["error"], code, "{body}");
-    assert!(body["message"].as_str().is_some_and(|m| !m.is_empty()), "a message is required: {body}");
-    assert!(body["details"].is_object(), "details must be an object: {body}");
-    body
+    let body = json!({"name": format!("only-{}", scopes.join("-")), "expires_in_days": 7, "scopes": scopes});
+    create_token(app, owner, body).await["token"].as_str().unwrap().to_owned()
 }
 
 /// Asserts a 400 invalid_request naming `field`, whose message contains `needle`.
@@ -115,14 +35,6 @@ async fn expect_invalid(res: reqwest::Response, field: &str, needle: &str) -> Va
     let message = body["message"].as_str().unwrap();
     assert!(message.contains(needle), "expected {needle:?} in the message: {body}");
     body
-}
-
-fn rfc3339(v: &Value) {
-    chrono::DateTime::parse_from_rfc3339(v.as_str().unwrap_or_else(|| panic!("not a string: {v}"))).expect("RFC 3339");
-}
-
-fn sha256_hex(bytes: &[u8]) -> String {
-    hex::encode(Sha256::digest(bytes))
 }
 
 /// Everything a publish may write: row counts of every table it touches, and the blob keys.
@@ -153,9 +65,7 @@ async fn stored(app: &TestApp) -> Stored {
 }
 
 async fn stats(app: &TestApp) -> Value {
-    let res = app.client.get(app.url("/api/v1/stats")).send().await.unwrap();
-    assert_eq!(res.status(), 200);
-    res.json().await.unwrap()
+    get_ok(app, "/api/v1/stats").await
 }
 
 /// After a refusal on a registry that holds no package: still nothing, and nothing else changed
@@ -169,9 +79,7 @@ async fn assert_empty_registry(app: &TestApp, before: &Stored, what: &str) {
 }
 
 async fn owners(app: &TestApp, name: &str) -> Value {
-    let res = app.client.get(app.url(&format!("/api/v1/packages/{name}/owners"))).send().await.unwrap();
-    assert_eq!(res.status(), 200);
-    res.json().await.unwrap()
+    get_ok(app, &format!("/api/v1/packages/{name}/owners")).await
 }
 
 async fn add_owner(app: &TestApp, token: &str, name: &str, username: &str, role: &str) -> reqwest::Response {
@@ -187,19 +95,6 @@ async fn add_owner(app: &TestApp, token: &str, name: &str, username: &str, role:
 async fn remove_owner(app: &TestApp, token: &str, name: &str, username: &str) -> reqwest::Response {
     app.client
         .delete(app.url(&format!("/api/v1/packages/{name}/owners/{username}")))
-        .bearer_auth(token)
-        .send()
-        .await
-        .unwrap()
-}
-
-async fn yank(app: &TestApp, token: &str, name: &str, version: &str) -> reqwest::Response {
-    app.client.delete(app.url(&format!("/api/v1/packages/{name}/{version}"))).bearer_auth(token).send().await.unwrap()
-}
-
-async fn unyank(app: &TestApp, token: &str, name: &str, version: &str) -> reqwest::Response {
-    app.client
-        .put(app.url(&format!("/api/v1/packages/{name}/{version}/unyank")))
         .bearer_auth(token)
         .send()
         .await
@@ -450,7 +345,7 @@ async fn git_path_and_unknown_dependencies_are_refused() {
     let app = spawn().await;
     let token = register(&app, "alice").await;
     // `base` exists, so a refusal below is about the source, not about existence.
-    publish_ok(&app, &token, "base", "1.0.0").await;
+    publish_package(&app, &token, "base", "1.0.0").await;
     let before = stored(&app).await;
 
     for (what, deps, needle) in [
@@ -568,7 +463,7 @@ async fn a_version_is_published_once_ignoring_build_metadata() {
     assert!(blob.as_ref() == first.as_slice(), "a refused publish changed the stored blob");
 
     // A pre-release of the same numbers is a different version.
-    publish_ok(&app, &token, "widget", "1.0.1-beta.1").await;
+    publish_package(&app, &token, "widget", "1.0.1-beta.1").await;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -580,7 +475,7 @@ async fn strangers_cannot_publish_yank_or_change_owners() {
     let app = spawn().await;
     let alice = register(&app, "alice").await;
     let eve = register(&app, "eve").await;
-    publish_ok(&app, &alice, "widget", "1.0.0").await;
+    publish_package(&app, &alice, "widget", "1.0.0").await;
     let before = stored(&app).await;
 
     let res = publish(&app, &eve, "widget", "1.1.0", package("widget", "1.1.0")).await;
@@ -608,7 +503,7 @@ async fn strangers_cannot_publish_yank_or_change_owners() {
 async fn token_scopes_limit_publishing() {
     let app = spawn().await;
     let alice = register(&app, "alice").await;
-    publish_ok(&app, &alice, "widget", "1.0.0").await;
+    publish_package(&app, &alice, "widget", "1.0.0").await;
     register(&app, "bob").await;
     let yank_only = scoped_token(&app, &alice, &["yank"]).await;
     let update_only = scoped_token(&app, &alice, &["publish-update"]).await;
@@ -654,7 +549,7 @@ async fn maintainers_publish_and_yank_but_do_not_manage_owners() {
     let alice = register(&app, "alice").await;
     let bob = register(&app, "bob").await;
     register(&app, "carol").await;
-    publish_ok(&app, &alice, "widget", "1.0.0").await;
+    publish_package(&app, &alice, "widget", "1.0.0").await;
 
     let res = add_owner(&app, &alice, "widget", "bob", "maintainer").await;
     assert_eq!(res.status(), 200);
@@ -663,7 +558,7 @@ async fn maintainers_publish_and_yank_but_do_not_manage_owners() {
     assert_eq!(added["role"], "maintainer");
     rfc3339(&added["added_at"]);
 
-    let body = publish_ok(&app, &bob, "widget", "1.1.0").await;
+    let body = publish_ok(&app, &bob, "widget", "1.1.0", package("widget", "1.1.0")).await;
     assert_eq!(body["version"], "1.1.0");
     let v = version_row(&app, "1.1.0").await;
     assert!(v.published_by.is_some());
@@ -789,8 +684,8 @@ async fn concurrent_publishes_of_different_packages_all_succeed() {
 async fn yank_and_unyank_round_trip() {
     let app = spawn().await;
     let token = register(&app, "alice").await;
-    publish_ok(&app, &token, "widget", "1.0.0").await;
-    publish_ok(&app, &token, "widget", "1.1.0").await;
+    publish_package(&app, &token, "widget", "1.0.0").await;
+    publish_package(&app, &token, "widget", "1.1.0").await;
 
     let res = yank(&app, &token, "widget", "1.1.0").await;
     assert_eq!(res.status(), 200);
@@ -832,7 +727,7 @@ async fn yank_and_unyank_round_trip() {
 async fn yanking_unknown_versions_and_packages_is_404() {
     let app = spawn().await;
     let token = register(&app, "alice").await;
-    publish_ok(&app, &token, "widget", "1.0.0").await;
+    publish_package(&app, &token, "widget", "1.0.0").await;
     let before = stored(&app).await;
     expect_error(yank(&app, &token, "widget", "9.9.9").await, 404, "not_found").await;
     expect_error(yank(&app, &token, "widget", "not-a-version").await, 404, "not_found").await;
@@ -856,7 +751,7 @@ async fn owners_list_and_the_last_owner_rule() {
     let alice = register(&app, "alice").await;
     let bob = register(&app, "bob").await;
     let carol = register(&app, "carol").await;
-    publish_ok(&app, &alice, "widget", "1.0.0").await;
+    publish_package(&app, &alice, "widget", "1.0.0").await;
 
     let list = owners(&app, "widget").await;
     assert_eq!(list.as_object().unwrap().len(), 1, "{list}");
@@ -917,7 +812,7 @@ async fn owners_list_and_the_last_owner_rule() {
     // Alice has no rights left; bob has them all.
     let res = publish(&app, &alice, "widget", "1.1.0", package("widget", "1.1.0")).await;
     expect_error(res, 403, "permission_denied").await;
-    publish_ok(&app, &bob, "widget", "1.1.0").await;
+    publish_package(&app, &bob, "widget", "1.1.0").await;
     expect_error(remove_owner(&app, &bob, "widget", "bob").await, 409, "conflict").await;
 }
 
@@ -929,7 +824,7 @@ async fn owners_list_and_the_last_owner_rule() {
 async fn dependencies_on_registry_packages_are_accepted() {
     let app = spawn().await;
     let token = register(&app, "alice").await;
-    publish_ok(&app, &token, "base", "1.0.0").await;
+    publish_package(&app, &token, "base", "1.0.0").await;
 
     let text = manifest_with("app", "0.1.0", "", "base = \"^1.0\"\nbase-ext = { version = \"1\" }");
     // base-ext does not exist yet: refused, and nothing is stored.
@@ -937,7 +832,7 @@ async fn dependencies_on_registry_packages_are_accepted() {
     let res = publish(&app, &token, "app", "0.1.0", package_from_manifest(&text)).await;
     expect_invalid(res, "dependencies", "base-ext").await;
     assert_eq!(stored(&app).await, before);
-    publish_ok(&app, &token, "base-ext", "1.0.0").await;
+    publish_package(&app, &token, "base-ext", "1.0.0").await;
 
     let res = publish(&app, &token, "app", "0.1.0", package_from_manifest(&text)).await;
     assert_eq!(res.status(), StatusCode::CREATED);

@@ -5,6 +5,7 @@ mod common;
 
 use std::net::IpAddr;
 
+use common::api::{expect_registered, meta, publish_raw, register_request, Meta};
 use common::{tarballs, TestApp};
 use raven_registry::config::Config;
 use serde_json::{json, Value};
@@ -16,17 +17,9 @@ fn limited(c: &mut Config) {
     c.rate_limit_login = 3;
 }
 
+/// Registers `name` as if from `xff` behind a proxy; returns the login token.
 async fn register(app: &TestApp, name: &str, xff: &str) -> String {
-    let res = app
-        .client
-        .post(app.url("/api/v1/auth/register"))
-        .header("x-forwarded-for", xff)
-        .json(&json!({"username": name, "email": format!("{name}@example.com"), "password": "correct horse battery"}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), 201);
-    res.json::<Value>().await.unwrap()["token"].as_str().unwrap().to_owned()
+    expect_registered(register_request(app, name).header("x-forwarded-for", xff)).await.token
 }
 
 fn assert_refusal_headers(res: &reqwest::Response) {
@@ -82,11 +75,7 @@ async fn users_have_their_own_budget_and_downloads_are_exempt() {
     .await;
     // Set up from another (trusted-proxy) address so the test client's own budget stays whole.
     let token = register(&app, "ursula", "10.0.0.9").await;
-    let tarball = tarballs::package("limited-pkg", "1.0.0");
-    let form =
-        reqwest::multipart::Form::new().part("tarball", reqwest::multipart::Part::bytes(tarball).file_name("p.tar.gz"));
-    let res =
-        app.client.post(app.url("/api/v1/packages/publish")).bearer_auth(&token).multipart(form).send().await.unwrap();
+    let res = publish_raw(&app, Some(&token), Meta::None, Some(tarballs::package("limited-pkg", "1.0.0"))).await;
     assert_eq!(res.status(), 201);
     assert_eq!(res.headers()["x-ratelimit-limit"], "50", "signed-in requests use the user budget");
 
@@ -213,21 +202,16 @@ async fn publish_buckets_refuse_before_storing() {
     .await;
     let token = register(&app, "pete", "10.0.0.1").await;
     let publish = |name: &str, version: &str, with_metadata: bool| {
-        let mut form = reqwest::multipart::Form::new();
-        if with_metadata {
-            form = form.text("metadata", json!({"name": name, "version": version}).to_string());
-        }
-        form = form
-            .part("tarball", reqwest::multipart::Part::bytes(tarballs::package(name, version)).file_name("p.tar.gz"));
-        app.client.post(app.url("/api/v1/packages/publish")).bearer_auth(&token).multipart(form).send()
+        let metadata = if with_metadata { meta(name, version) } else { Meta::None };
+        publish_raw(&app, Some(&token), metadata, Some(tarballs::package(name, version)))
     };
-    assert_eq!(publish("first-pkg", "1.0.0", true).await.unwrap().status(), 201);
-    assert_eq!(publish("second-pkg", "1.0.0", false).await.unwrap().status(), 201);
-    let res = publish("third-pkg", "1.0.0", true).await.unwrap();
+    assert_eq!(publish("first-pkg", "1.0.0", true).await.status(), 201);
+    assert_eq!(publish("second-pkg", "1.0.0", false).await.status(), 201);
+    let res = publish("third-pkg", "1.0.0", true).await;
     assert_eq!(res.status(), 429, "the third new package exceeds the burst of 2");
     assert!(res.headers().contains_key("retry-after"));
-    assert_eq!(publish("first-pkg", "1.1.0", true).await.unwrap().status(), 201, "new versions have their own bucket");
-    assert_eq!(publish("first-pkg", "1.2.0", false).await.unwrap().status(), 429);
+    assert_eq!(publish("first-pkg", "1.1.0", true).await.status(), 201, "new versions have their own bucket");
+    assert_eq!(publish("first-pkg", "1.2.0", false).await.status(), 429);
     let keys = app.state.storage.list_keys().await.unwrap();
     assert_eq!(keys.len(), 3, "refused publishes stored nothing: {keys:?}");
 }

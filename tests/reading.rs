@@ -5,107 +5,26 @@ mod common;
 
 use std::time::Duration;
 
-use common::tarballs::{dir, file, manifest, manifest_with, targz};
+use common::api::{
+    download, download_path, expect_error, get, get_ok, publish_ok, publish_package, register_user, rfc3339,
+    sha256_hex, yank_ok,
+};
+use common::tarballs::{manifest_with, package_from_manifest, package_with_readme};
 use common::{spawn, start, TestApp};
 use raven_registry::storage::Storage;
 use reqwest::header;
-use reqwest::multipart::{Form, Part};
 use reqwest::StatusCode;
 use serde_json::{json, Value};
-use sha2::{Digest, Sha256};
 
 // ---------------------------------------------------------------------------------------------
 // Helpers
 // ---------------------------------------------------------------------------------------------
 
-struct User {
-    token: String,
-    user_id: String,
-}
-
-async fn register(app: &TestApp, username: &str) -> User {
-    let res = app
-        .client
-        .post(app.url("/api/v1/auth/register"))
-        .json(&json!({
-            "username": username,
-            "email": format!("{username}@example.com"),
-            "password": "correct horse battery",
-        }))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), StatusCode::CREATED);
-    let body: Value = res.json().await.unwrap();
-    User { token: body["token"].as_str().unwrap().to_owned(), user_id: body["user_id"].as_str().unwrap().to_owned() }
-}
-
-/// A package tarball with the given raven.toml and README.
-fn tarball(manifest: &str, readme: &str) -> Vec<u8> {
-    targz(&[
-        file("raven.toml", manifest),
-        file("README.md", readme),
-        dir("src/"),
-        file("src/lib.rvn", "fn main() {}\n"),
-    ])
-}
-
-/// Publishes `bytes` as `name` `version` through the REST multipart endpoint; asserts 201.
-async fn publish_bytes(app: &TestApp, token: &str, name: &str, version: &str, bytes: Vec<u8>) -> Value {
-    let form = Form::new().text("metadata", json!({"name": name, "version": version}).to_string()).part(
-        "tarball",
-        Part::bytes(bytes).file_name(format!("{name}-{version}.tar.gz")).mime_str("application/gzip").unwrap(),
-    );
-    let res =
-        app.client.post(app.url("/api/v1/packages/publish")).bearer_auth(token).multipart(form).send().await.unwrap();
-    let status = res.status();
-    let body: Value = res.json().await.unwrap();
-    assert_eq!(status, StatusCode::CREATED, "publishing {name} {version}: {body}");
-    body
-}
-
 /// Publishes a package whose raven.toml carries `extra` in [package] and `deps` after [dependencies].
 async fn publish_with(app: &TestApp, token: &str, name: &str, version: &str, extra: &str, deps: &str) -> Vec<u8> {
-    let bytes = tarball(&manifest_with(name, version, extra, deps), "# readme\n");
-    publish_bytes(app, token, name, version, bytes.clone()).await;
+    let bytes = package_from_manifest(&manifest_with(name, version, extra, deps));
+    publish_ok(app, token, name, version, bytes.clone()).await;
     bytes
-}
-
-async fn publish_plain(app: &TestApp, token: &str, name: &str, version: &str) -> Vec<u8> {
-    let bytes = tarball(&manifest(name, version), "# readme\n");
-    publish_bytes(app, token, name, version, bytes.clone()).await;
-    bytes
-}
-
-async fn yank(app: &TestApp, token: &str, name: &str, version: &str) {
-    let res = app
-        .client
-        .delete(app.url(&format!("/api/v1/packages/{name}/{version}")))
-        .bearer_auth(token)
-        .send()
-        .await
-        .unwrap();
-    let status = res.status();
-    let body: Value = res.json().await.unwrap();
-    assert_eq!(status, StatusCode::OK, "yanking {name} {version}: {body}");
-    assert_eq!(body["yanked"], true);
-}
-
-/// GET `path`, asserting `status`, and returns the JSON body.
-async fn get_json(app: &TestApp, path: &str, status: u16) -> Value {
-    let res = app.client.get(app.url(path)).send().await.unwrap();
-    let got = res.status().as_u16();
-    let text = res.text().await.unwrap();
-    assert_eq!(got, status, "GET {path}: {text}");
-    serde_json::from_str(&text).unwrap_or_else(|e| panic!("GET {path}: not JSON ({e}): {text}"))
-}
-
-/// Asserts the v1 error shape with the given status and code.
-async fn expect_error(app: &TestApp, path: &str, status: u16, code: &str) -> Value {
-    let body = get_json(app, path, status).await;
-    assert_eq!(body["error"], code, "GET {path}: {body}");
-    assert!(body["message"].as_str().is_some_and(|m| !m.is_empty()), "GET {path}: a message is required: {body}");
-    body
 }
 
 async fn search(app: &TestApp, params: &[(&str, &str)]) -> Value {
@@ -132,32 +51,13 @@ fn assert_keys(v: &Value, expected: &[&str]) {
     assert_eq!(sorted_keys(v), expected, "field set of {v}");
 }
 
-fn rfc3339(v: &Value) -> chrono::DateTime<chrono::FixedOffset> {
-    chrono::DateTime::parse_from_rfc3339(v.as_str().unwrap_or_else(|| panic!("not a string: {v}"))).expect("RFC 3339")
-}
-
-fn sha256_hex(bytes: &[u8]) -> String {
-    hex::encode(Sha256::digest(bytes))
-}
-
-fn download_path(name: &str, version: &str) -> String {
-    format!("/api/v1/packages/{name}/{version}/download")
-}
-
-/// A complete GET of a tarball; asserts 200 and returns the body.
-async fn download(app: &TestApp, name: &str, version: &str) -> Vec<u8> {
-    let res = app.client.get(app.url(&download_path(name, version))).send().await.unwrap();
-    assert_eq!(res.status(), StatusCode::OK, "download {name} {version}");
-    res.bytes().await.unwrap().to_vec()
-}
-
 /// Flushes the in-memory download counter and waits until `name` shows `expected` downloads (the
 /// periodic flusher may hold the batch in a transaction of its own for a moment).
 async fn flush_until(app: &TestApp, name: &str, expected: i64) {
     let mut last = Value::Null;
     for _ in 0..100 {
         app.state.downloads.flush(&app.state.db).await.expect("flush download counts");
-        last = get_json(app, &format!("/api/v1/packages/{name}"), 200).await;
+        last = get_ok(app, &format!("/api/v1/packages/{name}")).await;
         if last["downloads_total"] == json!(expected) {
             return;
         }
@@ -191,13 +91,13 @@ const WIDGET_EXTRA: &str = "description = \"A widget toolkit\"\nlicense = \"MIT\
 #[tokio::test]
 async fn package_metadata_has_the_v1_shape_and_semver_order() {
     let app = spawn().await;
-    let alice = register(&app, "alice").await;
+    let alice = register_user(&app, "alice").await;
     for v in ["1.2.0", "1.10.0", "1.9.0"] {
         publish_with(&app, &alice.token, "widget", v, WIDGET_EXTRA, "").await;
     }
-    publish_plain(&app, &alice.token, "bare", "0.1.0").await;
+    publish_package(&app, &alice.token, "bare", "0.1.0").await;
 
-    let p = get_json(&app, "/api/v1/packages/widget", 200).await;
+    let p = get_ok(&app, "/api/v1/packages/widget").await;
     assert_keys(
         &p,
         &[
@@ -235,7 +135,7 @@ async fn package_metadata_has_the_v1_shape_and_semver_order() {
     assert!(updated >= created, "updated_at {updated} precedes created_at {created}");
 
     // A manifest without the optional keys: empty strings, nulls and an empty list.
-    let b = get_json(&app, "/api/v1/packages/bare", 200).await;
+    let b = get_ok(&app, "/api/v1/packages/bare").await;
     assert_eq!(b["description"], "", "{b}");
     assert_eq!(b["license"], "", "{b}");
     assert_eq!(b["repository"], Value::Null, "{b}");
@@ -244,12 +144,12 @@ async fn package_metadata_has_the_v1_shape_and_semver_order() {
     assert_eq!(b["versions"], json!(["0.1.0"]));
     assert_eq!(b["latest_version"], "0.1.0");
 
-    yank(&app, &alice.token, "widget", "1.10.0").await;
-    let p = get_json(&app, "/api/v1/packages/widget", 200).await;
+    yank_ok(&app, &alice.token, "widget", "1.10.0").await;
+    let p = get_ok(&app, "/api/v1/packages/widget").await;
     assert_eq!(p["versions"], json!(["1.2.0", "1.9.0"]), "yanked versions leave `versions`");
     assert_eq!(p["latest_version"], "1.9.0");
 
-    let err = expect_error(&app, "/api/v1/packages/nope", 404, "not_found").await;
+    let err = expect_error(get(&app, "/api/v1/packages/nope").await, 404, "not_found").await;
     assert!(err["details"].is_object(), "{err}");
 }
 
@@ -260,9 +160,9 @@ async fn package_metadata_has_the_v1_shape_and_semver_order() {
 #[tokio::test]
 async fn version_metadata_has_the_v1_shape_and_both_dependency_maps() {
     let app = spawn().await;
-    let alice = register(&app, "alice").await;
-    publish_plain(&app, &alice.token, "dep-a", "1.0.0").await;
-    publish_plain(&app, &alice.token, "test-kit", "0.3.0").await;
+    let alice = register_user(&app, "alice").await;
+    publish_package(&app, &alice.token, "dep-a", "1.0.0").await;
+    publish_package(&app, &alice.token, "test-kit", "0.3.0").await;
     let extra =
         "description = \"Consumes things\"\nlicense = \"Apache-2.0\"\nhomepage = \"https://consumer.example.com\"\n\
                  keywords = [\"cli\"]";
@@ -276,7 +176,7 @@ async fn version_metadata_has_the_v1_shape_and_both_dependency_maps() {
     )
     .await;
 
-    let v = get_json(&app, "/api/v1/packages/consumer/2.0.0", 200).await;
+    let v = get_ok(&app, "/api/v1/packages/consumer/2.0.0").await;
     assert_keys(
         &v,
         &[
@@ -316,20 +216,20 @@ async fn version_metadata_has_the_v1_shape_and_both_dependency_maps() {
     assert_eq!(v["yanked_at"], Value::Null);
 
     // A version without dependencies has empty maps, and its optional strings are "".
-    let d = get_json(&app, "/api/v1/packages/dep-a/1.0.0", 200).await;
+    let d = get_ok(&app, "/api/v1/packages/dep-a/1.0.0").await;
     assert_eq!(d["dependencies"], json!({}));
     assert_eq!(d["dev_dependencies"], json!({}));
     assert_eq!(d["description"], "");
     assert_eq!(d["license"], "");
     assert_eq!(d["keywords"], json!([]));
 
-    yank(&app, &alice.token, "consumer", "2.0.0").await;
-    let v = get_json(&app, "/api/v1/packages/consumer/2.0.0", 200).await;
+    yank_ok(&app, &alice.token, "consumer", "2.0.0").await;
+    let v = get_ok(&app, "/api/v1/packages/consumer/2.0.0").await;
     assert_eq!(v["yanked"], true);
     rfc3339(&v["yanked_at"]);
 
-    expect_error(&app, "/api/v1/packages/consumer/9.9.9", 404, "not_found").await;
-    expect_error(&app, "/api/v1/packages/nope/1.0.0", 404, "not_found").await;
+    expect_error(get(&app, "/api/v1/packages/consumer/9.9.9").await, 404, "not_found").await;
+    expect_error(get(&app, "/api/v1/packages/nope/1.0.0").await, 404, "not_found").await;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -339,8 +239,8 @@ async fn version_metadata_has_the_v1_shape_and_both_dependency_maps() {
 #[tokio::test]
 async fn download_headers_conditional_requests_and_counting_across_a_restart() {
     let app = spawn().await;
-    let alice = register(&app, "alice").await;
-    let bytes = publish_plain(&app, &alice.token, "dl-pkg", "1.0.0").await;
+    let alice = register_user(&app, "alice").await;
+    let bytes = publish_package(&app, &alice.token, "dl-pkg", "1.0.0").await;
     let etag = format!("\"{}\"", sha256_hex(&bytes));
     let url = app.url(&download_path("dl-pkg", "1.0.0"));
 
@@ -373,7 +273,7 @@ async fn download_headers_conditional_requests_and_counting_across_a_restart() {
     assert_eq!(res.status(), StatusCode::OK, "a different ETag gets the full body");
     assert_eq!(res.bytes().await.unwrap().to_vec(), bytes);
 
-    yank(&app, &alice.token, "dl-pkg", "1.0.0").await;
+    yank_ok(&app, &alice.token, "dl-pkg", "1.0.0").await;
     assert_eq!(download(&app, "dl-pkg", "1.0.0").await, bytes, "a yanked version still downloads");
 
     let res = app.client.get(app.url(&download_path("dl-pkg", "9.9.9"))).send().await.unwrap();
@@ -384,10 +284,10 @@ async fn download_headers_conditional_requests_and_counting_across_a_restart() {
     const N: i64 = 3;
     let (cfg, pg, dir) = app.stop().await;
     let app = start(cfg, pg, dir).await;
-    let p = get_json(&app, "/api/v1/packages/dl-pkg", 200).await;
+    let p = get_ok(&app, "/api/v1/packages/dl-pkg").await;
     assert_eq!(p["downloads_total"], json!(N), "HEAD and 304 do not count; counts survive a graceful restart: {p}");
     assert_eq!(p["downloads_last_month"], json!(N), "{p}");
-    let s = get_json(&app, "/api/v1/packages/dl-pkg/stats", 200).await;
+    let s = get_ok(&app, "/api/v1/packages/dl-pkg/stats").await;
     assert_eq!(s["name"], "dl-pkg");
     assert_eq!(s["downloads"]["total"], json!(N), "{s}");
     assert_eq!(s["downloads"]["last_week"], json!(N), "{s}");
@@ -395,7 +295,7 @@ async fn download_headers_conditional_requests_and_counting_across_a_restart() {
     assert_eq!(s["downloads"]["last_year"], json!(N), "{s}");
     assert_eq!(s["versions_count"], json!(1), "{s}");
     assert_eq!(s["dependents_count"], json!(0), "{s}");
-    let v = get_json(&app, "/api/v1/packages/dl-pkg/1.0.0", 200).await;
+    let v = get_ok(&app, "/api/v1/packages/dl-pkg/1.0.0").await;
     assert_eq!(v["yanked"], true);
     assert_eq!(download(&app, "dl-pkg", "1.0.0").await, bytes, "the restarted app serves the same blob");
 }
@@ -407,8 +307,8 @@ async fn download_headers_conditional_requests_and_counting_across_a_restart() {
 #[tokio::test]
 async fn a_corrupted_blob_is_never_served_as_a_complete_download() {
     let app = spawn().await;
-    let alice = register(&app, "alice").await;
-    let bytes = publish_plain(&app, &alice.token, "fragile", "1.0.0").await;
+    let alice = register_user(&app, "alice").await;
+    let bytes = publish_package(&app, &alice.token, "fragile", "1.0.0").await;
     let key = Storage::key("fragile", "1.0.0");
 
     // The blob lives in the local storage directory, byte for byte.
@@ -456,7 +356,7 @@ async fn a_corrupted_blob_is_never_served_as_a_complete_download() {
     // A corrupted transfer is not a download.
     app.state.downloads.flush(&app.state.db).await.expect("flush");
     tokio::time::sleep(Duration::from_millis(200)).await;
-    let p = get_json(&app, "/api/v1/packages/fragile", 200).await;
+    let p = get_ok(&app, "/api/v1/packages/fragile").await;
     assert_eq!(p["downloads_total"], json!(0), "a failed transfer is not counted: {p}");
 
     // A different length is caught before anything is sent.
@@ -482,7 +382,7 @@ async fn a_corrupted_blob_is_never_served_as_a_complete_download() {
 /// json (exact name), json-schema (name prefix), fast-parser (text match only), plus json-old which
 /// is yanked away; returns the owner's token.
 async fn search_fixture(app: &TestApp) -> String {
-    let alice = register(app, "alice").await;
+    let alice = register_user(app, "alice").await;
     publish_with(app, &alice.token, "json", "1.0.0", "description = \"JSON parser\"", "").await;
     publish_with(app, &alice.token, "json-schema", "0.2.0", "description = \"schemas\"", "").await;
     publish_with(
@@ -508,7 +408,7 @@ async fn rest_search_ranks_pages_and_treats_operators_as_text() {
     assert_eq!(all["total"], json!(4), "{all}");
     assert!(names(&all["results"]).contains(&"json-old".to_owned()));
     // A package whose only version is yanked leaves search.
-    yank(&app, &token, "json-old", "0.1.0").await;
+    yank_ok(&app, &token, "json-old", "0.1.0").await;
     let solo = search(&app, &[("q", "json-old")]).await;
     assert_eq!(solo["total"], json!(0), "{solo}");
     assert_eq!(solo["results"], json!([]));
@@ -601,7 +501,7 @@ async fn rest_search_ranks_pages_and_treats_operators_as_text() {
 async fn graphql_search_pages_with_cursors() {
     let app = spawn().await;
     let token = search_fixture(&app).await;
-    yank(&app, &token, "json-old", "0.1.0").await;
+    yank_ok(&app, &token, "json-old", "0.1.0").await;
     let q = "query($after: String) { search(query: \"json\", first: 2, after: $after) { totalCount \
              pageInfo { hasNextPage hasPreviousPage endCursor } edges { cursor node { name } } nodes { name } } }";
 
@@ -643,13 +543,13 @@ const HOSTILE_README: &str =
 #[tokio::test]
 async fn graphql_package_version_and_browse() {
     let app = spawn().await;
-    let alice = register(&app, "alice").await;
-    publish_plain(&app, &alice.token, "dep-a", "1.0.0").await;
-    publish_plain(&app, &alice.token, "test-kit", "0.3.0").await;
+    let alice = register_user(&app, "alice").await;
+    publish_package(&app, &alice.token, "dep-a", "1.0.0").await;
+    publish_package(&app, &alice.token, "test-kit", "0.3.0").await;
     let deps = "dep-a = \"^1.0\"\n\n[dev-dependencies]\ntest-kit = \"=0.3.0\"";
     publish_with(&app, &alice.token, "widget", "1.2.0", WIDGET_EXTRA, deps).await;
-    let latest = tarball(&manifest_with("widget", "1.10.0", WIDGET_EXTRA, deps), HOSTILE_README);
-    publish_bytes(&app, &alice.token, "widget", "1.10.0", latest.clone()).await;
+    let latest = package_with_readme(&manifest_with("widget", "1.10.0", WIDGET_EXTRA, deps), HOSTILE_README);
+    publish_ok(&app, &alice.token, "widget", "1.10.0", latest.clone()).await;
     publish_with(&app, &alice.token, "widget", "1.9.0", WIDGET_EXTRA, deps).await;
 
     // Counted through the app's own counter (HTTP download counting is covered on its own above),
@@ -743,7 +643,7 @@ async fn graphql_package_version_and_browse() {
     assert_eq!(d["v"]["version"], "1.9.0");
     assert_eq!(d["v"]["yanked"], false);
     assert_eq!(d["v"]["package"], json!({"name": "widget"}));
-    let v19 = get_json(&app, "/api/v1/packages/widget/1.9.0", 200).await;
+    let v19 = get_ok(&app, "/api/v1/packages/widget/1.9.0").await;
     assert_eq!(format!("sha256:{}", d["v"]["sha256"].as_str().unwrap()), v19["checksum"].as_str().unwrap());
     assert_eq!(d["missing"], Value::Null);
     assert_eq!(d["nopkg"], Value::Null);
@@ -803,8 +703,8 @@ fn refused(res: &Value, needle: &str) {
 #[tokio::test]
 async fn graphql_depth_and_complexity_limits() {
     let app = spawn().await;
-    let alice = register(&app, "alice").await;
-    publish_plain(&app, &alice.token, "leaf", "1.0.0").await;
+    let alice = register_user(&app, "alice").await;
+    publish_package(&app, &alice.token, "leaf", "1.0.0").await;
     publish_with(&app, &alice.token, "mid", "1.0.0", "", "leaf = \"^1\"").await;
     publish_with(&app, &alice.token, "top", "1.0.0", "", "mid = \"^1\"").await;
 
@@ -853,7 +753,7 @@ async fn graphql_depth_and_complexity_limits() {
 #[tokio::test]
 async fn registry_stats_over_rest_and_graphql() {
     let app = spawn().await;
-    let empty = get_json(&app, "/api/v1/stats", 200).await;
+    let empty = get_ok(&app, "/api/v1/stats").await;
     assert_keys(&empty, &["total_packages", "total_versions", "total_downloads", "total_users", "updated_at"]);
     assert_eq!(empty["total_packages"], json!(0));
     assert_eq!(empty["total_versions"], json!(0));
@@ -861,12 +761,12 @@ async fn registry_stats_over_rest_and_graphql() {
     assert_eq!(empty["total_users"], json!(0));
     rfc3339(&empty["updated_at"]);
 
-    let alice = register(&app, "alice").await;
-    let _bob = register(&app, "bob").await;
-    register(&app, "carol").await;
-    publish_plain(&app, &alice.token, "pkg-one", "1.0.0").await;
-    publish_plain(&app, &alice.token, "pkg-one", "1.1.0").await;
-    publish_plain(&app, &alice.token, "pkg-two", "0.1.0").await;
+    let alice = register_user(&app, "alice").await;
+    let _bob = register_user(&app, "bob").await;
+    register_user(&app, "carol").await;
+    publish_package(&app, &alice.token, "pkg-one", "1.0.0").await;
+    publish_package(&app, &alice.token, "pkg-one", "1.1.0").await;
+    publish_package(&app, &alice.token, "pkg-two", "0.1.0").await;
     // Counted through the app's own counter; HTTP download counting has its own test.
     app.state.downloads.record("pkg-one", "1.1.0");
     app.state.downloads.record("pkg-two", "0.1.0");
@@ -874,7 +774,7 @@ async fn registry_stats_over_rest_and_graphql() {
     flush_until(&app, "pkg-one", 1).await;
     flush_until(&app, "pkg-two", 2).await;
 
-    let s = get_json(&app, "/api/v1/stats", 200).await;
+    let s = get_ok(&app, "/api/v1/stats").await;
     assert_eq!(s["total_packages"], json!(2), "{s}");
     assert_eq!(s["total_versions"], json!(3), "{s}");
     assert_eq!(s["total_users"], json!(3), "{s}");
@@ -890,7 +790,7 @@ async fn registry_stats_over_rest_and_graphql() {
     assert_eq!(g["totalDownloads"], json!(3));
     rfc3339(&g["updatedAt"]);
 
-    let p = get_json(&app, "/api/v1/packages/pkg-one/stats", 200).await;
+    let p = get_ok(&app, "/api/v1/packages/pkg-one/stats").await;
     assert_eq!(p["versions_count"], json!(2), "{p}");
     assert_eq!(p["downloads"]["total"], json!(1), "{p}");
 }

@@ -7,15 +7,19 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant, SystemTime};
 
+use common::api::{
+    download_path, expect_error, get_ok, publish_at, publish_ok, publish_package, register, register_at,
+    register_request, registration, sha256_hex, PASSWORD,
+};
+use common::capture::Capture;
+use common::proxy::spawn_behind_proxy;
 use common::tarballs::{dir, file, manifest, noise, package, targz};
-use common::{spawn, spawn_with, TestApp};
+use common::{free_port, spawn, spawn_with, TestApp};
 use raven_registry::fsck::{self, BlobFault, OrphanState};
 use raven_registry::storage::Storage;
-use reqwest::multipart::{Form, Part};
 use reqwest::StatusCode;
 use sea_orm::{EntityTrait, PaginatorTrait};
 use serde_json::{json, Value};
-use sha2::{Digest, Sha256};
 
 const BIN: &str = env!("CARGO_BIN_EXE_raven-registry");
 
@@ -23,94 +27,9 @@ const BIN: &str = env!("CARGO_BIN_EXE_raven-registry");
 // Helpers
 // ---------------------------------------------------------------------------------------------
 
-/// Registers `username` at `base` and returns its login token.
-async fn register_at(client: &reqwest::Client, base: &str, username: &str) -> String {
-    let res = client
-        .post(format!("{base}/api/v1/auth/register"))
-        .json(&json!({
-            "username": username,
-            "email": format!("{username}@example.com"),
-            "password": "correct horse battery",
-        }))
-        .send()
-        .await
-        .unwrap();
-    let status = res.status();
-    let body: Value = res.json().await.unwrap();
-    assert_eq!(status, StatusCode::CREATED, "registering {username}: {body}");
-    body["token"].as_str().unwrap().to_owned()
-}
-
-async fn register(app: &TestApp, username: &str) -> String {
-    register_at(&app.client, &app.base, username).await
-}
-
-/// POST /api/v1/packages/publish as `raven pkg` sends it.
-async fn publish_at(
-    client: &reqwest::Client,
-    base: &str,
-    token: &str,
-    name: &str,
-    version: &str,
-    bytes: Vec<u8>,
-) -> reqwest::Result<reqwest::Response> {
-    let form = Form::new().text("metadata", json!({"name": name, "version": version}).to_string()).part(
-        "tarball",
-        Part::bytes(bytes).file_name(format!("{name}-{version}.tar.gz")).mime_str("application/gzip").unwrap(),
-    );
-    client.post(format!("{base}/api/v1/packages/publish")).bearer_auth(token).multipart(form).send().await
-}
-
-async fn publish_bytes(app: &TestApp, token: &str, name: &str, version: &str, bytes: Vec<u8>) -> Value {
-    let res = publish_at(&app.client, &app.base, token, name, version, bytes).await.unwrap();
-    let status = res.status();
-    let body: Value = res.json().await.unwrap();
-    assert_eq!(status, StatusCode::CREATED, "publishing {name} {version}: {body}");
-    body
-}
-
-/// Publishes a small valid package and returns its bytes.
-async fn publish_ok(app: &TestApp, token: &str, name: &str, version: &str) -> Vec<u8> {
-    let bytes = package(name, version);
-    publish_bytes(app, token, name, version, bytes.clone()).await;
-    bytes
-}
-
 /// A valid package carrying `size` bytes of incompressible data, so its tarball is about that big.
 fn big_package(name: &str, version: &str, size: usize, seed: u64) -> Vec<u8> {
     targz(&[file("raven.toml", manifest(name, version)), dir("data/"), file("data/blob.bin", noise(size, seed))])
-}
-
-fn download_path(name: &str, version: &str) -> String {
-    format!("/api/v1/packages/{name}/{version}/download")
-}
-
-fn sha256_hex(bytes: &[u8]) -> String {
-    hex::encode(Sha256::digest(bytes))
-}
-
-/// Asserts the v1 error shape with `status` and `code`; returns the body.
-async fn expect_error(res: reqwest::Response, status: u16, code: &str) -> Value {
-    let got = res.status();
-    let retry_after = res.headers().get("retry-after").cloned();
-    let text = res.text().await.unwrap();
-    assert_eq!(got.as_u16(), status, "expected {status} {code}, got {got}: {text}");
-    let body: Value = serde_json::from_str(&text).unwrap_or_else(|e| panic!("error body is not JSON ({e}): {text}"));
-    assert_eq!(body["error"], code, "{body}");
-    assert!(body["message"].as_str().is_some_and(|m| !m.is_empty()), "a message is required: {body}");
-    if status == 503 {
-        assert!(retry_after.is_some(), "a 503 carries Retry-After: {body}");
-    }
-    body
-}
-
-/// GET `path`, asserting 200, returning the JSON body.
-async fn get_json(app: &TestApp, path: &str) -> Value {
-    let res = app.client.get(app.url(path)).send().await.unwrap();
-    let status = res.status();
-    let text = res.text().await.unwrap();
-    assert_eq!(status, StatusCode::OK, "GET {path}: {text}");
-    serde_json::from_str(&text).unwrap()
 }
 
 /// Sets the modification time of every file under `root` to an hour ago, so fsck treats the
@@ -158,10 +77,10 @@ async fn fsck_finds_missing_corrupt_and_orphan_blobs_and_repairs_only_orphans() 
     let app = spawn().await;
     let storage_dir = app.config.storage_path();
     let token = register(&app, "alice").await;
-    let intact = publish_ok(&app, &token, "alpha", "1.0.0").await;
-    let bravo = publish_ok(&app, &token, "bravo", "1.0.0").await;
-    let charlie = publish_ok(&app, &token, "charlie", "1.0.0").await;
-    let delta = publish_ok(&app, &token, "delta", "1.0.0").await;
+    let intact = publish_package(&app, &token, "alpha", "1.0.0").await;
+    let bravo = publish_package(&app, &token, "bravo", "1.0.0").await;
+    let charlie = publish_package(&app, &token, "charlie", "1.0.0").await;
+    let delta = publish_package(&app, &token, "delta", "1.0.0").await;
     let clean = fsck::run(&app.state, false).await.unwrap();
     assert!(clean.is_clean(), "a fresh registry is clean:\n{clean}");
     assert_eq!(clean.versions_checked, 4);
@@ -279,7 +198,7 @@ async fn fsck_finds_missing_corrupt_and_orphan_blobs_and_repairs_only_orphans() 
 async fn fsck_repair_with_an_explicit_age_and_a_version_published_meanwhile() {
     let app = spawn().await;
     let token = register(&app, "alice").await;
-    publish_ok(&app, &token, "kept", "1.0.0").await;
+    publish_package(&app, &token, "kept", "1.0.0").await;
     // Orphans under a package that exists, and under one that does not.
     let stray = Storage::key("kept", "9.9.9");
     app.state.storage.put(&stray, package("kept", "9.9.9").into()).await.unwrap();
@@ -298,25 +217,6 @@ async fn fsck_repair_with_an_explicit_age_and_a_version_published_meanwhile() {
 // 2. Database outage (PostgreSQL behind a chaos proxy)
 // ---------------------------------------------------------------------------------------------
 
-/// The app on a fresh PostgreSQL database reached through a chaos proxy; acquire timeout 1 s.
-async fn spawn_behind_proxy() -> (TestApp, common::proxy::ChaosProxy) {
-    let pg = common::PgDatabase::create().await;
-    let mut url = url::Url::parse(&pg.url).unwrap();
-    let upstream = tokio::net::lookup_host((url.host_str().unwrap().to_owned(), url.port().unwrap_or(5432)))
-        .await
-        .unwrap()
-        .next()
-        .unwrap();
-    let proxy = common::proxy::ChaosProxy::start(upstream).await;
-    url.set_host(Some("127.0.0.1")).unwrap();
-    url.set_port(Some(proxy.addr.port())).unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let mut cfg = common::base_config(dir.path());
-    cfg.database_url = Some(url.to_string());
-    cfg.db_acquire_timeout_secs = 1;
-    (common::start(cfg, Some(pg), dir).await, proxy)
-}
-
 /// The acquire timeout (1 s) plus slack for a loaded test machine.
 const OUTAGE_ANSWER_WITHIN: Duration = Duration::from_millis(3500);
 
@@ -328,7 +228,7 @@ async fn a_database_outage_is_503_while_downloads_keep_working_and_everything_re
     }
     let (app, proxy) = spawn_behind_proxy().await;
     let token = register(&app, "alice").await;
-    let bytes = publish_ok(&app, &token, "steady", "1.0.0").await;
+    let bytes = publish_package(&app, &token, "steady", "1.0.0").await;
     let sha = sha256_hex(&bytes);
 
     proxy.cut();
@@ -347,13 +247,7 @@ async fn a_database_outage_is_503_while_downloads_keep_working_and_everything_re
     timed("GET version", t);
     expect_error(res, 503, "service_unavailable").await;
     let t = Instant::now();
-    let res = app
-        .client
-        .post(app.url("/api/v1/auth/register"))
-        .json(&json!({"username": "bob", "email": "bob@example.com", "password": "correct horse battery"}))
-        .send()
-        .await
-        .unwrap();
+    let res = register_request(&app, "bob").send().await.unwrap();
     timed("register", t);
     expect_error(res, 503, "service_unavailable").await;
     let t = Instant::now();
@@ -370,7 +264,7 @@ async fn a_database_outage_is_503_while_downloads_keep_working_and_everything_re
         ("query($n: String!) { package(name: $n) { name } }", json!({"n": "steady"})),
         (
             "mutation($i: RegisterInput!) { register(input: $i) { token } }",
-            json!({"i": {"username": "carol", "email": "carol@example.com", "password": "correct horse battery"}}),
+            json!({"i": registration("carol", "carol@example.com", PASSWORD)}),
         ),
     ] {
         let t = Instant::now();
@@ -419,11 +313,11 @@ async fn a_database_outage_is_503_while_downloads_keep_working_and_everything_re
     let res = app.client.get(app.url(&download_path("steady", "1.0.0"))).send().await.unwrap();
     assert_eq!(res.headers()["etag"], format!("\"{sha}\"").as_str(), "verified downloads again");
     res.bytes().await.unwrap();
-    publish_ok(&app, &token, "steady", "1.0.1").await;
+    publish_package(&app, &token, "steady", "1.0.1").await;
     register(&app, "bob").await;
     let deadline = Instant::now() + Duration::from_secs(15);
     loop {
-        let p = get_json(&app, "/api/v1/packages/steady").await;
+        let p = get_ok(&app, "/api/v1/packages/steady").await;
         if p["downloads_total"] == json!(4) {
             assert_eq!(p["versions"], json!(["1.0.0", "1.0.1"]));
             break;
@@ -484,28 +378,9 @@ async fn unwritable_storage_makes_publish_503_and_writes_no_row() {
     assert!(app.state.storage.list_keys().await.unwrap().is_empty(), "{how}: no blob");
 
     // Recovers as soon as the storage does.
-    publish_ok(&app, &token, "stuck", "1.0.0").await;
+    publish_package(&app, &token, "stuck", "1.0.0").await;
     assert_eq!(versions_in_db(&app).await.len(), 1);
     assert!(fsck::run(&app.state, false).await.unwrap().is_clean());
-}
-
-#[derive(Clone, Default)]
-struct Capture(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
-
-impl std::io::Write for Capture {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-impl Capture {
-    fn text(&self) -> String {
-        String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned()
-    }
 }
 
 #[tokio::test]
@@ -522,7 +397,7 @@ async fn a_missing_blob_is_refused_and_logged() {
 
     let app = spawn().await;
     let token = register(&app, "alice").await;
-    publish_ok(&app, &token, "vanished", "1.0.0").await;
+    publish_package(&app, &token, "vanished", "1.0.0").await;
     app.state.storage.delete(&Storage::key("vanished", "1.0.0")).await.unwrap();
 
     let res = app.client.get(app.url(&download_path("vanished", "1.0.0"))).send().await.unwrap();
@@ -537,10 +412,10 @@ async fn a_missing_blob_is_refused_and_logged() {
         "the missing blob is logged:\n{logged}"
     );
     app.state.downloads.flush(&app.state.db).await.unwrap();
-    let p = get_json(&app, "/api/v1/packages/vanished").await;
+    let p = get_ok(&app, "/api/v1/packages/vanished").await;
     assert_eq!(p["downloads_total"], json!(0), "a refused download is not counted");
     // The version itself is still there: nothing was deleted.
-    assert_eq!(get_json(&app, "/api/v1/packages/vanished/1.0.0").await["version"], "1.0.0");
+    assert_eq!(get_ok(&app, "/api/v1/packages/vanished/1.0.0").await["version"], "1.0.0");
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -556,7 +431,7 @@ async fn stopping_with_downloads_in_flight_completes_them_and_flushes_the_counts
     let app = spawn().await;
     let token = register(&app, "alice").await;
     let bytes = big_package("heavy", "1.0.0", BIG, 7);
-    publish_bytes(&app, &token, "heavy", "1.0.0", bytes.clone()).await;
+    publish_ok(&app, &token, "heavy", "1.0.0", bytes.clone()).await;
 
     // Eight downloads whose headers have arrived, bodies not read yet.
     const N: usize = 8;
@@ -583,9 +458,9 @@ async fn stopping_with_downloads_in_flight_completes_them_and_flushes_the_counts
 
     // Restarted on the same data: the counts were flushed at shutdown.
     let app = common::start(cfg, pg, dir).await;
-    let p = get_json(&app, "/api/v1/packages/heavy").await;
+    let p = get_ok(&app, "/api/v1/packages/heavy").await;
     assert_eq!(p["downloads_total"], json!(N), "{p}");
-    assert_eq!(get_json(&app, "/api/v1/packages/heavy/stats").await["downloads"]["total"], json!(N));
+    assert_eq!(get_ok(&app, "/api/v1/packages/heavy/stats").await["downloads"]["total"], json!(N));
 }
 
 /// The real binary as a child process on its own data directory.
@@ -595,10 +470,6 @@ struct Server {
     data_dir: PathBuf,
     database_url: Option<String>,
     log: PathBuf,
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
 impl Server {
@@ -742,7 +613,7 @@ async fn sixteen_concurrent_writers_and_readers_never_see_a_500() {
     register(&app, "helper").await;
     // Each writer's package exists before the storm, so owner changes and yanks have a target.
     for i in 0..16 {
-        publish_ok(&app, &tokens[i % 4], &format!("pkg{i}"), "0.1.0").await;
+        publish_package(&app, &tokens[i % 4], &format!("pkg{i}"), "0.1.0").await;
     }
 
     const VERSIONS: usize = 4;
@@ -860,16 +731,16 @@ async fn sixteen_concurrent_writers_and_readers_never_see_a_500() {
     let report = fsck::run(&app.state, false).await.unwrap();
     assert!(report.is_clean() && report.orphans.is_empty(), "{report}");
     for (name, version) in &published {
-        let v = get_json(&app, &format!("/api/v1/packages/{name}/{version}")).await;
+        let v = get_ok(&app, &format!("/api/v1/packages/{name}/{version}")).await;
         assert_eq!(v["checksum"], format!("sha256:{}", sha256_hex(&package(name, version))), "{name} {version}");
     }
     for i in 0..16 {
-        let owners = get_json(&app, &format!("/api/v1/packages/pkg{i}/owners")).await;
+        let owners = get_ok(&app, &format!("/api/v1/packages/pkg{i}/owners")).await;
         let names: Vec<&str> =
             owners["owners"].as_array().unwrap().iter().map(|o| o["username"].as_str().unwrap()).collect();
         let added = outcomes.iter().any(|o| o.what.starts_with(&format!("owner pkg{i} ")) && o.status.is_success());
         assert_eq!(names.contains(&"helper"), added, "pkg{i}: {owners}");
-        let yanked = get_json(&app, &format!("/api/v1/packages/pkg{i}/0.1.0")).await["yanked"].clone();
+        let yanked = get_ok(&app, &format!("/api/v1/packages/pkg{i}/0.1.0")).await["yanked"].clone();
         let last_yank = outcomes
             .iter()
             .rev()

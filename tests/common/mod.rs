@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 pub mod api;
+pub mod capture;
 pub mod proxy;
 pub mod tarballs;
 
@@ -40,6 +41,11 @@ pub fn base_config(dir: &std::path::Path) -> Config {
     cfg.rate_limits_enabled = false;
     cfg.graphql_introspection = true;
     cfg
+}
+
+/// A TCP port that was free a moment ago, for a server binary run as a child process.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
 pub fn on_postgres() -> bool {

@@ -1,11 +1,33 @@
 //! A small TCP proxy in front of PostgreSQL (after crates.io's ChaosProxy): `cut` drops every open
-//! connection and refuses new ones; `restore` lets traffic through again.
+//! connection and refuses new ones; `restore` lets traffic through again. `spawn_behind_proxy`
+//! starts the app behind one.
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
+
+use super::TestApp;
+
+/// The app on a fresh PostgreSQL database reached through a chaos proxy; acquire timeout 1 s.
+pub async fn spawn_behind_proxy() -> (TestApp, ChaosProxy) {
+    let pg = super::PgDatabase::create().await;
+    let mut url = url::Url::parse(&pg.url).unwrap();
+    let upstream = tokio::net::lookup_host((url.host_str().unwrap().to_owned(), url.port().unwrap_or(5432)))
+        .await
+        .unwrap()
+        .next()
+        .unwrap();
+    let proxy = ChaosProxy::start(upstream).await;
+    url.set_host(Some("127.0.0.1")).unwrap();
+    url.set_port(Some(proxy.addr.port())).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = super::base_config(dir.path());
+    cfg.database_url = Some(url.to_string());
+    cfg.db_acquire_timeout_secs = 1;
+    (super::start(cfg, Some(pg), dir).await, proxy)
+}
 
 pub struct ChaosProxy {
     pub addr: SocketAddr,

@@ -93,9 +93,14 @@ pub fn package(name: &str, version: &str) -> Vec<u8> {
 }
 
 pub fn package_from_manifest(manifest: &str) -> Vec<u8> {
+    package_with_readme(manifest, "# readme\n")
+}
+
+/// A package with the given raven.toml and README, and a source file.
+pub fn package_with_readme(manifest: &str, readme: &str) -> Vec<u8> {
     targz(&[
         file("raven.toml", manifest),
-        file("README.md", "# readme\n"),
+        file("README.md", readme),
         dir("src/"),
         file("src/lib.rvn", "fn main() {}\n"),
     ])
