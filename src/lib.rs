@@ -95,6 +95,13 @@ impl App {
             shutdown.await;
             let _ = stopping_tx.send(());
         };
+        // Streamed bodies (tarballs) go out in a write after the head's: with Nagle's algorithm
+        // that write waits for the client's delayed ACK of the head, ~40 ms per download.
+        let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+            if let Err(e) = tcp.set_nodelay(true) {
+                tracing::warn!(error = %e, "could not set TCP_NODELAY on a connection");
+            }
+        });
         let server = axum::serve(listener, router.into_make_service_with_connect_info::<SocketAddr>())
             .with_graceful_shutdown(signal)
             .into_future();
