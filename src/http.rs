@@ -1,10 +1,12 @@
 //! The one route table of the server and its middleware stack.
+use std::convert::Infallible;
 use std::time::Duration;
 
 use axum::body::Body;
 use axum::extract::DefaultBodyLimit;
-use axum::http::{header, HeaderName, Method, Request};
-use axum::routing::{delete, get, post, put};
+use axum::http::{header, HeaderName, Method, Request, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{delete, get, head, post, put, MethodRouter};
 use axum::{Extension, Router};
 use tower_http::classify::{ServerErrorsAsFailures, SharedClassifier};
 use tower_http::compression::predicate::{And, NotForContentType, Predicate};
@@ -25,44 +27,88 @@ const JSON_BODY_LIMIT: usize = 1024 * 1024;
 /// Room for multipart framing and the metadata part around a maximal tarball.
 const UPLOAD_OVERHEAD: u64 = 256 * 1024;
 
+/// Every route of the REST side of the server (`/health`, `/ready` and the `/api/v1` shim), as
+/// (method, path). The router is built from this table (see [`endpoint`]), and the OpenAPI document
+/// served at `/api/v1/openapi.json` must describe exactly these operations: `tests/openapi.rs`
+/// checks both directions. `/graphql` and `/metrics` are not part of the REST contract.
+pub const API_ROUTES: &[(&str, &str)] = &[
+    ("GET", "/health"),
+    ("GET", "/ready"),
+    ("GET", "/api/v1/openapi.json"),
+    ("POST", "/api/v1/auth/register"),
+    ("POST", "/api/v1/auth/login"),
+    ("POST", "/api/v1/auth/refresh"),
+    ("GET", "/api/v1/users/me"),
+    ("POST", "/api/v1/users/me/tokens"),
+    ("DELETE", "/api/v1/users/me/tokens/{token_id}"),
+    ("GET", "/api/v1/users/{username}"),
+    ("GET", "/api/v1/stats"),
+    ("GET", "/api/v1/search"),
+    ("POST", "/api/v1/packages/publish"),
+    ("GET", "/api/v1/packages/{name}"),
+    ("GET", "/api/v1/packages/{name}/stats"),
+    ("GET", "/api/v1/packages/{name}/owners"),
+    ("PUT", "/api/v1/packages/{name}/owners"),
+    ("DELETE", "/api/v1/packages/{name}/owners/{username}"),
+    ("GET", "/api/v1/packages/{name}/{version}"),
+    ("DELETE", "/api/v1/packages/{name}/{version}"),
+    ("GET", "/api/v1/packages/{name}/{version}/download"),
+    ("HEAD", "/api/v1/packages/{name}/{version}/download"),
+    ("PUT", "/api/v1/packages/{name}/{version}/unyank"),
+];
+
+/// The handler of one entry of [`API_ROUTES`].
+fn endpoint(method: &str, path: &str, upload_limit: usize) -> MethodRouter<AppState> {
+    use rest::{auth, health, owners, packages, publish, search, stats, users};
+    match (method, path) {
+        ("GET", "/health") => get(health::health),
+        ("GET", "/ready") => get(health::ready),
+        ("GET", "/api/v1/openapi.json") => get(rest::openapi::openapi_json),
+        ("POST", "/api/v1/auth/register") => post(auth::register),
+        ("POST", "/api/v1/auth/login") => post(auth::login),
+        ("POST", "/api/v1/auth/refresh") => post(auth::refresh),
+        ("GET", "/api/v1/users/me") => get(users::me),
+        ("POST", "/api/v1/users/me/tokens") => post(users::create_token),
+        ("DELETE", "/api/v1/users/me/tokens/{token_id}") => delete(users::revoke_token),
+        ("GET", "/api/v1/users/{username}") => get(users::show),
+        ("GET", "/api/v1/stats") => get(stats::registry_stats),
+        ("GET", "/api/v1/search") => get(search::search),
+        // Only uploads get the tarball limit.
+        ("POST", "/api/v1/packages/publish") => post(publish::publish)
+            .layer::<_, Infallible>(DefaultBodyLimit::disable())
+            .layer(RequestBodyLimitLayer::new(upload_limit))
+            .layer(axum::middleware::map_response(too_large_as_v1)),
+        ("GET", "/api/v1/packages/{name}") => get(packages::package),
+        ("GET", "/api/v1/packages/{name}/stats") => get(packages::stats),
+        ("GET", "/api/v1/packages/{name}/owners") => get(owners::list),
+        ("PUT", "/api/v1/packages/{name}/owners") => put(owners::add),
+        ("DELETE", "/api/v1/packages/{name}/owners/{username}") => delete(owners::remove),
+        ("GET", "/api/v1/packages/{name}/{version}") => get(packages::version),
+        ("DELETE", "/api/v1/packages/{name}/{version}") => delete(owners::yank),
+        ("GET", "/api/v1/packages/{name}/{version}/download") => get(packages::download),
+        ("HEAD", "/api/v1/packages/{name}/{version}/download") => head(packages::download),
+        ("PUT", "/api/v1/packages/{name}/{version}/unyank") => put(owners::unyank),
+        _ => panic!("{method} {path} is listed in API_ROUTES but has no handler in http::endpoint"),
+    }
+}
+
 pub fn router(state: AppState, schema: RegistrySchema) -> Router {
     let upload_limit = (state.config.max_tarball_bytes + UPLOAD_OVERHEAD) as usize;
 
-    let api = Router::new()
-        .route("/auth/register", post(rest::auth::register))
-        .route("/auth/login", post(rest::auth::login))
-        .route("/auth/refresh", post(rest::auth::refresh))
-        .route("/users/me", get(rest::users::me))
-        .route("/users/me/tokens", post(rest::users::create_token))
-        .route("/users/me/tokens/{token_id}", delete(rest::users::revoke_token))
-        .route("/users/{username}", get(rest::users::show))
-        .route("/stats", get(rest::stats::registry_stats))
-        .route("/search", get(rest::search::search))
-        .route("/packages/{name}/owners", get(rest::owners::list).put(rest::owners::add))
-        .route("/packages/{name}/owners/{username}", delete(rest::owners::remove))
-        .route("/packages/{name}", get(rest::packages::package))
-        .route("/packages/{name}/stats", get(rest::packages::stats))
-        .route("/packages/{name}/{version}", get(rest::packages::version).delete(rest::owners::yank))
-        .route("/packages/{name}/{version}/download", get(rest::packages::download))
-        .route("/packages/{name}/{version}/unyank", put(rest::owners::unyank))
-        .merge(
-            Router::new()
-                .route("/packages/publish", post(rest::publish::publish))
-                .layer(DefaultBodyLimit::disable())
-                .layer(RequestBodyLimitLayer::new(upload_limit)),
-        );
+    // Routes on one path with different methods merge into one method router.
+    let rest_routes =
+        API_ROUTES.iter().fold(Router::new(), |r, &(method, path)| r.route(path, endpoint(method, path, upload_limit)));
 
     let graphql_routes = Router::new()
         .route("/graphql", get(graphql::http::get).post(graphql::http::post))
         // async-graphql reads the body itself, so DefaultBodyLimit would not apply: limit the stream.
-        .layer(RequestBodyLimitLayer::new(upload_limit));
+        .layer(RequestBodyLimitLayer::new(upload_limit))
+        .layer(axum::middleware::map_response(too_large_as_graphql));
 
     Router::new()
-        .route("/health", get(rest::health::health))
-        .route("/ready", get(rest::health::ready))
         .route("/metrics", get(crate::metrics::render))
         .merge(graphql_routes)
-        .nest("/api/v1", api)
+        .merge(rest_routes)
         .fallback(rest::not_found)
         .layer(DefaultBodyLimit::max(JSON_BODY_LIMIT))
         .layer(axum::middleware::from_fn_with_state(state.clone(), crate::ratelimit::middleware))
@@ -70,6 +116,35 @@ pub fn router(state: AppState, schema: RegistrySchema) -> Router {
         .layer(Extension(GraphqlEndpoint { schema }))
         .layer(middleware_stack())
         .with_state(state)
+}
+
+/// tower-http's body limit refuses an oversized Content-Length with a plain-text 413.
+fn plain_too_large(res: &Response) -> bool {
+    res.status() == StatusCode::PAYLOAD_TOO_LARGE
+        && !res
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|ct| ct.starts_with("application/json"))
+}
+
+/// ... which the REST shim answers with its JSON error body, like every other error.
+async fn too_large_as_v1(res: Response) -> Response {
+    if !plain_too_large(&res) {
+        return res;
+    }
+    crate::error::AppError::PayloadTooLarge("the request body is too large".into()).into_response()
+}
+
+/// ... and /graphql with a GraphQL response.
+async fn too_large_as_graphql(res: Response) -> Response {
+    if !plain_too_large(&res) {
+        return res;
+    }
+    let body = serde_json::json!({
+        "errors": [{ "message": "the request body is too large", "extensions": { "code": "PAYLOAD_TOO_LARGE" } }]
+    });
+    (StatusCode::PAYLOAD_TOO_LARGE, axum::Json(body)).into_response()
 }
 
 type Stack = tower::ServiceBuilder<

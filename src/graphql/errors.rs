@@ -42,6 +42,12 @@ fn map(e: &mut ServerError) {
     } else if let Some(v) = e.source::<ValidationError>() {
         (v.to_string(), "BAD_USER_INPUT", Some(v.field.clone()))
     } else {
+        // async-graphql's own errors (syntax, validation, limits, argument coercion) are the
+        // client's: they get a code too. Without a path the document never ran.
+        if e.extensions.as_ref().is_none_or(|x| x.get("code").is_none()) {
+            let code = if e.path.is_empty() { "BAD_REQUEST" } else { "BAD_USER_INPUT" };
+            e.extensions.get_or_insert_with(Default::default).set("code", code);
+        }
         return;
     };
     e.message = message;

@@ -80,11 +80,9 @@ pub async fn post(
     let batch = match async_graphql::http::receive_batch_body(Some(content_type), reader, opts).await {
         Ok(b) => b,
         Err(ParseRequestError::PayloadTooLarge) => {
-            return crate::error::AppError::PayloadTooLarge(format!(
-                "the upload exceeds the limit of {} bytes",
-                state.config.max_tarball_bytes
-            ))
-            .into_response()
+            let message = format!("the upload exceeds the limit of {} bytes", state.config.max_tarball_bytes);
+            let body = serde_json::json!({ "errors": [{ "message": message, "extensions": { "code": "PAYLOAD_TOO_LARGE" } }] });
+            return (StatusCode::PAYLOAD_TOO_LARGE, axum::Json(body)).into_response();
         }
         Err(e) => return request_error(StatusCode::BAD_REQUEST, &format!("invalid GraphQL request: {e}")),
     };
@@ -155,7 +153,80 @@ fn is_mutation(request: &Request) -> bool {
     chosen.is_some_and(|(_, op)| op.node.ty == OperationType::Mutation)
 }
 
+/// async-graphql marks the files of a multipart request in the variables as
+/// `"#__graphql_file__:<index>"` and trusts such a marker wherever an `Upload` is parsed: a forged
+/// one (an inline literal, a JSON variable, an index past the files that arrived) panics inside the
+/// library (an unchecked number parse, an unchecked index). Only markers naming a received file pass.
+fn forged_upload_marker(request: &Request) -> bool {
+    use async_graphql::parser::types::{Directive, Selection, SelectionSet};
+    use async_graphql::parser::Positioned;
+    use async_graphql::Value as ConstValue;
+
+    const MARKER: &str = "#__graphql_file__:";
+    let files = request.uploads.len();
+    let forged = |s: &str| s.strip_prefix(MARKER).is_some_and(|i| i.parse::<usize>().map_or(true, |i| i >= files));
+
+    fn in_const(v: &ConstValue, forged: &dyn Fn(&str) -> bool) -> bool {
+        match v {
+            ConstValue::String(s) => forged(s),
+            ConstValue::List(items) => items.iter().any(|v| in_const(v, forged)),
+            ConstValue::Object(map) => map.values().any(|v| in_const(v, forged)),
+            _ => false,
+        }
+    }
+    // A literal of the document, its variable references taken as null (the parser's `Value` type is
+    // not exported under a name of its own, hence a macro rather than a function).
+    macro_rules! in_value {
+        ($v:expr, $forged:expr) => {
+            in_const(
+                &$v.clone()
+                    .into_const_with(|_| Ok::<_, std::convert::Infallible>(ConstValue::Null))
+                    .unwrap_or_default(),
+                $forged,
+            )
+        };
+    }
+    fn in_directives(ds: &[Positioned<Directive>], forged: &dyn Fn(&str) -> bool) -> bool {
+        ds.iter().any(|d| d.node.arguments.iter().any(|(_, v)| in_value!(v.node, forged)))
+    }
+    fn in_set(set: &SelectionSet, forged: &dyn Fn(&str) -> bool) -> bool {
+        set.items.iter().any(|item| match &item.node {
+            Selection::Field(f) => {
+                f.node.arguments.iter().any(|(_, v)| in_value!(v.node, forged))
+                    || in_directives(&f.node.directives, forged)
+                    || in_set(&f.node.selection_set.node, forged)
+            }
+            Selection::FragmentSpread(s) => in_directives(&s.node.directives, forged),
+            Selection::InlineFragment(f) => {
+                in_directives(&f.node.directives, forged) || in_set(&f.node.selection_set.node, forged)
+            }
+        })
+    }
+
+    if request.variables.values().any(|v| in_const(v, &forged)) {
+        return true;
+    }
+    // A document that does not parse is left to execution, which reports the syntax error.
+    let Ok(doc) = async_graphql::parser::parse_query(&request.query) else {
+        return false;
+    };
+    doc.operations.iter().any(|(_, op)| {
+        let op = &op.node;
+        op.variable_definitions.iter().any(|d| {
+            d.node.default_value.as_ref().is_some_and(|v| in_const(&v.node, &forged))
+                || in_directives(&d.node.directives, &forged)
+        }) || in_directives(&op.directives, &forged)
+            || in_set(&op.selection_set.node, &forged)
+    }) || doc
+        .fragments
+        .values()
+        .any(|f| in_directives(&f.node.directives, &forged) || in_set(&f.node.selection_set.node, &forged))
+}
+
 async fn execute(schema: &RegistrySchema, request: Request, headers: &HeaderMap) -> Response {
+    if forged_upload_marker(&request) {
+        return request_error(StatusCode::BAD_REQUEST, "an Upload must be a file part of a GraphQL multipart request");
+    }
     let response = schema.execute(request).await;
     let modern = wants_graphql_response_json(headers);
     // A request error (syntax, validation) is one where execution never started: no data, and no

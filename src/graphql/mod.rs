@@ -2,6 +2,7 @@
 //! schema builder with the request limits, and the GraphQL-over-HTTP transport.
 pub mod auth;
 pub mod cursor;
+pub mod depth;
 pub mod errors;
 pub mod http;
 pub mod input;
@@ -20,13 +21,16 @@ pub use query::Query;
 pub type RegistrySchema = Schema<Query, Mutation, EmptySubscription>;
 
 /// Depth and complexity limits: a list field costs `first x child`, so a deep nest of pages cannot
-/// fan out into millions of rows.
+/// fan out into millions of rows. MAX_DEPTH holds the data fields; introspection fields are held
+/// only by the looser INTROSPECTION_DEPTH, which the standard introspection queries need.
 pub const MAX_DEPTH: usize = 10;
+pub const INTROSPECTION_DEPTH: usize = 20;
 pub const MAX_COMPLEXITY: usize = 5_000;
 
 fn builder() -> SchemaBuilder<Query, Mutation, EmptySubscription> {
     Schema::build(Query::default(), Mutation::default(), EmptySubscription)
-        .limit_depth(MAX_DEPTH)
+        .limit_depth(INTROSPECTION_DEPTH)
+        .extension(depth::DataDepthLimit(MAX_DEPTH))
         .limit_complexity(MAX_COMPLEXITY)
         .extension(errors::ErrorMapping)
         .extension(crate::metrics::GraphqlMetrics)

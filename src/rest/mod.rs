@@ -1,6 +1,7 @@
 //! The `raven pkg` REST shim under /api/v1: thin handlers that call service/ and shape the v1 JSON.
 pub mod auth;
 pub mod health;
+pub mod openapi;
 pub mod owners;
 pub mod packages;
 pub mod publish;
@@ -9,7 +10,8 @@ pub mod stats;
 pub mod users;
 
 use axum::extract::rejection::JsonRejection;
-use axum::extract::{FromRequest, Request};
+use axum::extract::{FromRequest, FromRequestParts, Request};
+use axum::http::request::Parts;
 use serde::de::DeserializeOwned;
 
 use crate::error::AppError;
@@ -38,6 +40,45 @@ where
             }
             Err(e) => Err(AppError::BadRequest(e.body_text())),
         }
+    }
+}
+
+/// Path parameters whose rejections (e.g. invalid UTF-8 once percent-decoded) come back in the v1
+/// error shape instead of axum's plain text. Used like `axum::extract::Path`.
+pub struct Path<T>(pub T);
+
+impl<S, T> FromRequestParts<S> for Path<T>
+where
+    T: DeserializeOwned + Send,
+    S: Send + Sync,
+{
+    type Rejection = AppError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        match axum::extract::Path::<T>::from_request_parts(parts, state).await {
+            Ok(axum::extract::Path(v)) => Ok(Path(v)),
+            Err(e) if e.status().is_server_error() => Err(AppError::internal(anyhow::anyhow!(e.body_text()))),
+            Err(e) => Err(AppError::BadRequest(e.body_text())),
+        }
+    }
+}
+
+/// A query string whose rejections (e.g. a repeated parameter) come back in the v1 error shape.
+/// Used like `axum::extract::Query`.
+pub struct Query<T>(pub T);
+
+impl<S, T> FromRequestParts<S> for Query<T>
+where
+    T: DeserializeOwned,
+    S: Send + Sync,
+{
+    type Rejection = AppError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        axum::extract::Query::<T>::from_request_parts(parts, state)
+            .await
+            .map(|axum::extract::Query(v)| Query(v))
+            .map_err(|e| AppError::BadRequest(e.body_text()))
     }
 }
 

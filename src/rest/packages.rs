@@ -1,6 +1,6 @@
 //! Reading packages: metadata, versions, stats and the tarball download.
 use axum::body::Body;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
 use axum::response::Response;
 use axum::Json;
@@ -8,29 +8,41 @@ use chrono::{DateTime, Utc};
 use futures::StreamExt;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
+use utoipa::ToSchema;
 
 use crate::domain::{PackageName, PackageVersion};
 use crate::error::{AppError, AppResult};
+use crate::rest::openapi as doc;
 use crate::rest::publish::download_url;
+use crate::rest::Path;
 use crate::service::catalog;
 use crate::state::AppState;
 use crate::storage::{Storage, StorageError};
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 pub struct OwnerRef {
     username: String,
+    #[schema(format = Uuid)]
     user_id: String,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 pub struct PackageBody {
     name: String,
+    /// "" when none.
     description: String,
+    /// null when every version is yanked.
+    #[schema(required = true)]
     latest_version: Option<String>,
+    /// Non-yanked versions, ascending.
     versions: Vec<String>,
+    #[schema(required = true)]
     owner: Option<OwnerRef>,
+    /// "" when none.
     license: String,
+    #[schema(required = true)]
     repository: Option<String>,
+    #[schema(required = true)]
     homepage: Option<String>,
     keywords: Vec<String>,
     downloads_total: i64,
@@ -39,6 +51,14 @@ pub struct PackageBody {
     updated_at: DateTime<Utc>,
 }
 
+/// A package: metadata of its latest version, its versions and download counts.
+#[utoipa::path(get, path = "/api/v1/packages/{name}", tag = "packages", operation_id = "getPackage",
+    params(("name" = String, Path, description = "Package name", example = "hello-raven")),
+    responses(
+        (status = 200, description = "The package", body = PackageBody),
+        doc::BadRequest, doc::NotFound, doc::RateLimited, doc::ServerSide,
+    )
+)]
 pub async fn package(State(state): State<AppState>, Path(name): Path<String>) -> AppResult<Json<PackageBody>> {
     let d = catalog::package_detail(&state, &name).await?;
     let latest = d.latest().map(|v| v.num.clone());
@@ -59,26 +79,48 @@ pub async fn package(State(state): State<AppState>, Path(name): Path<String>) ->
     }))
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 pub struct VersionBody {
     name: String,
     version: String,
+    /// "" when none.
     description: String,
     authors: Vec<String>,
+    /// "" when none.
     license: String,
+    #[schema(required = true)]
     repository: Option<String>,
+    #[schema(required = true)]
     homepage: Option<String>,
     keywords: Vec<String>,
+    /// Dependency name to version requirement.
+    #[schema(value_type = BTreeMap<String, String>)]
     dependencies: serde_json::Map<String, serde_json::Value>,
+    /// Dev-dependency name to version requirement.
+    #[schema(value_type = BTreeMap<String, String>)]
     dev_dependencies: serde_json::Map<String, serde_json::Value>,
     published_at: DateTime<Utc>,
+    /// Absolute URL of the tarball.
+    #[schema(format = "uri")]
     download_url: String,
+    /// `sha256:<hex>` of the tarball.
+    #[schema(pattern = "^sha256:[0-9a-f]{64}$")]
     checksum: String,
+    /// Compressed size of the tarball.
     size_bytes: i64,
     yanked: bool,
+    #[schema(required = true)]
     yanked_at: Option<DateTime<Utc>>,
 }
 
+/// One version of a package (yanked versions too).
+#[utoipa::path(get, path = "/api/v1/packages/{name}/{version}", tag = "packages", operation_id = "getVersion",
+    params(("name" = String, Path, description = "Package name", example = "hello-raven"), ("version" = String, Path, description = "SemVer version", example = "1.0.0")),
+    responses(
+        (status = 200, description = "The version", body = VersionBody),
+        doc::BadRequest, doc::NotFound, doc::RateLimited, doc::ServerSide,
+    )
+)]
 pub async fn version(
     State(state): State<AppState>,
     Path((name, version)): Path<(String, String)>,
@@ -109,7 +151,7 @@ pub async fn version(
     }))
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 pub struct DownloadsBody {
     total: i64,
     last_week: i64,
@@ -117,7 +159,7 @@ pub struct DownloadsBody {
     last_year: i64,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 pub struct PackageStatsBody {
     name: String,
     downloads: DownloadsBody,
@@ -126,6 +168,14 @@ pub struct PackageStatsBody {
     updated_at: DateTime<Utc>,
 }
 
+/// Download and dependency statistics of a package.
+#[utoipa::path(get, path = "/api/v1/packages/{name}/stats", tag = "packages", operation_id = "packageStats",
+    params(("name" = String, Path, description = "Package name", example = "hello-raven")),
+    responses(
+        (status = 200, description = "The statistics", body = PackageStatsBody),
+        doc::BadRequest, doc::NotFound, doc::RateLimited, doc::ServerSide,
+    )
+)]
 pub async fn stats(State(state): State<AppState>, Path(name): Path<String>) -> AppResult<Json<PackageStatsBody>> {
     let s = catalog::package_stats(&state, &name).await?;
     Ok(Json(PackageStatsBody {
@@ -148,6 +198,32 @@ pub async fn stats(State(state): State<AppState>, Path(name): Path<String>) -> A
 ///
 /// When the database is unreachable the tarball still streams, straight from storage by name and
 /// version (see [`download_from_storage_alone`]).
+#[utoipa::path(method(get, head), path = "/api/v1/packages/{name}/{version}/download", tag = "packages",
+    operation_id = "download",
+    summary = "Downloads the tarball of a version (yanked versions too)",
+    description = "Streams `application/gzip` with an ETag (the quoted sha256) and immutable caching; \
+        HEAD answers the headers alone; If-None-Match gives 304. Not rate limited. When the database is \
+        unreachable the tarball still streams from storage, without ETag.",
+    params(
+        ("name" = String, Path, description = "Package name", example = "hello-raven"),
+        ("version" = String, Path, description = "SemVer version", example = "1.0.0"),
+        ("If-None-Match" = Option<String>, Header, nullable = false, description = "ETag(s) the client holds"),
+    ),
+    responses(
+        (status = 200, description = "The tarball (HEAD: headers only). Not rate limited.",
+            content_type = "application/gzip", body = inline(doc::Binary),
+            headers(
+                ("ETag" = String, description = "The quoted sha256 of the tarball (absent when served without the database)"),
+                ("Content-Disposition" = String, description = "attachment; filename=\"NAME-VERSION.tar.gz\""),
+                ("Cache-Control" = String, description = "public, max-age=31536000, immutable"),
+            )),
+        (status = 302, description = "With DOWNLOAD_REDIRECT: fetch the tarball from Location (CDN or presigned URL)",
+            headers(("Location" = String), ("ETag" = String), ("Cache-Control" = String, description = "no-store"))),
+        (status = 304, description = "The client's copy (If-None-Match) is current",
+            headers(("ETag" = String), ("Cache-Control" = String))),
+        doc::BadRequest, doc::NotFound, doc::ServerSide,
+    )
+)]
 pub async fn download(
     State(state): State<AppState>,
     method: Method,

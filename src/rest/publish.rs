@@ -9,7 +9,9 @@ use axum::Json;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use tokio::io::AsyncWriteExt;
+use utoipa::ToSchema;
 
+use super::openapi as doc;
 use super::ApiMultipart;
 use crate::auth::Viewer;
 use crate::domain::ValidationError;
@@ -25,14 +27,35 @@ struct Metadata {
     _rest: serde_json::Map<String, serde_json::Value>,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 pub struct PublishResponse {
+    #[schema(format = Uuid)]
     package_id: String,
     name: String,
     version: String,
     published_at: DateTime<Utc>,
+    /// Absolute URL of the tarball.
+    #[schema(format = "uri")]
     download_url: String,
+    /// `sha256:<hex>` of the tarball.
+    #[schema(pattern = "^sha256:[0-9a-f]{64}$")]
     checksum: String,
+}
+
+/// The multipart form of a publish (documentation only; the handler reads the parts as a stream).
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub struct PublishForm {
+    /// JSON text, e.g. `{"name": "...", "version": "..."}`; `name` and `version` must agree with
+    /// the `raven.toml` inside the tarball, which is the source of truth. Optional.
+    #[schema(required = false)]
+    metadata: String,
+    /// Accepted instead of `metadata`.
+    #[schema(required = false)]
+    manifest: String,
+    /// The gzip'd tar, with `raven.toml` at its root.
+    #[schema(value_type = doc::Binary)]
+    tarball: Vec<u8>,
 }
 
 pub fn download_url(state: &AppState, name: &str, version: &str) -> String {
@@ -47,6 +70,15 @@ fn multipart_error(e: axum::extract::multipart::MultipartError) -> AppError {
     }
 }
 
+/// Publishes a version from a tarball.
+#[utoipa::path(post, path = "/api/v1/packages/publish", tag = "packages", security(("bearer" = [])),
+    request_body(content = inline(PublishForm), content_type = "multipart/form-data"),
+    responses(
+        (status = 201, description = "The version is published", body = PublishResponse),
+        doc::BadRequest, doc::Unauthorized, doc::Forbidden, doc::Conflict, doc::PayloadTooLarge,
+        doc::RateLimited, doc::ServerSide,
+    )
+)]
 pub async fn publish(
     State(state): State<AppState>,
     viewer: Viewer,

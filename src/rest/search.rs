@@ -1,24 +1,35 @@
 //! GET /search?q=&limit=&offset=
-use axum::extract::{Query, State};
+use axum::extract::State;
 use axum::Json;
 use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
 
+use super::openapi as doc;
+use super::Query;
 use crate::error::{AppError, AppResult};
 use crate::service::search::{self, PackageSort};
 use crate::service::versions;
 use crate::state::AppState;
 
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct Params {
+    /// Search text (name, keywords, description); empty lists everything.
     #[serde(default)]
     q: String,
+    /// Page size: default 20; values above 100 are capped to 100, 0 counts as 1.
+    #[param(value_type = Option<u64>, minimum = 0)]
     limit: Option<String>,
+    /// Results to skip; default 0.
+    #[param(value_type = Option<u64>, minimum = 0)]
     offset: Option<String>,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
+#[schema(as = SearchResult)]
 pub struct Result_ {
     name: String,
+    /// The latest version ("" when every version is yanked).
     version: String,
     description: String,
     keywords: Vec<String>,
@@ -26,7 +37,7 @@ pub struct Result_ {
     score: f64,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 pub struct SearchBody {
     results: Vec<Result_>,
     total: u64,
@@ -41,6 +52,11 @@ fn number(v: Option<String>, name: &str, default: u64) -> AppResult<u64> {
     }
 }
 
+/// Full-text search over packages, best match first.
+#[utoipa::path(get, path = "/api/v1/search", tag = "search", params(Params), responses(
+    (status = 200, description = "A page of results", body = SearchBody),
+    doc::BadRequest, doc::RateLimited, doc::ServerSide,
+))]
 pub async fn search(State(state): State<AppState>, Query(p): Query<Params>) -> AppResult<Json<SearchBody>> {
     // Capped rather than refused: `raven pkg` may ask for more than a page.
     let limit = number(p.limit, "limit", 20)?.clamp(1, 100);

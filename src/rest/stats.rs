@@ -3,12 +3,13 @@ use axum::extract::State;
 use axum::Json;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
+use utoipa::ToSchema;
 
 use crate::error::AppResult;
 use crate::service;
 use crate::state::AppState;
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct StatsBody {
     pub total_packages: i64,
     pub total_versions: i64,
@@ -17,6 +18,11 @@ pub struct StatsBody {
     pub updated_at: DateTime<Utc>,
 }
 
+/// Registry-wide totals.
+#[utoipa::path(get, path = "/api/v1/stats", tag = "search", operation_id = "registryStats", responses(
+    (status = 200, description = "The totals", body = StatsBody),
+    super::openapi::RateLimited, super::openapi::ServerSide,
+))]
 pub async fn registry_stats(State(state): State<AppState>) -> AppResult<Json<StatsBody>> {
     let s = service::stats::registry_stats(&state.db).await?;
     Ok(Json(StatsBody {

@@ -1,43 +1,51 @@
 //! GET /users/:username, GET /users/me, POST /users/me/tokens, DELETE /users/me/tokens/:token_id
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 use uuid::Uuid;
 
+use super::openapi as doc;
 use super::ApiJson;
+use super::Path;
 use crate::auth::Viewer;
 use crate::error::{AppError, AppResult};
 use crate::service::{accounts, profiles, tokens};
 use crate::state::AppState;
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 pub struct PackageSummary {
     name: String,
+    /// The latest version ("" when every version is yanked).
     version: String,
     downloads: i64,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 pub struct UserBody {
     username: String,
+    #[schema(format = Uuid)]
     user_id: String,
     joined_at: DateTime<Utc>,
     packages: Vec<PackageSummary>,
     total_downloads: i64,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 pub struct TokenSummary {
+    #[schema(format = Uuid)]
     token_id: String,
     name: String,
     created_at: DateTime<Utc>,
+    /// null when the token was never used.
+    #[schema(required = true)]
     last_used: Option<DateTime<Utc>>,
     expires_at: DateTime<Utc>,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 pub struct MeBody {
     #[serde(flatten)]
     user: UserBody,
@@ -60,6 +68,14 @@ async fn user_body(state: &AppState, user: &entity::users::Model) -> AppResult<U
     })
 }
 
+/// A user's public profile and packages.
+#[utoipa::path(get, path = "/api/v1/users/{username}", tag = "users", operation_id = "getUser",
+    params(("username" = String, Path, description = "Username (case-insensitive)", example = "ada")),
+    responses(
+        (status = 200, description = "The profile", body = UserBody),
+        doc::BadRequest, doc::NotFound, doc::RateLimited, doc::ServerSide,
+    )
+)]
 pub async fn show(State(state): State<AppState>, Path(username): Path<String>) -> AppResult<Json<UserBody>> {
     let user = accounts::find_by_username(&state, &username)
         .await?
@@ -67,6 +83,11 @@ pub async fn show(State(state): State<AppState>, Path(username): Path<String>) -
     Ok(Json(user_body(&state, &user).await?))
 }
 
+/// The bearer's own profile, with email and live API tokens.
+#[utoipa::path(get, path = "/api/v1/users/me", tag = "users", operation_id = "getMe", security(("bearer" = [])), responses(
+    (status = 200, description = "The profile", body = MeBody),
+    doc::Unauthorized, doc::RateLimited, doc::ServerSide,
+))]
 pub async fn me(State(state): State<AppState>, viewer: Viewer) -> AppResult<Json<MeBody>> {
     let user = accounts::find_by_id(&state, viewer.user_id)
         .await?
@@ -85,22 +106,36 @@ pub async fn me(State(state): State<AppState>, viewer: Viewer) -> AppResult<Json
     Ok(Json(MeBody { email: user.email.clone(), user: user_body(&state, &user).await?, tokens }))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 pub struct CreateTokenBody {
+    /// 1 to 64 printable characters; "login" is reserved.
+    #[schema(min_length = 1, max_length = 64)]
     name: String,
+    #[schema(minimum = 1, maximum = 365)]
     expires_in_days: i64,
+    /// Rights of the token; all of them when absent.
+    #[schema(value_type = Option<Vec<doc::TokenScope>>)]
     scopes: Option<Vec<String>>,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 pub struct CreatedToken {
     token: String,
+    #[schema(format = Uuid)]
     token_id: String,
     name: String,
     created_at: DateTime<Utc>,
     expires_at: DateTime<Utc>,
 }
 
+/// Creates an API token (only with a login token).
+#[utoipa::path(post, path = "/api/v1/users/me/tokens", tag = "users", operation_id = "createToken", security(("bearer" = [])),
+    request_body = CreateTokenBody,
+    responses(
+        (status = 201, description = "The new token; its text is shown only here", body = CreatedToken),
+        doc::BadRequest, doc::Unauthorized, doc::Forbidden, doc::PayloadTooLarge, doc::RateLimited, doc::ServerSide,
+    )
+)]
 pub async fn create_token(
     State(state): State<AppState>,
     viewer: Viewer,
@@ -120,12 +155,22 @@ pub async fn create_token(
     ))
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 pub struct RevokedToken {
+    #[schema(format = Uuid)]
     token_id: String,
+    /// Always true.
     revoked: bool,
 }
 
+/// Revokes one of the bearer's tokens; revocation is immediate.
+#[utoipa::path(delete, path = "/api/v1/users/me/tokens/{token_id}", tag = "users", operation_id = "revokeToken", security(("bearer" = [])),
+    params(("token_id" = String, Path, format = Uuid, description = "ID of the token")),
+    responses(
+        (status = 200, description = "The token is revoked", body = RevokedToken),
+        doc::Unauthorized, doc::Forbidden, doc::BadRequest, doc::NotFound, doc::RateLimited, doc::ServerSide,
+    )
+)]
 pub async fn revoke_token(
     State(state): State<AppState>,
     viewer: Viewer,
