@@ -117,7 +117,8 @@ pub async fn get(
         Ok(r) => r,
         Err(e) => return request_error(StatusCode::BAD_REQUEST, &format!("invalid GraphQL request: {e}")),
     };
-    if is_mutation(&request) {
+    let mut request = request;
+    if is_mutation(&mut request) {
         let mut res = request_error(StatusCode::METHOD_NOT_ALLOWED, "mutations must be sent with POST");
         res.headers_mut().insert(header::ALLOW, HeaderValue::from_static("POST"));
         return res;
@@ -141,12 +142,14 @@ fn with_request_data(
 
 /// True when the operation the request selects is a mutation. Unparseable documents are left to
 /// execution, which reports the syntax error properly.
-fn is_mutation(request: &Request) -> bool {
-    let Ok(doc) = async_graphql::parser::parse_query(&request.query) else {
+fn is_mutation(request: &mut Request) -> bool {
+    let name = request.operation_name.clone();
+    // Parsed once: execution reuses the document the request keeps.
+    let Ok(doc) = request.parsed_query() else {
         return false;
     };
     let ops: Vec<_> = doc.operations.iter().collect();
-    let chosen = match &request.operation_name {
+    let chosen = match &name {
         Some(name) => ops.into_iter().find(|(n, _)| n.map(|n| n.as_str()) == Some(name.as_str())),
         None => ops.into_iter().next(),
     };
@@ -157,7 +160,7 @@ fn is_mutation(request: &Request) -> bool {
 /// `"#__graphql_file__:<index>"` and trusts such a marker wherever an `Upload` is parsed: a forged
 /// one (an inline literal, a JSON variable, an index past the files that arrived) panics inside the
 /// library (an unchecked number parse, an unchecked index). Only markers naming a received file pass.
-fn forged_upload_marker(request: &Request) -> bool {
+fn forged_upload_marker(request: &mut Request) -> bool {
     use async_graphql::parser::types::{Directive, Selection, SelectionSet};
     use async_graphql::parser::Positioned;
     use async_graphql::Value as ConstValue;
@@ -206,8 +209,9 @@ fn forged_upload_marker(request: &Request) -> bool {
     if request.variables.values().any(|v| in_const(v, &forged)) {
         return true;
     }
-    // A document that does not parse is left to execution, which reports the syntax error.
-    let Ok(doc) = async_graphql::parser::parse_query(&request.query) else {
+    // A document that does not parse is left to execution, which reports the syntax error. One
+    // that does is kept in the request, and execution does not parse it again.
+    let Ok(doc) = request.parsed_query() else {
         return false;
     };
     doc.operations.iter().any(|(_, op)| {
@@ -223,8 +227,8 @@ fn forged_upload_marker(request: &Request) -> bool {
         .any(|f| in_directives(&f.node.directives, &forged) || in_set(&f.node.selection_set.node, &forged))
 }
 
-async fn execute(schema: &RegistrySchema, request: Request, headers: &HeaderMap) -> Response {
-    if forged_upload_marker(&request) {
+async fn execute(schema: &RegistrySchema, mut request: Request, headers: &HeaderMap) -> Response {
+    if forged_upload_marker(&mut request) {
         return request_error(StatusCode::BAD_REQUEST, "an Upload must be a file part of a GraphQL multipart request");
     }
     let response = schema.execute(request).await;
