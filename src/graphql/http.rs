@@ -113,11 +113,10 @@ pub async fn get(
         }
         return request_error(StatusCode::BAD_REQUEST, "GET /graphql needs a `query` parameter");
     }
-    let request = match async_graphql::http::parse_query_string(&query) {
+    let mut request = match async_graphql::http::parse_query_string(&query) {
         Ok(r) => r,
         Err(e) => return request_error(StatusCode::BAD_REQUEST, &format!("invalid GraphQL request: {e}")),
     };
-    let mut request = request;
     if is_mutation(&mut request) {
         let mut res = request_error(StatusCode::METHOD_NOT_ALLOWED, "mutations must be sent with POST");
         res.headers_mut().insert(header::ALLOW, HeaderValue::from_static("POST"));
