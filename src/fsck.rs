@@ -8,6 +8,10 @@
 //! belong to a publish still in flight. Orphans younger than [`ORPHAN_MIN_AGE`] are reported but
 //! left alone by `run` (the same rule the publish service applies before replacing an orphan);
 //! [`run_with`] lets a caller that knows no publish is running choose another age.
+//!
+//! On local storage, object_store writes a blob as a staging file (`<key>#<n>`) and renames it into
+//! place; it never lists staging files, so one left by a process killed mid-write would stay
+//! forever. fsck finds them on disk and `--repair` deletes those older than the same minimum age.
 use std::collections::{HashMap, HashSet};
 use std::fmt;
 use std::time::Duration;
@@ -93,12 +97,14 @@ pub struct Report {
     pub versions: Vec<VersionProblem>,
     /// Blobs no version owns, in key order.
     pub orphans: Vec<Orphan>,
+    /// Staging files of the local store left by an interrupted write (`<key>#<n>`), in path order.
+    pub staging: Vec<Orphan>,
 }
 
 impl Report {
     /// No problem left: every version has its intact blob, and every orphan has been removed.
     pub fn is_clean(&self) -> bool {
-        self.versions.is_empty() && self.orphans.iter().all(|o| o.state == OrphanState::Removed)
+        self.versions.is_empty() && self.orphans.iter().chain(&self.staging).all(|o| o.state == OrphanState::Removed)
     }
 
     pub fn missing(&self) -> impl Iterator<Item = &VersionProblem> {
@@ -146,11 +152,22 @@ impl fmt::Display for Report {
             };
             writeln!(f, "orphan blob {}: {what}", o.key)?;
         }
+        for o in &self.staging {
+            let what = match &o.state {
+                OrphanState::Found => "left by an interrupted write (fsck --repair deletes it)".to_owned(),
+                OrphanState::Removed => "left by an interrupted write: deleted".to_owned(),
+                OrphanState::TooRecent { age_secs } => {
+                    format!("written {age_secs}s ago, may be a write in progress: kept")
+                }
+                OrphanState::RemoveFailed(why) => format!("left by an interrupted write; could not delete it: {why}"),
+            };
+            writeln!(f, "staging file {}: {what}", o.key)?;
+        }
         let orphans_left = self.orphans.len() - self.orphans_removed();
         writeln!(
             f,
             "fsck: {} versions checked, {} blobs listed; {} missing, {} corrupt, {} unreadable; {} orphan blobs \
-             ({} removed, {} left){}",
+             ({} removed, {} left); {} staging files ({} removed){}",
             self.versions_checked,
             self.blobs_listed,
             self.missing().count(),
@@ -159,6 +176,8 @@ impl fmt::Display for Report {
             self.orphans.len(),
             self.orphans_removed(),
             orphans_left,
+            self.staging.len(),
+            self.staging.iter().filter(|o| o.state == OrphanState::Removed).count(),
             if self.is_clean() { ": clean" } else { ": PROBLEMS FOUND" },
         )
     }
@@ -204,7 +223,54 @@ pub async fn run_with(state: &AppState, opts: Options) -> anyhow::Result<Report>
             if opts.repair { repair_orphan(state, &key, opts.orphan_min_age).await } else { OrphanState::Found };
         report.orphans.push(Orphan { key, state: state_of });
     }
+    if state.config.storage_type == crate::config::StorageType::Local {
+        let root = state.config.storage_path();
+        report.staging = tokio::task::spawn_blocking(move || staging_files(&root, opts))
+            .await
+            .map_err(|e| anyhow::anyhow!("staging file scan failed: {e}"))?;
+    }
     Ok(report)
+}
+
+/// Files named `<something>#<digits>` under the local store's root: object_store's staging files.
+fn staging_files(root: &std::path::Path, opts: Options) -> Vec<Orphan> {
+    let mut found = Vec::new();
+    let mut stack = vec![root.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        let Ok(entries) = std::fs::read_dir(&dir) else { continue };
+        for entry in entries.flatten() {
+            let path = entry.path();
+            let Ok(meta) = entry.metadata() else { continue };
+            if meta.is_dir() {
+                stack.push(path);
+                continue;
+            }
+            let name = entry.file_name().to_string_lossy().into_owned();
+            let staging =
+                name.rsplit_once('#').is_some_and(|(_, n)| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()));
+            if !staging {
+                continue;
+            }
+            let key = path.strip_prefix(root).unwrap_or(&path).to_string_lossy().into_owned();
+            let age_secs = meta.modified().ok().and_then(|m| m.elapsed().ok()).map_or(0, |d| d.as_secs() as i64);
+            let state = if !opts.repair {
+                OrphanState::Found
+            } else if age_secs < opts.orphan_min_age.as_secs() as i64 {
+                OrphanState::TooRecent { age_secs }
+            } else {
+                match std::fs::remove_file(&path) {
+                    Ok(()) => {
+                        tracing::warn!(file = %key, age_secs, "fsck deleted a staging file left by an interrupted write");
+                        OrphanState::Removed
+                    }
+                    Err(e) => OrphanState::RemoveFailed(e.to_string()),
+                }
+            };
+            found.push(Orphan { key, state });
+        }
+    }
+    found.sort_by(|a, b| a.key.cmp(&b.key));
+    found
 }
 
 /// Every version row with its package name, read in pages.

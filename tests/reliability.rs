@@ -132,7 +132,8 @@ async fn fsck_finds_missing_corrupt_and_orphan_blobs_and_repairs_only_orphans() 
         "version charlie 1.0.0: corrupt blob: size",
         "version delta 1.0.0: missing blob",
         "orphan blob packages/ghost/ghost-1.0.0.tar.gz",
-        "4 versions checked, 4 blobs listed; 1 missing, 2 corrupt, 0 unreadable; 1 orphan blobs (0 removed, 1 left)",
+        "4 versions checked, 4 blobs listed; 1 missing, 2 corrupt, 0 unreadable; 1 orphan blobs (0 removed, 1 left); \
+         0 staging files (0 removed)",
     ] {
         assert!(text.contains(needle), "{needle:?} in\n{text}");
     }
@@ -192,6 +193,42 @@ async fn fsck_finds_missing_corrupt_and_orphan_blobs_and_repairs_only_orphans() 
         stdout_of(&out)
     );
     assert!(stdout_of(&out).contains(": clean"));
+}
+
+/// object_store writes a local blob as `<key>#<n>` and renames it into place; a process killed
+/// between the two leaves the staging file, which no listing shows. fsck finds it on disk.
+#[tokio::test]
+async fn fsck_finds_and_repairs_staging_files_left_by_an_interrupted_write() {
+    let app = spawn().await;
+    let storage_dir = app.config.storage_path();
+    let token = register(&app, "alice").await;
+    let blob = publish_package(&app, &token, "alpha", "1.0.0").await;
+    let leftover = storage_dir.join("packages/alpha/alpha-2.0.0.tar.gz#3");
+    std::fs::write(&leftover, &blob[..blob.len() / 2]).unwrap();
+    assert!(app.state.storage.list_keys().await.unwrap().iter().all(|k| !k.contains('#')), "never listed");
+
+    let report = fsck::run(&app.state, false).await.unwrap();
+    assert!(!report.is_clean(), "{report}");
+    assert!(report.orphans.is_empty() && report.versions.is_empty(), "{report}");
+    assert_eq!(report.staging.len(), 1, "{report}");
+    assert_eq!(report.staging[0].key, "packages/alpha/alpha-2.0.0.tar.gz#3");
+    assert_eq!(report.staging[0].state, OrphanState::Found);
+    assert!(report
+        .to_string()
+        .contains("staging file packages/alpha/alpha-2.0.0.tar.gz#3: left by an interrupted write"));
+
+    // A fresh one may be a write in progress: kept.
+    let report = fsck::run(&app.state, true).await.unwrap();
+    assert!(matches!(report.staging[0].state, OrphanState::TooRecent { .. }), "{report}");
+    assert!(leftover.exists());
+
+    backdate_all(&storage_dir);
+    let report = fsck::run(&app.state, true).await.unwrap();
+    assert_eq!(report.staging[0].state, OrphanState::Removed, "{report}");
+    assert!(report.is_clean(), "{report}");
+    assert!(!leftover.exists(), "the staging file is deleted");
+    assert_eq!(app.state.storage.get_bytes(&Storage::key("alpha", "1.0.0")).await.unwrap(), blob, "the blob stays");
+    assert!(fsck::run(&app.state, false).await.unwrap().staging.is_empty());
 }
 
 #[tokio::test]
@@ -847,17 +884,30 @@ async fn sigkill_during_concurrent_publishes_loses_and_corrupts_nothing() {
         raven_registry::domain::inspect_tarball(bytes.as_ref(), &Default::default())
             .unwrap_or_else(|e| panic!("orphan {key} is not a complete package: {e}"));
     }
-    assert_eq!(out.status.success(), orphan_lines.is_empty(), "{printed}");
-    eprintln!("{} publishes acknowledged before SIGKILL; {} orphan blobs", acked.len(), orphan_lines.len());
+    // A write cut mid-way leaves a staging file (never listed as a blob); fsck reports it too.
+    let staging_lines: Vec<&str> = printed.lines().filter(|l| l.starts_with("staging file ")).collect();
+    assert_eq!(out.status.success(), orphan_lines.is_empty() && staging_lines.is_empty(), "{printed}");
+    eprintln!(
+        "{} publishes acknowledged before SIGKILL; {} orphan blobs, {} staging files",
+        acked.len(),
+        orphan_lines.len(),
+        staging_lines.len()
+    );
 
     // Orphans left by the crash are old by the time an operator repairs (backdated here).
     backdate_all(&cfg.storage_path());
     let out = server.fsck(true);
     assert!(out.status.success(), "fsck --repair leaves nothing:\n{}", stdout_of(&out));
-    assert_eq!(stdout_of(&out).matches(": deleted").count(), orphan_lines.len(), "{}", stdout_of(&out));
+    assert_eq!(
+        stdout_of(&out).matches(": deleted").count(),
+        orphan_lines.len() + staging_lines.len(),
+        "{}",
+        stdout_of(&out)
+    );
     let out = server.fsck(false);
     assert!(out.status.success(), "{}", stdout_of(&out));
     assert!(stdout_of(&out).contains("0 orphan blobs"), "{}", stdout_of(&out));
+    assert!(stdout_of(&out).contains("0 staging files"), "{}", stdout_of(&out));
 
     // Restart: every acknowledged publish is there, downloadable with its recorded sha256.
     let server = Server::start(data.path(), db_url.as_deref(), logs.path()).await;
