@@ -25,6 +25,9 @@ pub enum AppError {
     NotFound(String),
     #[error("{0}")]
     Conflict(String),
+    /// The path exists, the method does not (REST only: GraphQL answers 405 itself).
+    #[error("this endpoint does not accept that method")]
+    MethodNotAllowed,
     #[error("{0}")]
     PayloadTooLarge(String),
     #[error("rate limit exceeded, retry in {retry_after} seconds")]
@@ -48,6 +51,7 @@ impl AppError {
             AppError::Forbidden(_) => StatusCode::FORBIDDEN,
             AppError::NotFound(_) => StatusCode::NOT_FOUND,
             AppError::Conflict(_) => StatusCode::CONFLICT,
+            AppError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             AppError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             AppError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             AppError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
@@ -64,6 +68,7 @@ impl AppError {
             AppError::Forbidden(_) => "permission_denied",
             AppError::NotFound(_) => "not_found",
             AppError::Conflict(_) => "conflict",
+            AppError::MethodNotAllowed => "method_not_allowed",
             AppError::PayloadTooLarge(_) => "payload_too_large",
             AppError::RateLimited { .. } => "rate_limit_exceeded",
             AppError::Unavailable(_) => "service_unavailable",
@@ -75,6 +80,7 @@ impl AppError {
     pub fn graphql_code(&self) -> &'static str {
         match self {
             AppError::Validation(_) | AppError::BadRequest(_) => "BAD_USER_INPUT",
+            AppError::MethodNotAllowed => "BAD_REQUEST",
             AppError::Unauthenticated(_) | AppError::InvalidCredentials => "UNAUTHENTICATED",
             AppError::Forbidden(_) => "FORBIDDEN",
             AppError::NotFound(_) => "NOT_FOUND",

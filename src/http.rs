@@ -110,6 +110,7 @@ pub fn router(state: AppState, schema: RegistrySchema) -> Router {
         .merge(graphql_routes)
         .merge(rest_routes)
         .fallback(rest::not_found)
+        .method_not_allowed_fallback(rest::method_not_allowed)
         .layer(DefaultBodyLimit::max(JSON_BODY_LIMIT))
         .layer(axum::middleware::from_fn_with_state(state.clone(), crate::ratelimit::middleware))
         .layer(axum::middleware::from_fn(crate::metrics::track))

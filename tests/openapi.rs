@@ -100,6 +100,12 @@ async fn the_document_lists_exactly_the_served_routes() {
                 .await
                 .unwrap();
             assert_eq!(res.status(), 405, "{method} {path} is served but not in API_ROUTES");
+            assert!(
+                res.headers().contains_key(reqwest::header::ALLOW),
+                "{method} {path}: 405 names the allowed methods"
+            );
+            let body: serde_json::Value = res.json().await.expect("a 405 has the v1 JSON error body");
+            assert_eq!(body["error"], "method_not_allowed", "{method} {path}: {body}");
         }
     }
 

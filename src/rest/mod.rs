@@ -21,6 +21,11 @@ pub async fn not_found() -> AppError {
     AppError::NotFound("no such endpoint".into())
 }
 
+/// A known path with a method it does not serve: the v1 error body (axum adds `Allow`).
+pub async fn method_not_allowed() -> AppError {
+    AppError::MethodNotAllowed
+}
+
 /// A JSON body whose rejections (bad syntax, wrong content type, missing fields) come back in the
 /// v1 error shape instead of axum's plain text.
 pub struct ApiJson<T>(pub T);

@@ -138,6 +138,7 @@ pub enum ErrorCode {
     PermissionDenied,
     NotFound,
     Conflict,
+    MethodNotAllowed,
     PayloadTooLarge,
     RateLimitExceeded,
     InternalError,
