@@ -1,6 +1,6 @@
 use async_graphql::{Context, Object, Result};
 
-use crate::graphql::loader::prime_packages;
+use crate::graphql::loader::{prime_package, prime_packages};
 use crate::graphql::object::package::{page, Package, PackageConnection, Version};
 use crate::graphql::{cursor, state};
 use crate::service::search::{self, PackageSort};
@@ -13,7 +13,11 @@ pub struct PackageQuery;
 impl PackageQuery {
     /// A package by name, or null.
     async fn package(&self, ctx: &Context<'_>, name: String) -> Result<Option<Package>> {
-        Ok(pkgs::find_by_name(&state(ctx).db, &name.to_ascii_lowercase()).await?.map(Package))
+        let Some(package) = pkgs::find_by_name(&state(ctx).db, &name.to_ascii_lowercase()).await? else {
+            return Ok(None);
+        };
+        prime_package(ctx, package.id).await?;
+        Ok(Some(Package(package)))
     }
 
     /// One version of a package (build metadata ignored), or null.
