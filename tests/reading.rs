@@ -794,3 +794,31 @@ async fn registry_stats_over_rest_and_graphql() {
     assert_eq!(p["versions_count"], json!(2), "{p}");
     assert_eq!(p["downloads"]["total"], json!(1), "{p}");
 }
+
+/// A flush spanning several write transactions (more distinct versions than one transaction takes)
+/// adds every count once, and skips versions that do not exist.
+#[tokio::test]
+async fn a_large_flush_is_written_in_chunks_and_counts_everything_once() {
+    let app = spawn().await;
+    let token = common::api::register(&app, "counter").await;
+    for v in ["1.0.0", "1.0.1", "1.0.2"] {
+        publish_ok(&app, &token, "chunky", v, common::tarballs::package("chunky", v)).await;
+    }
+    for i in 0..250 {
+        app.state.downloads.record("chunky", &format!("9.9.{i}"));
+        app.state.downloads.record("no-such-package", "1.0.0");
+    }
+    for (v, n) in [("1.0.0", 3), ("1.0.1", 1), ("1.0.2", 2)] {
+        for _ in 0..n {
+            app.state.downloads.record("chunky", v);
+        }
+    }
+    let written = app.state.downloads.flush(&app.state.db).await.expect("flush");
+    assert_eq!(written, 3, "the three real versions; unknown ones are skipped");
+    assert_eq!(app.state.downloads.pending_total(), 0);
+    let (status, pkg) = common::api::get_json(&app, "/api/v1/packages/chunky", None).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(pkg["downloads_total"], json!(6), "{pkg}");
+    assert_eq!(pkg["downloads_last_month"], json!(6), "{pkg}");
+    assert_eq!(app.state.downloads.flush(&app.state.db).await.unwrap(), 0, "nothing counted twice");
+}

@@ -6,12 +6,14 @@ use std::sync::Mutex;
 
 use chrono::{NaiveDate, Utc};
 use sea_orm::sea_query::{Expr, ExprTrait};
-use sea_orm::{ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter, Statement};
+use sea_orm::{ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, FromQueryResult, QueryFilter, Statement};
+use uuid::Uuid;
 
 use entity::{packages, versions};
 
+use crate::domain::PackageVersion;
 use crate::error::AppResult;
-use crate::service::packages as pkgs;
+use crate::service::search::numbered;
 
 type Key = (String, String, NaiveDate);
 
@@ -31,54 +33,93 @@ impl DownloadCounter {
         self.pending.lock().expect("download counter lock").values().sum()
     }
 
-    /// Adds the pending counts to the database in one transaction. On failure the counts are put
-    /// back, to be retried by the next flush.
+    /// Adds the pending counts to the database, in transactions of at most [`CHUNK`] keys so the
+    /// SQLite write lock is never held for long (one transaction for a busy interval's thousands of
+    /// versions held it for seconds, and publishes and logins timed out behind it). Counts of a
+    /// chunk that fails are put back, to be retried by the next flush; committed chunks are not.
     #[tracing::instrument(name = "db.flush_downloads", skip_all)]
     pub async fn flush(&self, db: &DatabaseConnection) -> AppResult<usize> {
-        let batch: HashMap<Key, i64> = std::mem::take(&mut *self.pending.lock().expect("download counter lock"));
-        if batch.is_empty() {
-            return Ok(0);
-        }
-        match write(db, &batch).await {
-            Ok(n) => Ok(n),
-            Err(e) => {
-                let mut pending = self.pending.lock().expect("download counter lock");
-                for (k, n) in batch {
-                    *pending.entry(k).or_default() += n;
+        let batch: Vec<(Key, i64)> =
+            std::mem::take(&mut *self.pending.lock().expect("download counter lock")).into_iter().collect();
+        let mut written = 0;
+        let mut chunks = batch.chunks(CHUNK);
+        while let Some(chunk) = chunks.next() {
+            match write(db, chunk).await {
+                Ok(n) => written += n,
+                Err(e) => {
+                    let mut pending = self.pending.lock().expect("download counter lock");
+                    for (k, n) in chunk.iter().chain(chunks.flatten()) {
+                        *pending.entry(k.clone()).or_default() += n;
+                    }
+                    return Err(e);
                 }
-                Err(e)
             }
         }
+        Ok(written)
     }
 }
 
-async fn write(db: &DatabaseConnection, batch: &HashMap<Key, i64>) -> AppResult<usize> {
+/// Keys written per transaction.
+const CHUNK: usize = 100;
+
+#[derive(FromQueryResult)]
+struct Target {
+    version_id: Uuid,
+    package_id: Uuid,
+    name: String,
+    canonical: String,
+}
+
+/// The version and package ids of the chunk's keys, read before the write transaction (in one
+/// statement), so the transaction holds the write lock only for the writes.
+async fn targets(db: &DatabaseConnection, chunk: &[(Key, i64)]) -> AppResult<HashMap<(String, String), (Uuid, Uuid)>> {
+    let mut names: Vec<&str> = chunk.iter().map(|((name, _, _), _)| name.as_str()).collect();
+    names.sort_unstable();
+    names.dedup();
+    let backend = db.get_database_backend();
+    let sql = format!(
+        "SELECT v.id AS version_id, v.package_id, p.name, v.canonical FROM versions v \
+         JOIN packages p ON p.id = v.package_id WHERE p.name IN ({})",
+        vec!["?"; names.len()].join(", ")
+    );
+    let values: Vec<sea_orm::Value> = names.iter().map(|n| (*n).into()).collect();
+    let stmt = Statement::from_sql_and_values(backend, numbered(backend, &sql), values);
+    Ok(Target::find_by_statement(stmt)
+        .all(db)
+        .await?
+        .into_iter()
+        .map(|t| ((t.name, t.canonical), (t.version_id, t.package_id)))
+        .collect())
+}
+
+async fn write(db: &DatabaseConnection, chunk: &[(Key, i64)]) -> AppResult<usize> {
+    let ids = targets(db, chunk).await?;
     let txn = crate::db::begin_write(db).await?;
     let backend = txn.get_database_backend();
-    let upsert = match backend {
-        sea_orm::DbBackend::Postgres => {
-            "INSERT INTO version_downloads (version_id, day, count) VALUES ($1, $2, $3) \
-             ON CONFLICT (version_id, day) DO UPDATE SET count = version_downloads.count + excluded.count"
-        }
-        _ => {
-            "INSERT INTO version_downloads (version_id, day, count) VALUES (?, ?, ?) \
-             ON CONFLICT (version_id, day) DO UPDATE SET count = version_downloads.count + excluded.count"
-        }
-    };
+    let upsert = numbered(
+        backend,
+        "INSERT INTO version_downloads (version_id, day, count) VALUES (?, ?, ?) \
+         ON CONFLICT (version_id, day) DO UPDATE SET count = version_downloads.count + excluded.count",
+    );
     let mut written = 0;
-    for ((name, version, day), n) in batch {
-        let Some(package) = pkgs::find_by_name(&txn, name).await? else { continue };
-        let Some(v) = pkgs::find_version(&txn, package.id, version).await? else { continue };
-        txn.execute_raw(Statement::from_sql_and_values(backend, upsert, [v.id.into(), (*day).into(), (*n).into()]))
-            .await?;
+    for ((name, version, day), n) in chunk {
+        // Downloads are only recorded for versions that exist; one deleted since is skipped.
+        let Ok(canonical) = PackageVersion::parse(version).map(|v| v.canonical()) else { continue };
+        let Some(&(version_id, package_id)) = ids.get(&(name.clone(), canonical)) else { continue };
+        txn.execute_raw(Statement::from_sql_and_values(
+            backend,
+            upsert.clone(),
+            [version_id.into(), (*day).into(), (*n).into()],
+        ))
+        .await?;
         versions::Entity::update_many()
             .col_expr(versions::Column::Downloads, Expr::col(versions::Column::Downloads).add(*n))
-            .filter(versions::Column::Id.eq(v.id))
+            .filter(versions::Column::Id.eq(version_id))
             .exec(&txn)
             .await?;
         packages::Entity::update_many()
             .col_expr(packages::Column::Downloads, Expr::col(packages::Column::Downloads).add(*n))
-            .filter(packages::Column::Id.eq(package.id))
+            .filter(packages::Column::Id.eq(package_id))
             .exec(&txn)
             .await?;
         written += 1;
