@@ -90,6 +90,7 @@ impl App {
         let App { state, router } = self;
         let flusher = tokio::spawn(flush_downloads_periodically(state.clone()));
         let purger = tokio::spawn(ratelimit::purge_periodically(state.limits.clone()));
+        let upkeep = tokio::spawn(crate::metrics::upkeep_periodically());
         let (stopping_tx, stopping_rx) = tokio::sync::oneshot::channel::<()>();
         let signal = async move {
             shutdown.await;
@@ -120,6 +121,7 @@ impl App {
         }
         flusher.abort();
         purger.abort();
+        upkeep.abort();
         // In-flight downloads have finished: their counts are written before the process exits.
         if let Err(e) = state.downloads.flush(&state.db).await {
             tracing::error!(error = %e, lost = state.downloads.pending_total(), "could not flush download counts at shutdown");

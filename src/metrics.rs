@@ -91,6 +91,19 @@ fn describe() {
     describe_gauge!("raven_build_info", "Version and git commit of the running binary.");
 }
 
+/// Folds recorded histogram samples into their buckets every few seconds. The exporter keeps every
+/// sample until upkeep runs, and upkeep otherwise runs only when /metrics is scraped: unscraped,
+/// the process grew by ~50 bytes per request (+42 MB in a 10-minute soak).
+pub async fn upkeep_periodically() {
+    let handle = install();
+    let mut tick = tokio::time::interval(std::time::Duration::from_secs(5));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        handle.run_upkeep();
+    }
+}
+
 /// `GET /metrics`: the Prometheus text exposition format.
 pub async fn render(State(state): State<AppState>) -> Response {
     let handle = install();
