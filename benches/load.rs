@@ -1,5 +1,6 @@
 //! Load benchmark: `cargo bench --bench load [-- --quick] [--packages N] [--versions M] [--seconds S]
-//! [--connections C] [--client-threads T] [--only a,b]`.
+//! [--connections C] [--client-threads T] [--only a,b]`, or a soak: `cargo bench --bench load -- --soak
+//! [MINUTES] [--sample-every S]`.
 //!
 //! Starts the real release binary as a separate process (temporary DATA_DIR, a free port, rate limits
 //! off; SQLite by default, a fresh PostgreSQL database when BENCH_DATABASE_URL is set), seeds it with
@@ -7,6 +8,9 @@
 //! rotating over the seeded data. Every figure is also given as a ratio to the `/health` figure of
 //! the same run, so results compare across noisy machines. It reports, never asserts, speeds; it does
 //! exit non-zero when a request fails, the server cannot start, or the server does not stop cleanly.
+//!
+//! The soak (`soak.rs`) runs a mixed load against one server for minutes and watches its RSS, open
+//! file descriptors and threads.
 use std::io::Write as _;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -22,6 +26,9 @@ use hyper::client::conn::http1;
 use hyper_util::rt::TokioIo;
 use raven_registry::seed::{self, PlannedPackage};
 
+#[path = "load/soak.rs"]
+mod soak;
+
 const BIN: &str = env!("CARGO_BIN_EXE_raven-registry");
 
 #[derive(Debug, Clone)]
@@ -33,12 +40,20 @@ struct Opts {
     connections: usize,
     client_threads: usize,
     only: Option<Vec<String>>,
+    /// Soak for this many minutes instead of the scenarios.
+    soak: Option<f64>,
+    /// Seconds between two soak samples.
+    sample_every: f64,
+    /// During the soak, GET /metrics every so many seconds, as a Prometheus server would.
+    scrape_every: Option<f64>,
 }
 
 fn usage() -> ! {
     eprintln!(
         "usage: cargo bench --bench load -- [--quick] [--packages N] [--versions M] [--seconds S] \
          [--connections C] [--client-threads T] [--only scenario,scenario]\n\
+         \x20      cargo bench --bench load -- --soak [MINUTES (default 10)] [--sample-every S (default 30)] \
+         [--scrape-metrics S] [--quick] [--packages N] [--versions M] [--client-threads T]\n\
          scenarios: package version search gql-package gql-search download stats publish-1 publish-4 login\n\
          env: BENCH_DATABASE_URL=postgres://... runs on a fresh PostgreSQL database"
     );
@@ -46,10 +61,20 @@ fn usage() -> ! {
 }
 
 fn parse_opts() -> Opts {
-    let mut args = std::env::args().skip(1);
-    let mut o =
-        Opts { quick: false, packages: 0, versions: 0, seconds: 0.0, connections: 32, client_threads: 1, only: None };
-    let (mut packages, mut versions, mut seconds) = (None, None, None);
+    let mut args = std::env::args().skip(1).peekable();
+    let mut o = Opts {
+        quick: false,
+        packages: 0,
+        versions: 0,
+        seconds: 0.0,
+        connections: 32,
+        client_threads: 1,
+        only: None,
+        soak: None,
+        sample_every: 30.0,
+        scrape_every: None,
+    };
+    let (mut packages, mut versions, mut seconds, mut connections) = (None, None, None, None);
     fn num<T: std::str::FromStr>(flag: &str, v: Option<String>) -> T {
         v.and_then(|v| v.parse().ok()).unwrap_or_else(|| {
             eprintln!("{flag} needs a number");
@@ -62,11 +87,20 @@ fn parse_opts() -> Opts {
             "--packages" => packages = Some(num(&a, args.next())),
             "--versions" => versions = Some(num(&a, args.next())),
             "--seconds" => seconds = Some(num(&a, args.next())),
-            "--connections" => o.connections = num(&a, args.next()),
+            "--connections" => connections = Some(num(&a, args.next())),
             "--client-threads" => o.client_threads = num(&a, args.next()),
             "--only" => {
                 o.only = Some(args.next().unwrap_or_else(|| usage()).split(',').map(|s| s.trim().to_owned()).collect())
             }
+            "--soak" => {
+                let minutes = match args.peek() {
+                    Some(v) if !v.starts_with("--") => num(&a, args.next()),
+                    _ => 10.0,
+                };
+                o.soak = Some(minutes);
+            }
+            "--sample-every" => o.sample_every = num(&a, args.next()),
+            "--scrape-metrics" => o.scrape_every = Some(num(&a, args.next())),
             // cargo bench passes --bench to harness = false targets.
             "--bench" => {}
             "-h" | "--help" => usage(),
@@ -76,10 +110,24 @@ fn parse_opts() -> Opts {
             }
         }
     }
+    if let Some(minutes) = o.soak {
+        if o.only.is_some() || seconds.is_some() || connections.is_some() {
+            eprintln!("--soak runs its own mix: --only, --seconds and --connections do not apply");
+            usage()
+        }
+        if !(minutes.is_finite() && minutes > 0.0 && o.sample_every.is_finite() && o.sample_every >= 1.0) {
+            eprintln!("--soak needs a positive number of minutes and --sample-every at least 1 s");
+            usage()
+        }
+    }
+    if o.scrape_every.is_some_and(|s| o.soak.is_none() || !(s.is_finite() && s > 0.0)) {
+        eprintln!("--scrape-metrics needs --soak and a positive number of seconds");
+        usage()
+    }
     o.packages = packages.unwrap_or(if o.quick { 50 } else { 1000 });
     o.versions = versions.unwrap_or(if o.quick { 2 } else { 3 });
     o.seconds = seconds.unwrap_or(if o.quick { 2.0 } else { 10.0 });
-    o.connections = o.connections.max(1);
+    o.connections = connections.unwrap_or(o.connections).max(1);
     o.client_threads = o.client_threads.max(1);
     if o.packages < 2 || o.versions < 1 {
         eprintln!("need at least 2 packages and 1 version");
@@ -154,7 +202,8 @@ fn cpu_per_request(before: Option<u64>, after: Option<u64>, requests: u64) -> Op
     (requests > 0).then(|| ticks as f64 / clock_ticks_per_second() * 1e6 / requests as f64)
 }
 
-fn read_status_kb(pid: u32, field: &str) -> Option<u64> {
+/// A number of /proc/PID/status: kB for the `Vm*:` fields, a count for `Threads:`.
+fn read_status(pid: u32, field: &str) -> Option<u64> {
     let text = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
     let line = text.lines().find(|l| l.starts_with(field))?;
     line.split_whitespace().nth(1)?.parse().ok()
@@ -377,6 +426,9 @@ fn memchr_find(hay: &[u8], needle: &[u8]) -> bool {
     hay.windows(needle.len()).any(|w| w == needle)
 }
 
+/// How many error details a run keeps.
+const ERROR_DETAILS: usize = 5;
+
 #[derive(Default)]
 struct Stats {
     ok: u64,
@@ -387,7 +439,8 @@ struct Stats {
     /// Latencies of successful requests, in microseconds.
     lat: Vec<u32>,
     bytes: u64,
-    first_error: Option<String>,
+    /// The first few errors.
+    first_errors: Vec<String>,
 }
 
 impl Stats {
@@ -397,9 +450,8 @@ impl Stats {
         self.errors += other.errors;
         self.bytes += other.bytes;
         self.lat.extend(other.lat);
-        if self.first_error.is_none() {
-            self.first_error = other.first_error;
-        }
+        let room = ERROR_DETAILS.saturating_sub(self.first_errors.len());
+        self.first_errors.extend(other.first_errors.into_iter().take(room));
     }
 
     fn rps(&self) -> f64 {
@@ -420,38 +472,55 @@ impl Stats {
     }
 }
 
-/// Drives `connections` keep-alive connections for `warmup + measure`, recording only requests that
-/// start and finish inside the measured window.
-async fn drive(
-    addr: SocketAddr,
-    connections: usize,
-    warmup: Duration,
-    measure: Duration,
+/// A stream of requests: what to send and expect, on how many connections, how fast.
+#[derive(Clone)]
+struct Load {
     gen: Generator,
     check: Check,
-) -> Stats {
+    connections: usize,
+    /// The least time between the starts of two requests on one connection; `None`: back to back.
+    pace: Option<Duration>,
+}
+
+impl Load {
+    fn new(connections: usize, check: Check, gen: Generator) -> Load {
+        Load { gen, check, connections, pace: None }
+    }
+}
+
+/// Shared by the drivers of a run: a stop flag, and running totals (the soak samples them).
+#[derive(Default)]
+struct Live {
+    stop: AtomicBool,
+    requests: AtomicU64,
+    errors: AtomicU64,
+}
+
+/// Drives `load` for `warmup + measure` (or until `live.stop`), recording only requests that start
+/// and finish inside the measured window.
+async fn drive(addr: SocketAddr, load: Load, warmup: Duration, measure: Duration, live: Arc<Live>) -> Stats {
     let counter = Arc::new(AtomicU64::new(0));
     let begin = Instant::now();
     let start = begin + warmup;
     let end = start + measure;
-    let mut tasks = Vec::with_capacity(connections);
-    for _ in 0..connections {
-        let gen = gen.clone();
-        let counter = counter.clone();
+    let mut tasks = Vec::with_capacity(load.connections);
+    for _ in 0..load.connections {
+        let (load, counter, live) = (load.clone(), counter.clone(), live.clone());
         tasks.push(tokio::spawn(async move {
             let mut conn = Conn::new(addr);
             let mut s = Stats { lat: Vec::with_capacity(4096), ..Default::default() };
             loop {
                 let t0 = Instant::now();
-                if t0 >= end {
+                if t0 >= end || live.stop.load(Ordering::Relaxed) {
                     break;
                 }
-                let req = gen(counter.fetch_add(1, Ordering::Relaxed));
+                let req = (load.gen)(counter.fetch_add(1, Ordering::Relaxed));
                 let result = conn.send(&req).await;
                 let t1 = Instant::now();
                 let measured = t0 >= start && t1 <= end;
-                let outcome = result.and_then(|(status, body)| check.verify(status, &body).map(|()| body.len()));
+                let outcome = result.and_then(|(status, body)| load.check.verify(status, &body).map(|()| body.len()));
                 s.all += 1;
+                live.requests.fetch_add(1, Ordering::Relaxed);
                 match outcome {
                     Ok(n) if measured => {
                         s.ok += 1;
@@ -462,12 +531,16 @@ async fn drive(
                     Err(e) => {
                         // Failures count whenever they happen, warm-up included.
                         s.errors += 1;
-                        if s.first_error.is_none() {
-                            s.first_error = Some(e);
+                        live.errors.fetch_add(1, Ordering::Relaxed);
+                        if s.first_errors.len() < ERROR_DETAILS {
+                            s.first_errors.push(e);
                         }
                         // Do not spin on a dead server.
                         tokio::time::sleep(Duration::from_millis(5)).await;
                     }
+                }
+                if let Some(pace) = load.pace {
+                    tokio::time::sleep_until((t0 + pace).into()).await;
                 }
             }
             s
@@ -487,15 +560,13 @@ async fn drive(
 /// the client work of a concurrent scenario.
 fn drive_on_own_thread(
     addr: SocketAddr,
-    connections: usize,
+    load: Load,
     warmup: Duration,
     measure: Duration,
-    gen: Generator,
-    check: Check,
 ) -> std::thread::JoinHandle<Stats> {
     std::thread::spawn(move || {
         let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
-        rt.block_on(drive(addr, connections, warmup, measure, gen, check))
+        rt.block_on(drive(addr, load, warmup, measure, Arc::default()))
     })
 }
 
@@ -515,7 +586,7 @@ impl RssSampler {
         let (s, c, p) = (stop.clone(), current.clone(), peaks.clone());
         let handle = std::thread::spawn(move || {
             while !s.load(Ordering::Relaxed) {
-                if let Some(kb) = read_status_kb(pid, "VmRSS:") {
+                if let Some(kb) = read_status(pid, "VmRSS:") {
                     let mut peaks = p.lock().unwrap();
                     let i = c.load(Ordering::Relaxed).min(63);
                     peaks[i] = peaks[i].max(kb);
@@ -600,22 +671,29 @@ fn publish_request(auth: &HeaderValue, name: &str, version: &str, tarball: &[u8]
     }
 }
 
-/// Fresh packages for a publish scenario: seeded packages under new names (their dependencies are
-/// seeded packages, so the dependency check runs for real). The first `prebuilt` requests are built
-/// before the clock starts; any beyond are built on demand.
+/// What one publish request sends: whose it is, which planned package lends its contents (and
+/// dependencies, so the dependency check runs for real), under which name and version.
+struct PublishPick {
+    auth: HeaderValue,
+    template: usize,
+    name: String,
+    version: String,
+}
+
+/// Publish requests chosen by `pick`. The first `prebuilt` requests are built before the clock
+/// starts; any beyond are built on demand.
 fn publish_generator(
     plan: &Arc<Vec<PlannedPackage>>,
-    tag: &'static str,
-    auth: HeaderValue,
     prebuilt: usize,
+    pick: impl Fn(u64) -> PublishPick + Send + Sync + 'static,
 ) -> Generator {
     let make = {
         let plan = plan.clone();
         move |k: u64| -> Req {
-            let mut p = plan[k as usize % plan.len()].clone();
-            p.name = format!("loadpub-{tag}-{k}");
-            let v = seed::version(0);
-            publish_request(&auth, &p.name, &v, &p.tarball(&v))
+            let PublishPick { auth, template, name, version } = pick(k);
+            let mut p = plan[template % plan.len()].clone();
+            p.name = name;
+            publish_request(&auth, &p.name, &version, &p.tarball(&version))
         }
     };
     let ready: Arc<Vec<Req>> = Arc::new((0..prebuilt as u64).map(&make).collect());
@@ -625,6 +703,16 @@ fn publish_generator(
     })
 }
 
+/// Fresh packages for a publish scenario: seeded packages under new names.
+fn fresh_packages(tag: &'static str, auth: HeaderValue) -> impl Fn(u64) -> PublishPick + Send + Sync + 'static {
+    move |k| PublishPick {
+        auth: auth.clone(),
+        template: k as usize,
+        name: format!("loadpub-{tag}-{k}"),
+        version: seed::version(0),
+    }
+}
+
 async fn request_once(addr: SocketAddr, req: &Req) -> Result<(StatusCode, serde_json::Value), String> {
     let mut c = Conn::new(addr);
     let (status, body) = c.send(req).await?;
@@ -632,84 +720,81 @@ async fn request_once(addr: SocketAddr, req: &Req) -> Result<(StatusCode, serde_
     Ok((status, json))
 }
 
+/// A preflight check of a JSON answer.
+type JsonCheck<'a> = (&'static str, Req, Box<dyn Fn(StatusCode, &serde_json::Value) -> bool + 'a>);
+
 /// One request per scenario with a full check of the answer, before anything is timed.
 async fn preflight(addr: SocketAddr, plan: &[PlannedPackage], versions: u32) -> Vec<String> {
     let mut problems = Vec::new();
     let p = &plan[plan.len() / 2];
     let v = seed::version(versions - 1);
-    let mut expect = |what: &str, ok: bool, detail: String| {
-        if !ok {
-            problems.push(format!("{what}: {detail}"));
-        }
-    };
-    match request_once(addr, &Req::get(format!("/api/v1/packages/{}", p.name))).await {
-        Ok((s, j)) => expect(
-            "package metadata",
-            s == StatusCode::OK
-                && j["name"] == p.name.as_str()
-                && j["versions"].as_array().map(Vec::len) == Some(versions as usize)
-                && j["latest_version"] == v.as_str(),
-            format!("{s} {j}"),
-        ),
-        Err(e) => expect("package metadata", false, e),
-    }
-    match request_once(addr, &Req::get(format!("/api/v1/packages/{}/{v}", p.name))).await {
-        Ok((s, j)) => expect("version metadata", s == StatusCode::OK && j["version"] == v.as_str(), format!("{s} {j}")),
-        Err(e) => expect("version metadata", false, e),
-    }
     let word = p.keywords[0].as_str();
-    match request_once(addr, &Req::get(format!("/api/v1/search?q={word}"))).await {
-        Ok((s, j)) => expect(
-            "search",
-            s == StatusCode::OK && j["results"].as_array().is_some_and(|r| !r.is_empty()),
-            format!("{s} {j}"),
+    let checks: Vec<JsonCheck> = vec![
+        (
+            "package metadata",
+            Req::get(format!("/api/v1/packages/{}", p.name)),
+            Box::new(|s, j| {
+                s == StatusCode::OK
+                    && j["name"] == p.name.as_str()
+                    && j["versions"].as_array().map(Vec::len) == Some(versions as usize)
+                    && j["latest_version"] == v.as_str()
+            }),
         ),
-        Err(e) => expect("search", false, e),
-    }
-    match request_once(addr, &graphql(GQL_PACKAGE, serde_json::json!({ "n": p.name }))).await {
-        Ok((s, j)) => {
-            let pkg = &j["data"]["package"];
-            expect(
-                "GraphQL package",
+        (
+            "version metadata",
+            Req::get(format!("/api/v1/packages/{}/{v}", p.name)),
+            Box::new(|s, j| s == StatusCode::OK && j["version"] == v.as_str()),
+        ),
+        (
+            "search",
+            Req::get(format!("/api/v1/search?q={word}")),
+            Box::new(|s, j| s == StatusCode::OK && j["results"].as_array().is_some_and(|r| !r.is_empty())),
+        ),
+        (
+            "GraphQL package",
+            graphql(GQL_PACKAGE, serde_json::json!({ "n": p.name })),
+            Box::new(|s, j| {
+                let pkg = &j["data"]["package"];
                 s == StatusCode::OK
                     && pkg["name"] == p.name.as_str()
                     && pkg["latestVersion"]["version"] == v.as_str()
                     && pkg["versions"]["nodes"].as_array().map(Vec::len) == Some((versions as usize).min(10))
-                    && pkg["owners"].as_array().is_some_and(|o| !o.is_empty()),
-                format!("{s} {j}"),
-            )
-        }
-        Err(e) => expect("GraphQL package", false, e),
-    }
-    match request_once(addr, &graphql(GQL_SEARCH, serde_json::json!({ "q": word }))).await {
-        Ok((s, j)) => expect(
-            "GraphQL search",
-            s == StatusCode::OK && j["data"]["search"]["nodes"].as_array().is_some_and(|n| !n.is_empty()),
-            format!("{s} {j}"),
+                    && pkg["owners"].as_array().is_some_and(|o| !o.is_empty())
+            }),
         ),
-        Err(e) => expect("GraphQL search", false, e),
+        (
+            "GraphQL search",
+            graphql(GQL_SEARCH, serde_json::json!({ "q": word })),
+            Box::new(|s, j| {
+                s == StatusCode::OK && j["data"]["search"]["nodes"].as_array().is_some_and(|n| !n.is_empty())
+            }),
+        ),
+        (
+            "stats",
+            Req::get("/api/v1/stats".into()),
+            Box::new(|s, j| {
+                s == StatusCode::OK
+                    && j["total_packages"].as_u64() == Some(plan.len() as u64)
+                    && j["total_versions"].as_u64() == Some(plan.len() as u64 * versions as u64)
+            }),
+        ),
+    ];
+    for (what, req, ok) in checks {
+        match request_once(addr, &req).await {
+            Ok((s, j)) if ok(s, &j) => {}
+            Ok((s, j)) => problems.push(format!("{what}: {s} {j}")),
+            Err(e) => problems.push(format!("{what}: {e}")),
+        }
     }
     let mut c = Conn::new(addr);
     match c.send(&Req::get(format!("/api/v1/packages/{}/{v}/download", p.name))).await {
         Ok((s, body)) => {
             let same = body.as_ref() == p.tarball(&v).as_slice();
-            expect(
-                "download",
-                s == StatusCode::OK && same,
-                format!("{s}, {} bytes, identical to the seeded tarball: {same}", body.len()),
-            )
+            if s != StatusCode::OK || !same {
+                problems.push(format!("download: {s}, {} bytes, identical to the seeded tarball: {same}", body.len()));
+            }
         }
-        Err(e) => expect("download", false, e),
-    }
-    match request_once(addr, &Req::get("/api/v1/stats".into())).await {
-        Ok((s, j)) => expect(
-            "stats",
-            s == StatusCode::OK
-                && j["total_packages"].as_u64() == Some(plan.len() as u64)
-                && j["total_versions"].as_u64() == Some(plan.len() as u64 * versions as u64),
-            format!("{s} {j}"),
-        ),
-        Err(e) => expect("stats", false, e),
+        Err(e) => problems.push(format!("download: {e}")),
     }
     problems
 }
@@ -812,30 +897,148 @@ async fn run(opts: Opts) -> i32 {
     code
 }
 
-async fn run_with(opts: &Opts, data_dir: &Path, database_url: Option<&str>) -> i32 {
-    let backend = if database_url.is_some() { "PostgreSQL" } else { "SQLite" };
-    let port = free_port();
-    let env = base_env(data_dir, port, database_url);
-    let secs = Duration::from_secs_f64(opts.seconds);
-    let warmup = Duration::from_secs_f64((opts.seconds / 5.0).min(1.0));
-    let conns = opts.connections;
-    let wanted = |key: &str| opts.only.as_ref().is_none_or(|o| o.iter().any(|k| k == key));
+/// The seeded data, as the request generators rotate over it.
+struct Data {
+    plan: Arc<Vec<PlannedPackage>>,
+    names: Arc<Vec<String>>,
+    version_names: Arc<Vec<String>>,
+    /// Words that occur in the seeded data (all of them with the default 1,000 packages).
+    words: Arc<Vec<&'static str>>,
+}
 
-    println!(
-        "raven-registry load benchmark: {backend}, {} packages x {} versions, {} connections, {:.0} s per scenario \
-         (+{:.1} s warm-up), {} client thread(s)",
-        opts.packages,
-        opts.versions,
-        conns,
-        opts.seconds,
-        warmup.as_secs_f64(),
-        opts.client_threads
-    );
-    println!("binary: {BIN}");
+impl Data {
+    fn new(packages: u32, versions: u32) -> Data {
+        let plan = Arc::new(seed::plan(packages as usize));
+        let names = Arc::new(plan.iter().map(|p| p.name.clone()).collect());
+        let version_names = Arc::new((0..versions).map(seed::version).collect());
+        let mut present: Vec<&'static str> = seed::SEARCH_WORDS
+            .iter()
+            .copied()
+            .filter(|w| {
+                plan.iter()
+                    .any(|p| p.name.contains(w) || p.keywords.iter().any(|k| k == w) || p.description.contains(w))
+            })
+            .collect();
+        if present.is_empty() {
+            present = seed::SEARCH_WORDS.to_vec();
+        }
+        Data { plan, names, version_names, words: Arc::new(present) }
+    }
 
+    fn name(&self, k: u64) -> &str {
+        &self.names[k as usize % self.names.len()]
+    }
+
+    fn word(&self, k: u64) -> &'static str {
+        self.words[k as usize % self.words.len()]
+    }
+
+    /// The `k`-th (package, version) pair, all versions of a package in a row.
+    fn package_version(&self, k: u64) -> (&str, &str) {
+        let (n, v, k) = (&self.names, &self.version_names, k as usize);
+        (&n[(k / v.len()) % n.len()], &v[k % v.len()])
+    }
+}
+
+/// One scenario of the normal run (or one stream of the soak).
+struct Scenario {
+    key: &'static str,
+    label: String,
+    load: Load,
+    target: Target,
+}
+
+impl Scenario {
+    fn new(key: &'static str, label: &str, load: Load, target: Target) -> Scenario {
+        Scenario { key, label: label.to_owned(), load, target }
+    }
+}
+
+/// The read scenarios, shared by the normal run and the soak, each on `conns` connections.
+fn read_scenarios(data: &Arc<Data>, conns: usize) -> Vec<Scenario> {
+    let load = |check: Check, f: fn(&Data, u64) -> Req| {
+        let d = data.clone();
+        Load::new(conns, check, Arc::new(move |k| f(&d, k)))
+    };
+    vec![
+        Scenario::new(
+            "package",
+            "REST package metadata",
+            load(Check::OK, |d, k| Req::get(format!("/api/v1/packages/{}", d.name(k)))),
+            Target::Ratio(0.25),
+        ),
+        Scenario::new(
+            "version",
+            "REST version metadata",
+            load(Check::OK, |d, k| {
+                let (name, v) = d.package_version(k);
+                Req::get(format!("/api/v1/packages/{name}/{v}"))
+            }),
+            Target::Ratio(0.3),
+        ),
+        Scenario::new(
+            "search",
+            "REST search (rotating words)",
+            load(Check::OK, |d, k| Req::get(format!("/api/v1/search?q={}", d.word(k)))),
+            Target::RatioAndP99(0.05, 10.0),
+        ),
+        Scenario::new(
+            "gql-package",
+            "GraphQL package (latestVersion, versions(10), owners)",
+            load(Check::GRAPHQL, |d, k| graphql(GQL_PACKAGE, serde_json::json!({ "n": d.name(k) }))),
+            Target::Ratio(0.15),
+        ),
+        Scenario::new(
+            "gql-search",
+            "GraphQL search page of 20 (latestVersion, owners)",
+            load(Check::GRAPHQL, |d, k| graphql(GQL_SEARCH, serde_json::json!({ "q": d.word(k) }))),
+            Target::Ratio(0.03),
+        ),
+        Scenario::new(
+            "download",
+            "Tarball download",
+            load(Check::OK, |d, k| {
+                let (name, v) = d.package_version(k);
+                Req::get(format!("/api/v1/packages/{name}/{v}/download"))
+            }),
+            Target::Ratio(0.2),
+        ),
+        Scenario::new(
+            "stats",
+            "GET /api/v1/stats",
+            load(Check::OK, |_, _| Req::get("/api/v1/stats".into())),
+            Target::Ratio(0.3),
+        ),
+    ]
+}
+
+fn health_load(conns: usize) -> Load {
+    Load::new(conns, Check::OK, Arc::new(|_| Req::get("/health".into())))
+}
+
+/// An account made for the run: it publishes fresh packages and logs in.
+struct Account {
+    email: &'static str,
+    password: &'static str,
+    auth: HeaderValue,
+}
+
+/// A seeded, running server with a bench account: what both modes start from.
+struct Setup {
+    server: Server,
+    rss: RssSampler,
+    idle_rss_kb: u64,
+    seed_secs: f64,
+    /// Wrong preflight answers.
+    problems: Vec<String>,
+    data: Arc<Data>,
+    account: Account,
+}
+
+async fn setup(opts: &Opts, env: &[(String, String)], port: u16, data_dir: &Path) -> Result<Setup, i32> {
     // 1. Seed through the binary, as an operator would.
     let seed_started = Instant::now();
-    let status = command(&env)
+    let status = command(env)
         .args(["seed", "--packages", &opts.packages.to_string(), "--versions", &opts.versions.to_string()])
         .stdin(Stdio::null())
         .status();
@@ -844,200 +1047,159 @@ async fn run_with(opts: &Opts, data_dir: &Path, database_url: Option<&str>) -> i
         Ok(s) if s.success() => {}
         Ok(s) => {
             eprintln!("error: seed failed ({s})");
-            return 1;
+            return Err(1);
         }
         Err(e) => {
             eprintln!("error: cannot run {BIN} seed: {e}");
-            return 1;
+            return Err(1);
         }
     }
 
     // 2. The server.
-    let mut server = match Server::start(&env, port, data_dir.join("server.log")) {
+    let server = match Server::start(env, port, data_dir.join("server.log")) {
         Ok(s) => s,
         Err(e) => {
             eprintln!("error: {e}");
-            return 1;
+            return Err(1);
         }
     };
     let addr = server.addr;
-    let mut rss = RssSampler::start(server.pid);
-    let idle_rss_kb = read_status_kb(server.pid, "VmRSS:").unwrap_or(0);
+    let rss = RssSampler::start(server.pid);
+    let idle_rss_kb = read_status(server.pid, "VmRSS:").unwrap_or(0);
 
-    let plan = Arc::new(seed::plan(opts.packages as usize));
-    let versions = opts.versions;
-    let problems = preflight(addr, &plan, versions).await;
+    let data = Arc::new(Data::new(opts.packages, opts.versions));
+    let problems = preflight(addr, &data.plan, opts.versions).await;
     for p in &problems {
         eprintln!("preflight: WRONG ANSWER from {p}");
     }
 
     // A bench account for publishing and the login flood.
-    let password = "bench-password-123";
-    let email = "loadbench@bench.example.com";
-    let token = match request_once(
-        addr,
-        &Req::json(
-            "/api/v1/auth/register",
-            &serde_json::json!({ "username": "loadbench", "email": email, "password": password }),
-        ),
-    )
-    .await
-    {
+    let (password, email) = ("bench-password-123", "loadbench@bench.example.com");
+    let register = Req::json(
+        "/api/v1/auth/register",
+        &serde_json::json!({ "username": "loadbench", "email": email, "password": password }),
+    );
+    let token = match request_once(addr, &register).await {
         Ok((StatusCode::CREATED, j)) => j["token"].as_str().unwrap_or_default().to_owned(),
-        Ok((s, j)) => {
-            eprintln!("error: registering the bench account: {s} {j}");
+        other => {
+            match other {
+                Ok((s, j)) => eprintln!("error: registering the bench account: {s} {j}"),
+                Err(e) => eprintln!("error: registering the bench account: {e}"),
+            }
             let _ = server.stop();
-            return 1;
-        }
-        Err(e) => {
-            eprintln!("error: registering the bench account: {e}");
-            let _ = server.stop();
-            return 1;
+            return Err(1);
         }
     };
     let auth = HeaderValue::from_str(&format!("Bearer {token}")).expect("token is a header value");
+    Ok(Setup { server, rss, idle_rss_kb, seed_secs, problems, data, account: Account { email, password, auth } })
+}
 
-    let mut rows: Vec<Row> = Vec::new();
-    let names: Arc<Vec<String>> = Arc::new(plan.iter().map(|p| p.name.clone()).collect());
-    let version_names: Arc<Vec<String>> = Arc::new((0..versions).map(seed::version).collect());
-    // Words that occur in the seeded data (all of them with the default 1,000 packages).
-    let mut present: Vec<&'static str> = seed::SEARCH_WORDS
-        .iter()
-        .copied()
-        .filter(|w| {
-            plan.iter().any(|p| p.name.contains(w) || p.keywords.iter().any(|k| k == w) || p.description.contains(w))
-        })
-        .collect();
-    if present.is_empty() {
-        present = seed::SEARCH_WORDS.to_vec();
-    }
-    let words: Arc<Vec<&'static str>> = Arc::new(present);
+fn login_request(email: &str, password: &str) -> Req {
+    Req::json("/api/v1/auth/login", &serde_json::json!({ "email": email, "password": password }))
+}
 
-    type Scenario = (&'static str, String, usize, Generator, Check, Target);
-    let mut scenarios: Vec<Scenario> = Vec::new();
-    scenarios.push((
-        "health",
-        "GET /health".into(),
-        conns,
-        Arc::new(|_| Req::get("/health".into())),
-        Check::OK,
-        Target::None,
-    ));
-    if wanted("package") {
-        let n = names.clone();
-        scenarios.push((
-            "package",
-            "REST package metadata".into(),
-            conns,
-            Arc::new(move |k| Req::get(format!("/api/v1/packages/{}", n[k as usize % n.len()]))),
-            Check::OK,
-            Target::Ratio(0.25),
-        ));
-    }
-    if wanted("version") {
-        let (n, v) = (names.clone(), version_names.clone());
-        scenarios.push((
-            "version",
-            "REST version metadata".into(),
-            conns,
-            Arc::new(move |k| {
-                let k = k as usize;
-                Req::get(format!("/api/v1/packages/{}/{}", n[(k / v.len()) % n.len()], v[k % v.len()]))
-            }),
-            Check::OK,
-            Target::Ratio(0.3),
-        ));
-    }
-    if wanted("search") {
-        let w = words.clone();
-        scenarios.push((
-            "search",
-            "REST search (rotating words)".into(),
-            conns,
-            Arc::new(move |k| Req::get(format!("/api/v1/search?q={}", w[k as usize % w.len()]))),
-            Check::OK,
-            Target::RatioAndP99(0.05, 10.0),
-        ));
-    }
-    if wanted("gql-package") {
-        let n = names.clone();
-        scenarios.push((
-            "gql-package",
-            "GraphQL package (latestVersion, versions(10), owners)".into(),
-            conns,
-            Arc::new(move |k| graphql(GQL_PACKAGE, serde_json::json!({ "n": n[k as usize % n.len()] }))),
-            Check::GRAPHQL,
-            Target::Ratio(0.15),
-        ));
-    }
-    if wanted("gql-search") {
-        let w = words.clone();
-        scenarios.push((
-            "gql-search",
-            "GraphQL search page of 20 (latestVersion, owners)".into(),
-            conns,
-            Arc::new(move |k| graphql(GQL_SEARCH, serde_json::json!({ "q": w[k as usize % w.len()] }))),
-            Check::GRAPHQL,
-            Target::Ratio(0.03),
-        ));
-    }
-    if wanted("download") {
-        let (n, v) = (names.clone(), version_names.clone());
-        scenarios.push((
-            "download",
-            "Tarball download".into(),
-            conns,
-            Arc::new(move |k| {
-                let k = k as usize;
-                Req::get(format!("/api/v1/packages/{}/{}/download", n[(k / v.len()) % n.len()], v[k % v.len()]))
-            }),
-            Check::OK,
-            Target::Ratio(0.2),
-        ));
-    }
-    if wanted("stats") {
-        scenarios.push((
-            "stats",
-            "GET /api/v1/stats".into(),
-            conns,
-            Arc::new(|_| Req::get("/api/v1/stats".into())),
-            Check::OK,
-            Target::Ratio(0.3),
-        ));
-    }
-    let prebuilt = ((600.0 * (opts.seconds + warmup.as_secs_f64())) as usize).min(20_000);
-    if wanted("publish-1") {
-        scenarios.push((
-            "publish-1",
-            "Publish, sequential".into(),
-            1,
-            publish_generator(&plan, "s", auth.clone(), prebuilt),
-            Check::CREATED,
-            Target::None,
-        ));
-    }
-    if wanted("publish-4") {
-        scenarios.push((
-            "publish-4",
-            "Publish, 4 concurrent".into(),
-            4,
-            publish_generator(&plan, "c", auth.clone(), prebuilt),
-            Check::CREATED,
-            Target::Rps(500.0),
-        ));
-    }
+fn log_filter() -> String {
+    std::env::var("RUST_LOG").map(|l| format!("RUST_LOG={l}")).unwrap_or_else(|_| "the default (info)".into())
+}
 
-    let mut server_died = false;
-    for (key, label, c, gen, check, target) in scenarios {
-        let i = rows.len();
-        rss.set_scenario(i);
-        print!("running {label} ({c} connections) ... ");
+async fn run_with(opts: &Opts, data_dir: &Path, database_url: Option<&str>) -> i32 {
+    let backend = if database_url.is_some() { "PostgreSQL" } else { "SQLite" };
+    let port = free_port();
+    let env = base_env(data_dir, port, database_url);
+    let secs = Duration::from_secs_f64(opts.seconds);
+    let warmup = Duration::from_secs_f64((opts.seconds / 5.0).min(1.0));
+    if let Some(minutes) = opts.soak {
+        println!(
+            "raven-registry soak: {backend}, {} packages x {} versions, {minutes} min, a sample every {} s, {} \
+             client thread(s)",
+            opts.packages, opts.versions, opts.sample_every, opts.client_threads
+        );
+    } else {
+        println!(
+            "raven-registry load benchmark: {backend}, {} packages x {} versions, {} connections, {:.0} s per \
+             scenario (+{:.1} s warm-up), {} client thread(s)",
+            opts.packages,
+            opts.versions,
+            opts.connections,
+            opts.seconds,
+            warmup.as_secs_f64(),
+            opts.client_threads
+        );
+    }
+    println!("binary: {BIN}");
+    let setup = match setup(opts, &env, port, data_dir).await {
+        Ok(s) => s,
+        Err(code) => return code,
+    };
+    match opts.soak {
+        Some(minutes) => soak::run(opts, backend, minutes, setup).await,
+        None => scenarios(opts, backend, database_url.is_some(), warmup, secs, setup).await,
+    }
+}
+
+/// Runs scenarios one after the other, each with a row of the report.
+struct Runner<'a> {
+    addr: SocketAddr,
+    pid: u32,
+    rss: &'a RssSampler,
+    warmup: Duration,
+    secs: Duration,
+    rows: Vec<Row>,
+}
+
+impl Runner<'_> {
+    /// Opens the next row's RSS slot, prints its "running ..." line; the row's index and the
+    /// server's CPU time so far.
+    fn begin(&self, what: &str) -> (usize, Option<u64>) {
+        let i = self.rows.len();
+        self.rss.set_scenario(i);
+        print!("running {what} ... ");
         let _ = std::io::stdout().flush();
-        let cpu0 = cpu_ticks(server.pid);
-        let stats = drive(addr, c, warmup, secs, gen, check).await;
-        let cpu_us = cpu_per_request(cpu0, cpu_ticks(server.pid), stats.all);
-        println!("{} req/s, {} errors", fmt_rps(stats.rps()), stats.errors);
-        rows.push(Row { key, label, connections: c, stats, rss_kb: rss.peak_kb(i), cpu_us, target });
+        (i, cpu_ticks(self.pid))
+    }
+
+    fn push(&mut self, sc: Scenario, i: usize, stats: Stats, cpu_us: Option<f64>) {
+        let rss_kb = self.rss.peak_kb(i);
+        let Scenario { key, label, load, target } = sc;
+        self.rows.push(Row { key, label, connections: load.connections, stats, rss_kb, cpu_us, target });
+    }
+
+    async fn run(&mut self, sc: Scenario, what: &str, with_errors: bool) {
+        let (i, cpu0) = self.begin(what);
+        let stats = drive(self.addr, sc.load.clone(), self.warmup, self.secs, Arc::default()).await;
+        let cpu_us = cpu_per_request(cpu0, cpu_ticks(self.pid), stats.all);
+        if with_errors {
+            println!("{} req/s, {} errors", fmt_rps(stats.rps()), stats.errors);
+        } else {
+            println!("{} req/s", fmt_rps(stats.rps()));
+        }
+        self.push(sc, i, stats, cpu_us);
+    }
+}
+
+async fn scenarios(opts: &Opts, backend: &str, postgres: bool, warmup: Duration, secs: Duration, setup: Setup) -> i32 {
+    let Setup { mut server, mut rss, idle_rss_kb, seed_secs, problems, data, account } = setup;
+    let conns = opts.connections;
+    let wanted = |key: &str| opts.only.as_ref().is_none_or(|o| o.iter().any(|k| k == key));
+
+    let mut list = vec![Scenario::new("health", "GET /health", health_load(conns), Target::None)];
+    list.extend(read_scenarios(&data, conns).into_iter().filter(|s| wanted(s.key)));
+    let prebuilt = ((600.0 * (opts.seconds + warmup.as_secs_f64())) as usize).min(20_000);
+    for (key, label, c, tag, target) in [
+        ("publish-1", "Publish, sequential", 1, "s", Target::None),
+        ("publish-4", "Publish, 4 concurrent", 4, "c", Target::Rps(500.0)),
+    ] {
+        if wanted(key) {
+            let gen = publish_generator(&data.plan, prebuilt, fresh_packages(tag, account.auth.clone()));
+            list.push(Scenario::new(key, label, Load::new(c, Check::CREATED, gen), target));
+        }
+    }
+
+    let mut runner = Runner { addr: server.addr, pid: server.pid, rss: &rss, warmup, secs, rows: Vec::new() };
+    let mut server_died = false;
+    for sc in list {
+        let what = format!("{} ({} connections)", sc.label, sc.load.connections);
+        runner.run(sc, &what, true).await;
         if !server.alive() {
             server_died = true;
             break;
@@ -1045,76 +1207,41 @@ async fn run_with(opts: &Opts, data_dir: &Path, database_url: Option<&str>) -> i
     }
 
     if !server_died && wanted("login") {
-        let i = rows.len();
-        rss.set_scenario(i);
-        print!("running login flood ({conns} connections) with /health beside it ... ");
-        let _ = std::io::stdout().flush();
-        let login_body = serde_json::json!({ "email": email, "password": password });
-        let cpu0 = cpu_ticks(server.pid);
-        let prober = drive_on_own_thread(addr, 1, warmup, secs, Arc::new(|_| Req::get("/health".into())), Check::OK);
-        let login = drive(
-            addr,
-            conns,
-            warmup,
-            secs,
-            Arc::new(move |_| Req::json("/api/v1/auth/login", &login_body)),
-            Check::OK,
-        )
-        .await;
+        let (i, cpu0) = runner.begin(&format!("login flood ({conns} connections) with /health beside it"));
+        let login_req = login_request(account.email, account.password);
+        let login = Scenario::new(
+            "login",
+            "Login flood",
+            Load::new(conns, Check::OK, Arc::new(move |_| login_req.clone())),
+            Target::None,
+        );
+        let prober = drive_on_own_thread(runner.addr, health_load(1), warmup, secs);
+        let stats = drive(runner.addr, login.load.clone(), warmup, secs, Arc::default()).await;
         let health = prober.join().unwrap_or_default();
         // Nearly all of the server's work here is the logins; /health is a rounding error.
-        let cpu_us = cpu_per_request(cpu0, cpu_ticks(server.pid), login.all);
+        let cpu_us = cpu_per_request(cpu0, cpu_ticks(runner.pid), stats.all);
         println!(
             "{} logins/s, /health p99 {} ms",
-            fmt_rps(login.rps()),
+            fmt_rps(stats.rps()),
             fmt_ms({
                 let mut h = Stats { lat: health.lat.clone(), ..Default::default() };
                 h.percentile_ms(0.99)
             })
         );
-        let peak = rss.peak_kb(i);
-        rows.push(Row {
-            key: "login",
-            label: "Login flood".into(),
-            connections: conns,
-            stats: login,
-            rss_kb: peak,
-            cpu_us,
-            target: Target::None,
-        });
-        rows.push(Row {
-            key: "login-health",
-            label: "GET /health during the login flood".into(),
-            connections: 1,
-            stats: health,
-            rss_kb: peak,
-            cpu_us: None,
-            target: Target::P99(10.0),
-        });
+        runner.push(login, i, stats, cpu_us);
+        let beside =
+            Scenario::new("login-health", "GET /health during the login flood", health_load(1), Target::P99(10.0));
+        runner.push(beside, i, health, None);
         server_died = !server.alive();
     }
 
     if !server_died {
-        let i = rows.len();
-        rss.set_scenario(i);
-        print!("running GET /health again (drift check) ... ");
-        let _ = std::io::stdout().flush();
-        let cpu0 = cpu_ticks(server.pid);
-        let stats = drive(addr, conns, warmup, secs, Arc::new(|_| Req::get("/health".into())), Check::OK).await;
-        let cpu_us = cpu_per_request(cpu0, cpu_ticks(server.pid), stats.all);
-        println!("{} req/s", fmt_rps(stats.rps()));
-        rows.push(Row {
-            key: "health-end",
-            label: "GET /health again, at the end".into(),
-            connections: conns,
-            stats,
-            rss_kb: rss.peak_kb(i),
-            cpu_us,
-            target: Target::None,
-        });
+        let again = Scenario::new("health-end", "GET /health again, at the end", health_load(conns), Target::None);
+        runner.run(again, "GET /health again (drift check)", false).await;
     }
+    let mut rows = runner.rows;
 
-    let hwm_kb = read_status_kb(server.pid, "VmHWM:").unwrap_or(0);
+    let hwm_kb = read_status(server.pid, "VmHWM:").unwrap_or(0);
     rss.finish();
     let sampled_kb = rss.overall_kb();
 
@@ -1127,7 +1254,7 @@ async fn run_with(opts: &Opts, data_dir: &Path, database_url: Option<&str>) -> i
 
     // 4. Report.
     let health_rps = rows.first().map(|r| r.stats.rps()).unwrap_or(0.0);
-    let slack = if database_url.is_some() { 2.0 } else { 1.0 };
+    let slack = if postgres { 2.0 } else { 1.0 };
     let mut out = String::new();
     out.push_str(&format!(
         "\n### {backend}, {} x {} packages, {conns} connections, {:.0} s per scenario\n\n",
@@ -1139,7 +1266,7 @@ async fn run_with(opts: &Opts, data_dir: &Path, database_url: Option<&str>) -> i
         chrono::Utc::now().format("%Y-%m-%d %H:%M UTC"),
         commit(),
         seed_secs,
-        std::env::var("RUST_LOG").map(|l| format!("RUST_LOG={l}")).unwrap_or_else(|_| "the default (info)".into())
+        log_filter()
     ));
     out.push_str(
         "| scenario | conns | req/s | x /health | p50 ms | p99 ms | errors | server CPU µs/req | peak RSS MB | target | result |\n",
@@ -1154,7 +1281,7 @@ async fn run_with(opts: &Opts, data_dir: &Path, database_url: Option<&str>) -> i
         let p50 = fmt_ms(row.stats.percentile_ms(0.50));
         let p99 = fmt_ms(row.stats.percentile_ms(0.99));
         total_errors += row.stats.errors;
-        if let Some(e) = &row.stats.first_error {
+        if let Some(e) = row.stats.first_errors.first() {
             error_lines.push(format!("- {} ({}): first error: {e}", row.label, row.key));
         }
         out.push_str(&format!(
