@@ -59,10 +59,12 @@ pub struct App {
 /// builds the router.
 pub async fn build(config: Config) -> anyhow::Result<App> {
     metrics::install();
+    // Configuration mistakes are reported before the database is touched: a bad JWT_SECRET must
+    // not hide behind a slow or failing connection.
+    let jwt_secret = secret::load_or_create(config.jwt_secret.as_deref(), &config.data_dir)?;
     let storage = Storage::from_config(&config)?;
     let (db, db_statements) = db::connect(&config).await?;
     db::migrate(&db).await?;
-    let jwt_secret = secret::load_or_create(config.jwt_secret.as_deref(), &config.data_dir)?;
     let state = AppState {
         db,
         storage,

@@ -116,7 +116,8 @@ fn bad_configuration_is_a_clear_error() {
         .output()
         .unwrap();
     assert!(!out.status.success());
-    assert!(String::from_utf8_lossy(&out.stderr).contains("JWT_SECRET"));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("JWT_SECRET"), "the error names JWT_SECRET: {err}");
 }
 
 #[test]
