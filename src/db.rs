@@ -38,6 +38,16 @@ pub async fn connect(cfg: &Config) -> anyhow::Result<(DatabaseConnection, Arc<At
                 .foreign_keys(true)
         });
     }
+    if sqlite {
+        // WAL is a property of the file. Switching a fresh file to it takes an exclusive lock, and
+        // pool connections opening at once and each switching it failed at start with "database
+        // is locked" (seen on first starts). One connection switches it first; later ones find
+        // the file in WAL already.
+        let mut first = opts.clone();
+        first.max_connections(1).min_connections(1);
+        let db = Database::connect(first).await.map_err(|e| anyhow::anyhow!("cannot connect to DATABASE_URL: {e}"))?;
+        db.close().await.ok();
+    }
     let mut db = Database::connect(opts).await.map_err(|e| anyhow::anyhow!("cannot connect to DATABASE_URL: {e}"))?;
     let statements = Arc::new(AtomicU64::new(0));
     let counter = statements.clone();
