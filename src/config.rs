@@ -108,6 +108,14 @@ pub struct Config {
     /// Largest database pool size.
     #[arg(long, env = "DB_MAX_CONNECTIONS", default_value_t = 16, global = true, value_parser = clap::value_parser!(u32).range(1..=1000))]
     pub db_max_connections: u32,
+    /// Search and browse pages kept per instance (0 turns the cache off). Every entry is dropped
+    /// when the catalog changes, so a hit is as current as the database.
+    #[arg(long, env = "PAGE_CACHE_ENTRIES", default_value_t = 512, global = true)]
+    pub page_cache_entries: usize,
+    /// SQLite page cache per pooled connection, in KiB (SQLite's default is 2000). The pool's
+    /// caches together hold up to DB_MAX_CONNECTIONS times this much once warm.
+    #[arg(long, env = "SQLITE_CACHE_KIB", default_value_t = 2000, global = true, value_parser = clap::value_parser!(u32).range(64..=1_048_576))]
+    pub sqlite_cache_kib: u32,
     /// Seconds to wait for a database connection before answering 503.
     #[arg(long, env = "DB_ACQUIRE_TIMEOUT_SECS", default_value_t = 5, global = true, value_parser = clap::value_parser!(u64).range(1..=300))]
     pub db_acquire_timeout_secs: u64,

@@ -31,8 +31,10 @@ pub async fn connect(cfg: &Config) -> anyhow::Result<(DatabaseConnection, Arc<At
     if sqlite {
         // An in-memory database lives only as long as one of its connections.
         opts.idle_timeout(None::<Duration>).max_lifetime(None::<Duration>);
-        opts.map_sqlx_sqlite_opts(|o| {
-            o.journal_mode(SqliteJournalMode::Wal)
+        let cache = format!("-{}", cfg.sqlite_cache_kib);
+        opts.map_sqlx_sqlite_opts(move |o| {
+            o.pragma("cache_size", cache.clone())
+                .journal_mode(SqliteJournalMode::Wal)
                 .synchronous(SqliteSynchronous::Normal)
                 .busy_timeout(Duration::from_secs(10))
                 .foreign_keys(true)

@@ -73,6 +73,10 @@ fn describe() {
     describe_counter!("raven_publishes_total", "Versions published.");
     describe_counter!("raven_yanks_total", "Versions yanked or unyanked (action label).");
     describe_counter!("raven_downloads_total", "Complete, verified tarball downloads.");
+    describe_counter!(
+        "raven_page_cache_lookups_total",
+        "Search and browse pages asked of the page cache, by result (hit, miss)."
+    );
     describe_counter!("raven_rate_limited_total", "Requests refused by a rate limit, by limit kind.");
     describe_counter!("raven_db_statements_total", "Database statements run by this instance.");
     describe_gauge!("raven_db_pool_connections", "Open database connections by state (idle, in_use).");
@@ -184,6 +188,11 @@ pub fn yanked(name: &str, version: &str, yanked: bool) {
 /// A tarball was downloaded completely and verified.
 pub fn downloaded() {
     counter!("raven_downloads_total").increment(1);
+}
+
+/// A search or browse page was asked of the page cache.
+pub fn page_cache(hit: bool) {
+    counter!("raven_page_cache_lookups_total", "result" => if hit { "hit" } else { "miss" }).increment(1);
 }
 
 /// A request was refused by the rate limit of `kind` (e.g. "unauthenticated", "login", "publish").

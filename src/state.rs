@@ -20,6 +20,8 @@ pub struct AppState {
     pub hasher: PasswordHasher,
     pub downloads: Arc<DownloadCounter>,
     pub limits: Arc<crate::ratelimit::RateLimits>,
+    /// Search and browse pages of the current catalog generation.
+    pub pages: Arc<crate::service::search::PageCache>,
     /// Statements run on `db` since start.
     pub db_statements: Arc<std::sync::atomic::AtomicU64>,
 }

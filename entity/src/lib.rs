@@ -2,6 +2,7 @@
 //! and REST layers shape their own output types from them.
 pub mod api_tokens;
 pub mod audit_log;
+pub mod catalog_generation;
 pub mod dependencies;
 pub mod keywords;
 pub mod package_owners;

@@ -61,7 +61,7 @@ pub async fn search(State(state): State<AppState>, Query(p): Query<Params>) -> A
     // Capped rather than refused: `raven pkg` may ask for more than a page.
     let limit = number(p.limit, "limit", 20)?.clamp(1, 100);
     let offset = number(p.offset, "offset", 0)?.min(1 << 40);
-    let page = search::search(&state.db, &p.q, PackageSort::Relevance, offset, limit).await?;
+    let page = search::search(&state, &p.q, PackageSort::Relevance, offset, limit).await?;
     let ids: Vec<_> = page.hits.iter().map(|h| h.package.id).collect();
     let latest = versions::latest_for_packages(&state.db, &ids).await?;
     let results = page

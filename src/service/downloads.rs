@@ -124,6 +124,8 @@ async fn write(db: &DatabaseConnection, chunk: &[(Key, i64)]) -> AppResult<usize
             .await?;
         written += 1;
     }
+    // Counts show in search and browse pages.
+    crate::service::generation::bump(&txn).await?;
     txn.commit().await?;
     Ok(written)
 }

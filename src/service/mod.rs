@@ -5,6 +5,7 @@ pub mod audit;
 pub mod batch;
 pub mod catalog;
 pub mod downloads;
+pub mod generation;
 pub mod owners;
 pub mod packages;
 pub mod profiles;

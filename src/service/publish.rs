@@ -279,6 +279,8 @@ async fn write_rows(
         },
     )
     .await?;
+    // Last, so concurrent publishes on PostgreSQL queue on the counter's row only for the commit.
+    crate::service::generation::bump(&txn).await?;
     txn.commit().await?;
     Ok(Published { package, version })
 }

@@ -2,15 +2,17 @@
 //! downloads. PostgreSQL uses the weighted tsvector + GIN index, SQLite FTS5 with bm25. The user's
 //! words are reduced to [a-z0-9] terms and passed as bound parameters, so `%`, `_`, quotes and FTS
 //! operators are never syntax.
-use chrono::{Duration, Utc};
+use chrono::{Duration, NaiveDate, Utc};
 use sea_orm::{DatabaseConnection, DbBackend, FromQueryResult, Statement, Value};
 use uuid::Uuid;
 
 use entity::packages;
 
 use crate::error::AppResult;
+use crate::service::generation::{self, GenerationCache};
+use crate::state::AppState;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, async_graphql::Enum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, async_graphql::Enum)]
 pub enum PackageSort {
     /// Best match first (search only; browsing falls back to DOWNLOADS).
     Relevance,
@@ -22,11 +24,13 @@ pub enum PackageSort {
     Name,
 }
 
+#[derive(Clone)]
 pub struct Hit {
     pub package: packages::Model,
     pub score: f64,
 }
 
+#[derive(Clone)]
 pub struct Page {
     pub hits: Vec<Hit>,
     pub total: u64,
@@ -134,8 +138,62 @@ struct CountedRow {
     total: i64,
 }
 
+/// What a page of results depends on besides the catalog: the day matters to the 90-day sort.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct PageKey {
+    /// Trimmed, lowercased search text; `None` when browsing.
+    query: Option<String>,
+    sort: PackageSort,
+    offset: u64,
+    limit: u64,
+    day: NaiveDate,
+}
+
+/// Pages of search and browse results, valid for one catalog generation.
+pub type PageCache = GenerationCache<PageKey, Page>;
+
+/// Longer texts are searched but not cached: they are rare and would make large keys.
+const MAX_CACHED_QUERY: usize = 128;
+
+/// A page from the cache when the catalog has not changed since it was computed, else from the
+/// database. Costs one small statement on a hit.
+async fn cached(
+    state: &AppState,
+    key: PageKey,
+    compute: impl std::future::Future<Output = AppResult<Page>>,
+) -> AppResult<Page> {
+    let cache = &state.pages;
+    if !cache.enabled() || key.query.as_ref().is_some_and(|q| q.len() > MAX_CACHED_QUERY) {
+        return compute.await;
+    }
+    let generation = generation::current(&state.db).await?;
+    if let Some(page) = cache.get(generation, &key) {
+        crate::metrics::page_cache(true);
+        return Ok(page);
+    }
+    crate::metrics::page_cache(false);
+    let page = compute.await?;
+    cache.put(generation, key, page.clone());
+    Ok(page)
+}
+
+/// Search, best match first (see the module doc), through the page cache.
+pub async fn search(state: &AppState, query: &str, sort: PackageSort, offset: u64, limit: u64) -> AppResult<Page> {
+    if terms(query).is_empty() {
+        return Ok(Page { hits: Vec::new(), total: 0 });
+    }
+    let key = PageKey { query: Some(query.trim().to_lowercase()), sort, offset, limit, day: Utc::now().date_naive() };
+    cached(state, key, search_uncached(&state.db, query, sort, offset, limit)).await
+}
+
+/// Every visible package in the chosen order, through the page cache.
+pub async fn browse(state: &AppState, sort: PackageSort, offset: u64, limit: u64) -> AppResult<Page> {
+    let key = PageKey { query: None, sort, offset, limit, day: Utc::now().date_naive() };
+    cached(state, key, browse_uncached(&state.db, sort, offset, limit)).await
+}
+
 #[tracing::instrument(name = "db.search", skip(db))]
-pub async fn search(
+async fn search_uncached(
     db: &DatabaseConnection,
     query: &str,
     sort: PackageSort,
@@ -207,7 +265,7 @@ pub async fn search(
         Some(r) => r.total,
         // Past the last page the window has no row to report on.
         None if offset > 0 => {
-            let first = Box::pin(search(db, query, sort, 0, 1)).await?;
+            let first = Box::pin(search_uncached(db, query, sort, 0, 1)).await?;
             first.total as i64
         }
         None => 0,
@@ -215,9 +273,8 @@ pub async fn search(
     Ok(to_page(rows.into_iter().map(|r| r.row).collect(), total))
 }
 
-/// Every visible package in the chosen order.
 #[tracing::instrument(name = "db.browse", skip(db))]
-pub async fn browse(db: &DatabaseConnection, sort: PackageSort, offset: u64, limit: u64) -> AppResult<Page> {
+async fn browse_uncached(db: &DatabaseConnection, sort: PackageSort, offset: u64, limit: u64) -> AppResult<Page> {
     let backend = db.get_database_backend();
     let sort = if sort == PackageSort::Relevance { PackageSort::Downloads } else { sort };
     let count_sql = format!("SELECT CAST(COUNT(*) AS BIGINT) AS n FROM packages p WHERE {VISIBLE}");

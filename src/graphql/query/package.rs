@@ -37,7 +37,7 @@ impl PackageQuery {
     ) -> Result<PackageConnection> {
         let first = cursor::first(first)?;
         let offset = cursor::after(after.as_deref())?;
-        let p = search::search(&state(ctx).db, &query, sort, offset, first).await?;
+        let p = search::search(state(ctx), &query, sort, offset, first).await?;
         prime_packages(ctx, &p.hits.iter().map(|h| h.package.id).collect::<Vec<_>>()).await?;
         Ok(page(p.hits.into_iter().map(|h| Package(h.package)).collect(), offset, p.total))
     }
@@ -53,7 +53,7 @@ impl PackageQuery {
     ) -> Result<PackageConnection> {
         let first = cursor::first(first)?;
         let offset = cursor::after(after.as_deref())?;
-        let p = search::browse(&state(ctx).db, sort, offset, first).await?;
+        let p = search::browse(state(ctx), sort, offset, first).await?;
         prime_packages(ctx, &p.hits.iter().map(|h| h.package.id).collect::<Vec<_>>()).await?;
         Ok(page(p.hits.into_iter().map(|h| Package(h.package)).collect(), offset, p.total))
     }
