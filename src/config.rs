@@ -112,6 +112,10 @@ pub struct Config {
     /// when the catalog changes, so a hit is as current as the database.
     #[arg(long, env = "PAGE_CACHE_ENTRIES", default_value_t = 512, global = true)]
     pub page_cache_entries: usize,
+    /// REST package and version metadata bodies kept per instance (0 turns the cache off); dropped
+    /// like search pages when the catalog changes.
+    #[arg(long, env = "METADATA_CACHE_ENTRIES", default_value_t = 4096, global = true)]
+    pub metadata_cache_entries: usize,
     /// SQLite page cache per pooled connection, in KiB (SQLite's default is 2000). The pool's
     /// caches together hold up to DB_MAX_CONNECTIONS times this much once warm.
     #[arg(long, env = "SQLITE_CACHE_KIB", default_value_t = 2000, global = true, value_parser = clap::value_parser!(u32).range(64..=1_048_576))]

@@ -75,6 +75,7 @@ pub async fn build(config: Config) -> anyhow::Result<App> {
         limits: Arc::new(ratelimit::RateLimits::from_config(&config)),
         db_statements,
         pages: Arc::new(service::search::PageCache::new(config.page_cache_entries)),
+        bodies: Arc::new(rest::cache::BodyCache::new(config.metadata_cache_entries)),
         jwt_secret: jwt_secret.into(),
         config: Arc::new(config),
     };

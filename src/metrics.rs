@@ -74,8 +74,8 @@ fn describe() {
     describe_counter!("raven_yanks_total", "Versions yanked or unyanked (action label).");
     describe_counter!("raven_downloads_total", "Complete, verified tarball downloads.");
     describe_counter!(
-        "raven_page_cache_lookups_total",
-        "Search and browse pages asked of the page cache, by result (hit, miss)."
+        "raven_cache_lookups_total",
+        "Lookups in the search-page and metadata caches, by cache (pages, metadata) and result (hit, miss)."
     );
     describe_counter!("raven_rate_limited_total", "Requests refused by a rate limit, by limit kind.");
     describe_counter!("raven_db_statements_total", "Database statements run by this instance.");
@@ -190,9 +190,9 @@ pub fn downloaded() {
     counter!("raven_downloads_total").increment(1);
 }
 
-/// A search or browse page was asked of the page cache.
-pub fn page_cache(hit: bool) {
-    counter!("raven_page_cache_lookups_total", "result" => if hit { "hit" } else { "miss" }).increment(1);
+/// A page or body was asked of one of the generation caches (`pages`, `metadata`).
+pub fn cache_lookup(cache: &'static str, hit: bool) {
+    counter!("raven_cache_lookups_total", "cache" => cache, "result" => if hit { "hit" } else { "miss" }).increment(1);
 }
 
 /// A request was refused by the rate limit of `kind` (e.g. "unauthenticated", "login", "publish").

@@ -22,6 +22,8 @@ pub struct AppState {
     pub limits: Arc<crate::ratelimit::RateLimits>,
     /// Search and browse pages of the current catalog generation.
     pub pages: Arc<crate::service::search::PageCache>,
+    /// Serialized REST package and version metadata of the current catalog generation.
+    pub bodies: Arc<crate::rest::cache::BodyCache>,
     /// Statements run on `db` since start.
     pub db_statements: Arc<std::sync::atomic::AtomicU64>,
 }

@@ -2,7 +2,7 @@
 //! each with its highest non-yanked version and its downloads.
 mod common;
 
-use common::api::{download, get_json, publish_ok, register};
+use common::api::{add_owner, download, get_json, publish_ok, register};
 use common::tarballs::package;
 use reqwest::StatusCode;
 use serde_json::json;
@@ -18,14 +18,7 @@ async fn a_profile_lists_owned_and_maintained_packages_with_their_latest_version
     publish_ok(&app, &ada, "alpha-kit", "0.1.0", package("alpha-kit", "0.1.0")).await;
     publish_ok(&app, &bob, "bobs-own", "2.0.0", package("bobs-own", "2.0.0")).await;
     // Bob makes Ada a maintainer of his package; she lists it too.
-    let res = app
-        .client
-        .put(app.url("/api/v1/packages/bobs-own/owners"))
-        .bearer_auth(&bob)
-        .json(&json!({"username": "ada", "role": "maintainer"}))
-        .send()
-        .await
-        .unwrap();
+    let res = add_owner(&app, &bob, "bobs-own", "ada", "maintainer").await;
     assert_eq!(res.status(), StatusCode::OK, "{}", res.text().await.unwrap());
     // Yanking the highest version leaves 1.9.0 as the latest (SemVer order, not text order).
     let res = app.client.delete(app.url("/api/v1/packages/zeta-lib/1.10.0")).bearer_auth(&ada).send().await.unwrap();

@@ -5,8 +5,8 @@
 mod common;
 
 use common::api::{
-    create_token, expect_error, get_ok, meta, publish, publish_ok, publish_package, publish_raw, register, rfc3339,
-    sha256_hex, unyank, yank, Meta,
+    add_owner, create_token, expect_error, get_ok, meta, publish, publish_ok, publish_package, publish_raw, register,
+    remove_owner, rfc3339, sha256_hex, unyank, yank, Meta,
 };
 use common::tarballs::{
     dir, file, gzip, gzip_bomb, hardlink, manifest, manifest_with, noise, package, package_from_manifest, symlink,
@@ -80,25 +80,6 @@ async fn assert_empty_registry(app: &TestApp, before: &Stored, what: &str) {
 
 async fn owners(app: &TestApp, name: &str) -> Value {
     get_ok(app, &format!("/api/v1/packages/{name}/owners")).await
-}
-
-async fn add_owner(app: &TestApp, token: &str, name: &str, username: &str, role: &str) -> reqwest::Response {
-    app.client
-        .put(app.url(&format!("/api/v1/packages/{name}/owners")))
-        .bearer_auth(token)
-        .json(&json!({"username": username, "role": role}))
-        .send()
-        .await
-        .unwrap()
-}
-
-async fn remove_owner(app: &TestApp, token: &str, name: &str, username: &str) -> reqwest::Response {
-    app.client
-        .delete(app.url(&format!("/api/v1/packages/{name}/owners/{username}")))
-        .bearer_auth(token)
-        .send()
-        .await
-        .unwrap()
 }
 
 async fn version_row(app: &TestApp, num: &str) -> entity::versions::Model {

@@ -12,6 +12,7 @@ use utoipa::ToSchema;
 
 use crate::domain::{PackageName, PackageVersion};
 use crate::error::{AppError, AppResult};
+use crate::rest::cache::{self, BodyKey};
 use crate::rest::openapi as doc;
 use crate::rest::publish::download_url;
 use crate::rest::Path;
@@ -59,10 +60,15 @@ pub struct PackageBody {
         doc::BadRequest, doc::NotFound, doc::RateLimited, doc::ServerSide,
     )
 )]
-pub async fn package(State(state): State<AppState>, Path(name): Path<String>) -> AppResult<Json<PackageBody>> {
-    let d = catalog::package_detail(&state, &name).await?;
+pub async fn package(State(state): State<AppState>, Path(name): Path<String>) -> AppResult<Response> {
+    let key = BodyKey::Package { name: name.clone(), day: Utc::now().date_naive() };
+    cache::json(&state, key, package_body(&state, &name)).await
+}
+
+async fn package_body(state: &AppState, name: &str) -> AppResult<PackageBody> {
+    let d = catalog::package_detail(state, name).await?;
     let latest = d.latest().map(|v| v.num.clone());
-    Ok(Json(PackageBody {
+    Ok(PackageBody {
         latest_version: latest,
         versions: d.versions.iter().filter(|v| !v.yanked).map(|v| v.num.clone()).collect(),
         owner: d.owner.map(|(username, id)| OwnerRef { username, user_id: id.to_string() }),
@@ -76,7 +82,7 @@ pub async fn package(State(state): State<AppState>, Path(name): Path<String>) ->
         downloads_total: d.package.downloads,
         created_at: d.package.created_at,
         updated_at: d.package.updated_at,
-    }))
+    })
 }
 
 #[derive(Serialize, ToSchema)]
@@ -124,15 +130,20 @@ pub struct VersionBody {
 pub async fn version(
     State(state): State<AppState>,
     Path((name, version)): Path<(String, String)>,
-) -> AppResult<Json<VersionBody>> {
-    let v = catalog::version_meta(&state, &name, &version).await?;
+) -> AppResult<Response> {
+    let key = BodyKey::Version { name: name.clone(), version: version.clone() };
+    cache::json(&state, key, version_body(&state, &name, &version)).await
+}
+
+async fn version_body(state: &AppState, name: &str, version: &str) -> AppResult<VersionBody> {
+    let v = catalog::version_meta(state, name, version).await?;
     let (mut deps, mut dev) = (serde_json::Map::new(), serde_json::Map::new());
-    for dep in catalog::dependencies_of(&state, v.id).await? {
+    for dep in catalog::dependencies_of(state, v.id).await? {
         let target = if dep.kind == "dev" { &mut dev } else { &mut deps };
         target.insert(dep.name, serde_json::Value::String(dep.req));
     }
-    Ok(Json(VersionBody {
-        download_url: download_url(&state, &v.package_name, &v.num),
+    Ok(VersionBody {
+        download_url: download_url(state, &v.package_name, &v.num),
         name: v.package_name,
         authors: serde_json::from_str(&v.authors).unwrap_or_default(),
         description: v.description.unwrap_or_default(),
@@ -148,7 +159,7 @@ pub async fn version(
         yanked: v.yanked,
         yanked_at: v.yanked_at,
         version: v.num,
-    }))
+    })
 }
 
 #[derive(Serialize, ToSchema)]

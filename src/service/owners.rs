@@ -88,6 +88,8 @@ pub async fn add(
         },
     )
     .await?;
+    // The package metadata names its first owner.
+    crate::service::generation::bump(&txn).await?;
     txn.commit().await?;
     Ok((pkg, Owner { user, role: row.role, added_at: row.added_at }))
 }
@@ -119,6 +121,7 @@ pub async fn remove(state: &AppState, viewer: &Viewer, package: &str, username: 
         },
     )
     .await?;
+    crate::service::generation::bump(&txn).await?;
     txn.commit().await?;
     Ok(pkg)
 }

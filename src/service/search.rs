@@ -168,10 +168,10 @@ async fn cached(
     }
     let generation = generation::current(&state.db).await?;
     if let Some(page) = cache.get(generation, &key) {
-        crate::metrics::page_cache(true);
+        crate::metrics::cache_lookup("pages", true);
         return Ok(page);
     }
-    crate::metrics::page_cache(false);
+    crate::metrics::cache_lookup("pages", false);
     let page = compute.await?;
     cache.put(generation, key, page.clone());
     Ok(page)

@@ -165,6 +165,27 @@ pub async fn publish_package(app: &TestApp, token: &str, name: &str, version: &s
     bytes
 }
 
+/// PUT /api/v1/packages/NAME/owners: adds `username` with `role`, or changes their role.
+pub async fn add_owner(app: &TestApp, token: &str, name: &str, username: &str, role: &str) -> Response {
+    app.client
+        .put(app.url(&format!("/api/v1/packages/{name}/owners")))
+        .bearer_auth(token)
+        .json(&json!({"username": username, "role": role}))
+        .send()
+        .await
+        .unwrap()
+}
+
+/// DELETE /api/v1/packages/NAME/owners/USERNAME.
+pub async fn remove_owner(app: &TestApp, token: &str, name: &str, username: &str) -> Response {
+    app.client
+        .delete(app.url(&format!("/api/v1/packages/{name}/owners/{username}")))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap()
+}
+
 /// DELETE /api/v1/packages/NAME/VERSION.
 pub async fn yank(app: &TestApp, token: &str, name: &str, version: &str) -> Response {
     app.client.delete(app.url(&format!("/api/v1/packages/{name}/{version}"))).bearer_auth(token).send().await.unwrap()

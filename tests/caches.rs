@@ -1,5 +1,5 @@
-//! The search and browse page cache: a page served from it is as current as the database, even
-//! when the change was made through another instance sharing that database.
+//! The search-page and metadata caches: what they serve is as current as the database, even when
+//! the change was made through another instance sharing that database.
 mod common;
 
 use std::sync::atomic::Ordering;
@@ -7,13 +7,17 @@ use std::sync::atomic::Ordering;
 use common::api::*;
 use common::tarballs;
 use common::TestApp;
-use serde_json::Value;
+use serde_json::{json, Value};
 
-/// GET /api/v1/search?q=…, and how many statements this instance ran to answer it.
-async fn search_counted(app: &TestApp, q: &str) -> (Value, u64) {
+/// GET `path` (asserting 200), and how many statements this instance ran to answer it.
+async fn get_counted(app: &TestApp, path: &str) -> (Value, u64) {
     let before = app.state.db_statements.load(Ordering::SeqCst);
-    let body = get_ok(app, &format!("/api/v1/search?q={q}")).await;
+    let body = get_ok(app, path).await;
     (body, app.state.db_statements.load(Ordering::SeqCst) - before)
+}
+
+async fn search_counted(app: &TestApp, q: &str) -> (Value, u64) {
+    get_counted(app, &format!("/api/v1/search?q={q}")).await
 }
 
 fn names(body: &Value) -> Vec<&str> {
@@ -83,13 +87,72 @@ async fn cached_pages_follow_every_catalog_change_made_through_another_instance(
 }
 
 #[tokio::test]
-async fn with_the_cache_off_every_search_runs_the_query() {
-    let app = common::spawn_with(|c| c.page_cache_entries = 0).await;
+async fn with_the_caches_off_every_read_runs_its_queries() {
+    let app = common::spawn_with(|c| {
+        c.page_cache_entries = 0;
+        c.metadata_cache_entries = 0;
+    })
+    .await;
     let token = register(&app, "nocache").await;
+    // Metadata too.
+    publish_described(&app, &token, "plain-meta", "1.0.0", "plain").await;
+    let (_, first) = get_counted(&app, "/api/v1/packages/plain-meta").await;
+    let (_, second) = get_counted(&app, "/api/v1/packages/plain-meta").await;
+    assert_eq!((first, second), (2, 2), "the package row and its versions, every time");
     publish_described(&app, &token, "uncached-pkg", "1.0.0", "plain").await;
     let (_, first) = search_counted(&app, "uncached").await;
     let (body, second) = search_counted(&app, "uncached").await;
     assert_eq!(names(&body), ["uncached-pkg"]);
     assert_eq!(first, second, "no generation check and no saved statement without the cache");
     assert_eq!(second, 2, "the search and the latest-version lookup");
+}
+
+#[tokio::test]
+async fn cached_metadata_follows_every_catalog_change_made_through_another_instance() {
+    let a = common::spawn().await;
+    let b = common::start(a.config.clone(), None, tempfile::tempdir().unwrap()).await;
+    let first_owner = register(&a, "meta-first").await;
+    let second_owner = register(&a, "meta-second").await;
+    publish_described(&a, &first_owner, "meta-pkg", "1.0.0", "one").await;
+    let package = "/api/v1/packages/meta-pkg";
+    let version = "/api/v1/packages/meta-pkg/1.0.0";
+
+    let (body, _) = get_counted(&a, package).await;
+    let (again, hit) = get_counted(&a, package).await;
+    assert_eq!(again, body);
+    assert_eq!(hit, 1, "a cached package body costs only the generation check");
+    assert_eq!(body["latest_version"], "1.0.0");
+    let (v, _) = get_counted(&a, version).await;
+    let (v_again, hit) = get_counted(&a, version).await;
+    assert_eq!((v_again, hit), (v.clone(), 1), "a cached version body costs only the generation check");
+    assert_eq!(v["yanked"], false);
+
+    publish_described(&b, &first_owner, "meta-pkg", "1.1.0", "two").await;
+    let (body, _) = get_counted(&a, package).await;
+    assert_eq!((&body["latest_version"], &body["description"]), (&json!("1.1.0"), &json!("two")), "{body}");
+
+    yank_ok(&b, &first_owner, "meta-pkg", "1.0.0").await;
+    let (v, _) = get_counted(&a, version).await;
+    assert_eq!(v["yanked"], true, "{v}");
+    let (body, _) = get_counted(&a, package).await;
+    assert_eq!(body["versions"], json!(["1.1.0"]), "{body}");
+
+    // The package names its first owner: hand it over through the other instance.
+    assert_eq!(body["owner"]["username"], "meta-first");
+    assert_eq!(add_owner(&b, &first_owner, "meta-pkg", "meta-second", "owner").await.status(), 200);
+    assert_eq!(remove_owner(&b, &second_owner, "meta-pkg", "meta-first").await.status(), 200);
+    let (body, _) = get_counted(&a, package).await;
+    assert_eq!(body["owner"]["username"], "meta-second", "{body}");
+
+    download(&b, "meta-pkg", "1.1.0").await;
+    b.state.downloads.flush(&b.state.db).await.expect("flush");
+    let (body, _) = get_counted(&a, package).await;
+    assert_eq!((&body["downloads_total"], &body["downloads_last_month"]), (&json!(1), &json!(1)), "{body}");
+
+    // A missing package is never cached as missing.
+    let res = get(&a, "/api/v1/packages/meta-later").await;
+    assert_eq!(res.status(), 404);
+    publish_described(&b, &first_owner, "meta-later", "1.0.0", "late").await;
+    let (body, _) = get_counted(&a, "/api/v1/packages/meta-later").await;
+    assert_eq!(body["name"], "meta-later");
 }
