@@ -41,16 +41,8 @@ pub fn keywords_of(p: &packages::Model) -> Vec<String> {
 
 #[derive(FromQueryResult)]
 struct PackageRow {
-    id: Uuid,
-    name: String,
-    description: Option<String>,
-    license: Option<String>,
-    repository: Option<String>,
-    homepage: Option<String>,
-    keywords_text: String,
-    downloads: i64,
-    created_at: chrono::DateTime<Utc>,
-    updated_at: chrono::DateTime<Utc>,
+    #[sea_orm(nested)]
+    package: packages::Model,
     owner_id: Option<Uuid>,
     owner_name: Option<String>,
     last_month: i64,
@@ -79,23 +71,12 @@ pub async fn package_detail(state: &AppState, name: &str) -> AppResult<PackageDe
     let mut vs = VersionFlag::find_by_statement(Statement::from_sql_and_values(
         backend,
         numbered(backend, "SELECT num, yanked FROM versions WHERE package_id = ?"),
-        [row.id.into()],
+        [row.package.id.into()],
     ))
     .all(&state.db)
     .await?;
     vs.sort_by_cached_key(|v| semver::Version::parse(&v.num).unwrap_or_else(|_| semver::Version::new(0, 0, 0)));
-    let package = packages::Model {
-        id: row.id,
-        name: row.name,
-        description: row.description,
-        license: row.license,
-        repository: row.repository,
-        homepage: row.homepage,
-        keywords_text: row.keywords_text,
-        downloads: row.downloads,
-        created_at: row.created_at,
-        updated_at: row.updated_at,
-    };
+    let package = row.package;
     Ok(PackageDetail {
         keywords: keywords_of(&package),
         owner: row.owner_id.zip(row.owner_name).map(|(id, name)| (name, id)),

@@ -4,7 +4,6 @@
 //! operators are never syntax.
 use chrono::{Duration, NaiveDate, Utc};
 use sea_orm::{DatabaseConnection, DbBackend, FromQueryResult, Statement, Value};
-use uuid::Uuid;
 
 use entity::packages;
 
@@ -38,16 +37,8 @@ pub struct Page {
 
 #[derive(FromQueryResult)]
 struct Row {
-    id: Uuid,
-    name: String,
-    description: Option<String>,
-    license: Option<String>,
-    repository: Option<String>,
-    homepage: Option<String>,
-    keywords_text: String,
-    downloads: i64,
-    created_at: chrono::DateTime<Utc>,
-    updated_at: chrono::DateTime<Utc>,
+    #[sea_orm(nested)]
+    package: packages::Model,
     score: f64,
 }
 
@@ -109,24 +100,7 @@ const RECENT: &str = "(SELECT CAST(COALESCE(SUM(d.count), 0) AS BIGINT) FROM ver
 
 fn to_page(rows: Vec<Row>, total: i64) -> Page {
     Page {
-        hits: rows
-            .into_iter()
-            .map(|r| Hit {
-                score: r.score,
-                package: packages::Model {
-                    id: r.id,
-                    name: r.name,
-                    description: r.description,
-                    license: r.license,
-                    repository: r.repository,
-                    homepage: r.homepage,
-                    keywords_text: r.keywords_text,
-                    downloads: r.downloads,
-                    created_at: r.created_at,
-                    updated_at: r.updated_at,
-                },
-            })
-            .collect(),
+        hits: rows.into_iter().map(|r| Hit { score: r.score, package: r.package }).collect(),
         total: total.max(0) as u64,
     }
 }
