@@ -76,6 +76,7 @@ pub async fn build(config: Config) -> anyhow::Result<App> {
         db_statements,
         pages: Arc::new(service::search::PageCache::new(config.page_cache_entries)),
         bodies: Arc::new(rest::cache::BodyCache::new(config.metadata_cache_entries)),
+        relations: Arc::new(graphql::relations::RelationCache::new(config.metadata_cache_entries)),
         jwt_secret: jwt_secret.into(),
         config: Arc::new(config),
     };

@@ -24,6 +24,8 @@ pub struct AppState {
     pub pages: Arc<crate::service::search::PageCache>,
     /// Serialized REST package and version metadata of the current catalog generation.
     pub bodies: Arc<crate::rest::cache::BodyCache>,
+    /// GraphQL package relations and packages by name of the current catalog generation.
+    pub relations: Arc<crate::graphql::relations::RelationCache>,
     /// Statements run on `db` since start.
     pub db_statements: Arc<std::sync::atomic::AtomicU64>,
 }

@@ -16,6 +16,14 @@ async fn get_counted(app: &TestApp, path: &str) -> (Value, u64) {
     (body, app.state.db_statements.load(Ordering::SeqCst) - before)
 }
 
+/// A GraphQL query without errors, and how many statements this instance ran to answer it.
+async fn gql_counted(app: &TestApp, query: &str) -> (Value, u64) {
+    let before = app.state.db_statements.load(Ordering::SeqCst);
+    let body = app.gql(query, Value::Null, None).await;
+    assert_eq!(body["errors"], Value::Null, "{body}");
+    (body, app.state.db_statements.load(Ordering::SeqCst) - before)
+}
+
 async fn search_counted(app: &TestApp, q: &str) -> (Value, u64) {
     get_counted(app, &format!("/api/v1/search?q={q}")).await
 }
@@ -41,12 +49,14 @@ async fn cached_pages_follow_every_catalog_change_made_through_another_instance(
     publish_described(&a, &token, "cachepkg-alpha", "1.0.0", "first words").await;
 
     // The first search computes the page; the same search again is served from the cache and costs
-    // only the generation check and the latest-version lookup.
+    // only the generation check.
     let (first, miss) = search_counted(&a, "cachepkg").await;
     assert_eq!(names(&first), ["cachepkg-alpha"]);
     let (again, hit) = search_counted(&a, "cachepkg").await;
     assert_eq!(again, first);
-    assert_eq!(hit, 2, "a cached page costs the generation check and the latest-version lookup");
+    assert_eq!(hit, 1, "a cached REST search page costs only the generation check");
+    let (_, spelled) = search_counted(&a, "%20CachePkg").await;
+    assert_eq!(spelled, 1, "the same search text in other case and spacing is the same page");
     assert!(miss > hit, "the first search ran the search itself ({miss} statements)");
 
     // A new package, published through the other instance.
@@ -99,6 +109,12 @@ async fn with_the_caches_off_every_read_runs_its_queries() {
     let (_, first) = get_counted(&app, "/api/v1/packages/plain-meta").await;
     let (_, second) = get_counted(&app, "/api/v1/packages/plain-meta").await;
     assert_eq!((first, second), (2, 2), "the package row and its versions, every time");
+    let query = "{ package(name: \"plain-meta\") { name owners { role } } }";
+    let before = app.state.db_statements.load(Ordering::SeqCst);
+    app.gql(query, Value::Null, None).await;
+    app.gql(query, Value::Null, None).await;
+    let ran = app.state.db_statements.load(Ordering::SeqCst) - before;
+    assert_eq!(ran, 4, "the package and its owners, twice, without a generation check");
     publish_described(&app, &token, "uncached-pkg", "1.0.0", "plain").await;
     let (_, first) = search_counted(&app, "uncached").await;
     let (body, second) = search_counted(&app, "uncached").await;
@@ -148,6 +164,23 @@ async fn cached_metadata_follows_every_catalog_change_made_through_another_insta
     b.state.downloads.flush(&b.state.db).await.expect("flush");
     let (body, _) = get_counted(&a, package).await;
     assert_eq!((&body["downloads_total"], &body["downloads_last_month"]), (&json!(1), &json!(1)), "{body}");
+
+    // GraphQL: the package, its versions and its owners come from the relation cache on a repeat,
+    // and follow changes made through the other instance.
+    let query = "{ package(name: \"meta-pkg\") { latestVersion { version } versions { nodes { version yanked } } \
+                 owners { role user { username } } } }";
+    let (seen, _) = gql_counted(&a, query).await;
+    let (again, hit) = gql_counted(&a, query).await;
+    assert_eq!((again, hit), (seen.clone(), 1), "a repeated package query costs only the generation check");
+    assert_eq!(seen["data"]["package"]["owners"].as_array().unwrap().len(), 1, "{seen}");
+    publish_described(&b, &second_owner, "meta-pkg", "1.2.0", "three").await;
+    assert_eq!(add_owner(&b, &second_owner, "meta-pkg", "meta-first", "maintainer").await.status(), 200);
+    let (seen, _) = gql_counted(&a, query).await;
+    let package = &seen["data"]["package"];
+    assert_eq!(package["latestVersion"]["version"], "1.2.0", "{seen}");
+    // 1.0.0 was yanked above, and the list leaves yanked versions out.
+    assert_eq!(package["versions"]["nodes"].as_array().unwrap().len(), 2, "{seen}");
+    assert_eq!(package["owners"].as_array().unwrap().len(), 2, "{seen}");
 
     // A missing package is never cached as missing.
     let res = get(&a, "/api/v1/packages/meta-later").await;

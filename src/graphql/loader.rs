@@ -11,19 +11,26 @@ use uuid::Uuid;
 use entity::{dependencies, packages, users, versions};
 
 use crate::error::AppError;
+use crate::graphql::relations::{self, RelKey, RelValue, RequestGeneration};
 use crate::service::batch::{self, OwnerRow};
 
 pub type Loaders = DataLoader<Batch, HashMapCache>;
 
 pub struct Batch {
     db: DatabaseConnection,
+    /// The catalog generation this request's cached lookups use (see `relations`).
+    generation: RequestGeneration,
 }
 
 pub fn new(db: DatabaseConnection) -> Loaders {
     // Cached for the request only: a write is visible to the next request. List resolvers prime the
     // relations a page asks for (see `prime_packages`), so batching never depends on timing.
-    DataLoader::with_cache(Batch { db }, tokio::spawn, HashMapCache::default())
-        .delay(std::time::Duration::from_millis(2))
+    DataLoader::with_cache(
+        Batch { db, generation: RequestGeneration::default() },
+        tokio::spawn,
+        HashMapCache::default(),
+    )
+    .delay(std::time::Duration::from_millis(2))
 }
 
 #[derive(Clone, PartialEq, Eq, Hash)]
@@ -99,6 +106,8 @@ async fn prime(
 ) -> async_graphql::Result<()> {
     let loaders = ctx.data_unchecked::<Loaders>();
     let db = &loaders.loader().db;
+    let state = crate::graphql::state(ctx);
+    let generation = request_generation(ctx).await?;
     async fn when<T>(
         wanted: bool,
         load: impl std::future::Future<Output = Result<T, AppError>>,
@@ -110,8 +119,30 @@ async fn prime(
         }
     }
     let (v, o, d) = futures::try_join!(
-        when(versions, batch::versions_of(db, ids)),
-        when(owners, batch::owners_of(db, ids)),
+        when(
+            versions,
+            relations::many(
+                state,
+                generation,
+                ids,
+                RelKey::Versions,
+                |v| if let RelValue::Versions(v) = v { Some(v.clone()) } else { None },
+                RelValue::Versions,
+                |missing| async move { batch::versions_of(db, &missing).await },
+            )
+        ),
+        when(
+            owners,
+            relations::many(
+                state,
+                generation,
+                ids,
+                RelKey::Owners,
+                |v| if let RelValue::Owners(o) = v { Some(o.clone()) } else { None },
+                RelValue::Owners,
+                |missing| async move { batch::owners_of(db, &missing).await },
+            )
+        ),
         when(downloads, batch::daily_downloads(db, ids)),
     )?;
     if let Some(v) = v {
@@ -124,4 +155,13 @@ async fn prime(
         loaders.feed_many(d.into_iter().map(|(k, val)| (DailyDownloadsOf(k), val))).await;
     }
     Ok(())
+}
+
+/// The request's catalog generation when the relation cache is on (read once per request).
+pub async fn request_generation(ctx: &async_graphql::Context<'_>) -> Result<Option<i64>, AppError> {
+    let state = crate::graphql::state(ctx);
+    if !state.relations.enabled() {
+        return Ok(None);
+    }
+    ctx.data_unchecked::<Loaders>().loader().generation.get(state).await.map(Some)
 }

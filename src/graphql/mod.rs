@@ -10,6 +10,7 @@ pub mod loader;
 pub mod mutation;
 pub mod object;
 pub mod query;
+pub mod relations;
 
 use async_graphql::{EmptySubscription, Schema, SchemaBuilder};
 

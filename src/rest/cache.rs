@@ -1,5 +1,5 @@
-//! Serialized package and version metadata, the two reads `raven pkg install` makes most, kept
-//! for one catalog generation (see `service::generation`): a hit costs one small statement and no
+//! Serialized package and version metadata, the two reads `raven pkg install` makes most, and REST
+//! search pages, kept for one catalog generation (see `service::generation`): a hit costs one small statement and no
 //! serialization, and any publish, yank, owner change or download flush, through any instance,
 //! makes the next read compute the body afresh.
 use std::future::Future;
@@ -24,6 +24,12 @@ pub enum BodyKey {
     Version {
         name: String,
         version: String,
+    },
+    /// A REST search page: the search text trimmed and lowercased.
+    Search {
+        q: String,
+        limit: u64,
+        offset: u64,
     },
 }
 

@@ -1,9 +1,11 @@
 //! GET /search?q=&limit=&offset=
 use axum::extract::State;
+use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
+use super::cache::{self, BodyKey};
 use super::openapi as doc;
 use super::Query;
 use crate::error::{AppError, AppResult};
@@ -57,11 +59,20 @@ fn number(v: Option<String>, name: &str, default: u64) -> AppResult<u64> {
     (status = 200, description = "A page of results", body = SearchBody),
     doc::BadRequest, doc::RateLimited, doc::ServerSide,
 ))]
-pub async fn search(State(state): State<AppState>, Query(p): Query<Params>) -> AppResult<Json<SearchBody>> {
+pub async fn search(State(state): State<AppState>, Query(p): Query<Params>) -> AppResult<Response> {
     // Capped rather than refused: `raven pkg` may ask for more than a page.
     let limit = number(p.limit, "limit", 20)?.clamp(1, 100);
     let offset = number(p.offset, "offset", 0)?.min(1 << 40);
-    let page = search::search(&state, &p.q, PackageSort::Relevance, offset, limit).await?;
+    if search::terms(&p.q).is_empty() || p.q.len() > search::MAX_CACHED_QUERY {
+        return Ok(Json(body(&state, &p.q, limit, offset).await?).into_response());
+    }
+    let key = BodyKey::Search { q: p.q.trim().to_lowercase(), limit, offset };
+    cache::json(&state, key, body(&state, &p.q, limit, offset)).await
+}
+
+/// The page with each hit's latest version.
+async fn body(state: &AppState, q: &str, limit: u64, offset: u64) -> AppResult<SearchBody> {
+    let page = search::search(state, None, q, PackageSort::Relevance, offset, limit).await?;
     let ids: Vec<_> = page.hits.iter().map(|h| h.package.id).collect();
     let latest = versions::latest_for_packages(&state.db, &ids).await?;
     let results = page
@@ -76,5 +87,5 @@ pub async fn search(State(state): State<AppState>, Query(p): Query<Params>) -> A
             score: h.score,
         })
         .collect();
-    Ok(Json(SearchBody { results, total: page.total, limit, offset }))
+    Ok(SearchBody { results, total: page.total, limit, offset })
 }

@@ -127,12 +127,13 @@ pub struct PageKey {
 pub type PageCache = GenerationCache<PageKey, Page>;
 
 /// Longer texts are searched but not cached: they are rare and would make large keys.
-const MAX_CACHED_QUERY: usize = 128;
+pub const MAX_CACHED_QUERY: usize = 128;
 
 /// A page from the cache when the catalog has not changed since it was computed, else from the
-/// database. Costs one small statement on a hit.
+/// database. Costs one small statement on a hit, none when the caller already read the generation.
 async fn cached(
     state: &AppState,
+    generation: Option<i64>,
     key: PageKey,
     compute: impl std::future::Future<Output = AppResult<Page>>,
 ) -> AppResult<Page> {
@@ -140,7 +141,10 @@ async fn cached(
     if !cache.enabled() || key.query.as_ref().is_some_and(|q| q.len() > MAX_CACHED_QUERY) {
         return compute.await;
     }
-    let generation = generation::current(&state.db).await?;
+    let generation = match generation {
+        Some(g) => g,
+        None => generation::current(&state.db).await?,
+    };
     if let Some(page) = cache.get(generation, &key) {
         crate::metrics::cache_lookup("pages", true);
         return Ok(page);
@@ -151,19 +155,33 @@ async fn cached(
     Ok(page)
 }
 
-/// Search, best match first (see the module doc), through the page cache.
-pub async fn search(state: &AppState, query: &str, sort: PackageSort, offset: u64, limit: u64) -> AppResult<Page> {
+/// Search, best match first (see the module doc), through the page cache. `generation`: the
+/// catalog generation when the caller has read it already.
+pub async fn search(
+    state: &AppState,
+    generation: Option<i64>,
+    query: &str,
+    sort: PackageSort,
+    offset: u64,
+    limit: u64,
+) -> AppResult<Page> {
     if terms(query).is_empty() {
         return Ok(Page { hits: Vec::new(), total: 0 });
     }
     let key = PageKey { query: Some(query.trim().to_lowercase()), sort, offset, limit, day: Utc::now().date_naive() };
-    cached(state, key, search_uncached(&state.db, query, sort, offset, limit)).await
+    cached(state, generation, key, search_uncached(&state.db, query, sort, offset, limit)).await
 }
 
 /// Every visible package in the chosen order, through the page cache.
-pub async fn browse(state: &AppState, sort: PackageSort, offset: u64, limit: u64) -> AppResult<Page> {
+pub async fn browse(
+    state: &AppState,
+    generation: Option<i64>,
+    sort: PackageSort,
+    offset: u64,
+    limit: u64,
+) -> AppResult<Page> {
     let key = PageKey { query: None, sort, offset, limit, day: Utc::now().date_naive() };
-    cached(state, key, browse_uncached(&state.db, sort, offset, limit)).await
+    cached(state, generation, key, browse_uncached(&state.db, sort, offset, limit)).await
 }
 
 #[tracing::instrument(name = "db.search", skip(db))]

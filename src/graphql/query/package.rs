@@ -1,10 +1,11 @@
 use async_graphql::{Context, Object, Result};
 
-use crate::graphql::loader::{prime_package, prime_packages};
+use crate::graphql::loader::{prime_package, prime_packages, request_generation};
 use crate::graphql::object::package::{page, Package, PackageConnection, Version};
+use crate::graphql::relations;
 use crate::graphql::{cursor, state};
+use crate::service::catalog;
 use crate::service::search::{self, PackageSort};
-use crate::service::{catalog, packages as pkgs};
 
 #[derive(Default)]
 pub struct PackageQuery;
@@ -13,7 +14,9 @@ pub struct PackageQuery;
 impl PackageQuery {
     /// A package by name, or null.
     async fn package(&self, ctx: &Context<'_>, name: String) -> Result<Option<Package>> {
-        let Some(package) = pkgs::find_by_name(&state(ctx).db, &name.to_ascii_lowercase()).await? else {
+        let generation = request_generation(ctx).await?;
+        let Some(package) = relations::package_by_name(state(ctx), generation, &name.to_ascii_lowercase()).await?
+        else {
             return Ok(None);
         };
         prime_package(ctx, package.id).await?;
@@ -37,7 +40,8 @@ impl PackageQuery {
     ) -> Result<PackageConnection> {
         let first = cursor::first(first)?;
         let offset = cursor::after(after.as_deref())?;
-        let p = search::search(state(ctx), &query, sort, offset, first).await?;
+        let generation = request_generation(ctx).await?;
+        let p = search::search(state(ctx), generation, &query, sort, offset, first).await?;
         prime_packages(ctx, &p.hits.iter().map(|h| h.package.id).collect::<Vec<_>>()).await?;
         Ok(page(p.hits.into_iter().map(|h| Package(h.package)).collect(), offset, p.total))
     }
@@ -53,7 +57,8 @@ impl PackageQuery {
     ) -> Result<PackageConnection> {
         let first = cursor::first(first)?;
         let offset = cursor::after(after.as_deref())?;
-        let p = search::browse(state(ctx), sort, offset, first).await?;
+        let generation = request_generation(ctx).await?;
+        let p = search::browse(state(ctx), generation, sort, offset, first).await?;
         prime_packages(ctx, &p.hits.iter().map(|h| h.package.id).collect::<Vec<_>>()).await?;
         Ok(page(p.hits.into_iter().map(|h| Package(h.package)).collect(), offset, p.total))
     }

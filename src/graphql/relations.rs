@@ -1,0 +1,99 @@
+//! Package relations (versions, owners) and packages by name, kept across requests for one catalog
+//! generation (see `service::generation`). `prime` and the `package` query take what they can from
+//! here and fetch only the rest, so a repeated `package` query costs one small statement. The
+//! generation is read once per request and shared by every lookup in it.
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use uuid::Uuid;
+
+use entity::{packages, versions};
+
+use crate::error::AppResult;
+use crate::service::batch::OwnerRow;
+use crate::service::generation::{self, GenerationCache};
+use crate::state::AppState;
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum RelKey {
+    Versions(Uuid),
+    Owners(Uuid),
+    PackageByName(String),
+}
+
+#[derive(Clone)]
+pub enum RelValue {
+    Versions(Arc<Vec<versions::Model>>),
+    Owners(Arc<Vec<OwnerRow>>),
+    Package(packages::Model),
+}
+
+pub type RelationCache = GenerationCache<RelKey, RelValue>;
+
+/// The catalog generation of one request, read at its first cached lookup.
+#[derive(Default)]
+pub struct RequestGeneration(tokio::sync::OnceCell<i64>);
+
+impl RequestGeneration {
+    pub async fn get(&self, state: &AppState) -> AppResult<i64> {
+        self.0.get_or_try_init(|| generation::current(&state.db)).await.copied()
+    }
+}
+
+/// The relation of each id, from the cache where it holds them, else from `fetch` (called with the
+/// missing ids only, and not at all when none is missing).
+pub async fn many<T, F, Fut>(
+    state: &AppState,
+    generation: Option<i64>,
+    ids: &[Uuid],
+    key: fn(Uuid) -> RelKey,
+    unwrap: fn(&RelValue) -> Option<Arc<Vec<T>>>,
+    wrap: fn(Arc<Vec<T>>) -> RelValue,
+    fetch: F,
+) -> AppResult<HashMap<Uuid, Vec<T>>>
+where
+    T: Clone,
+    F: FnOnce(Vec<Uuid>) -> Fut,
+    Fut: std::future::Future<Output = AppResult<HashMap<Uuid, Vec<T>>>>,
+{
+    let cache = &state.relations;
+    let mut out = HashMap::with_capacity(ids.len());
+    let mut missing = Vec::new();
+    for id in ids {
+        match generation.and_then(|g| cache.get(g, &key(*id))).as_ref().and_then(unwrap) {
+            Some(v) => {
+                out.insert(*id, v.as_ref().clone());
+            }
+            None => missing.push(*id),
+        }
+    }
+    if missing.is_empty() {
+        crate::metrics::cache_lookup("relations", true);
+        return Ok(out);
+    }
+    crate::metrics::cache_lookup("relations", false);
+    for (id, v) in fetch(missing).await? {
+        if let Some(g) = generation {
+            cache.put(g, key(id), wrap(Arc::new(v.clone())));
+        }
+        out.insert(id, v);
+    }
+    Ok(out)
+}
+
+/// A package by (lowercased) name; a missing package is not cached.
+pub async fn package_by_name(
+    state: &AppState,
+    generation: Option<i64>,
+    name: &str,
+) -> AppResult<Option<packages::Model>> {
+    let key = RelKey::PackageByName(name.to_owned());
+    if let Some(RelValue::Package(p)) = generation.and_then(|g| state.relations.get(g, &key)) {
+        return Ok(Some(p));
+    }
+    let found = crate::service::packages::find_by_name(&state.db, name).await?;
+    if let (Some(g), Some(p)) = (generation, &found) {
+        state.relations.put(g, key, RelValue::Package(p.clone()));
+    }
+    Ok(found)
+}
