@@ -1099,7 +1099,15 @@ fn login_request(email: &str, password: &str) -> Req {
 }
 
 fn log_filter() -> String {
-    std::env::var("RUST_LOG").map(|l| format!("RUST_LOG={l}")).unwrap_or_else(|_| "the default (info)".into())
+    let mut text =
+        std::env::var("RUST_LOG").map(|l| format!("RUST_LOG={l}")).unwrap_or_else(|_| "the default (info)".into());
+    // Server settings passed through from the environment that change what is measured.
+    for var in ["PAGE_CACHE_ENTRIES", "METADATA_CACHE_ENTRIES", "SQLITE_CACHE_KIB", "DB_MAX_CONNECTIONS"] {
+        if let Ok(v) = std::env::var(var) {
+            text.push_str(&format!("; {var}={v}"));
+        }
+    }
+    text
 }
 
 async fn run_with(opts: &Opts, data_dir: &Path, database_url: Option<&str>) -> i32 {
@@ -1261,7 +1269,7 @@ async fn scenarios(opts: &Opts, backend: &str, postgres: bool, warmup: Duration,
         opts.packages, opts.versions, opts.seconds
     ));
     out.push_str(&format!(
-        "Machine: {}. Date: {}. Commit: {}. Seed: {:.1} s. Server log filter: {}.\n\n",
+        "Machine: {}. Date: {}. Commit: {}. Seed: {:.1} s. Server log filter and settings: {}.\n\n",
         machine(),
         chrono::Utc::now().format("%Y-%m-%d %H:%M UTC"),
         commit(),

@@ -295,7 +295,7 @@ pub(crate) async fn run(opts: &Opts, backend: &str, minutes: f64, setup: Setup) 
         opts.packages, opts.versions, minutes
     ));
     out.push_str(&format!(
-        "Machine: {}. Date: {}. Commit: {}. Seed: {:.1} s. Server log filter: {}. Load average at the end: {}.\n\n",
+        "Machine: {}. Date: {}. Commit: {}. Seed: {:.1} s. Server log filter and settings: {}. Load average at the end: {}.\n\n",
         machine(),
         chrono::Utc::now().format("%Y-%m-%d %H:%M UTC"),
         commit,
