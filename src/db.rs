@@ -32,8 +32,10 @@ pub async fn connect(cfg: &Config) -> anyhow::Result<(DatabaseConnection, Arc<At
         // An in-memory database lives only as long as one of its connections.
         opts.idle_timeout(None::<Duration>).max_lifetime(None::<Duration>);
         let cache = format!("-{}", cfg.sqlite_cache_kib);
+        let statements = cfg.sqlite_statement_cache as usize;
         opts.map_sqlx_sqlite_opts(move |o| {
             o.pragma("cache_size", cache.clone())
+                .statement_cache_capacity(statements)
                 .journal_mode(SqliteJournalMode::Wal)
                 .synchronous(SqliteSynchronous::Normal)
                 .busy_timeout(Duration::from_secs(10))
