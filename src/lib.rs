@@ -77,6 +77,7 @@ pub async fn build(config: Config) -> anyhow::Result<App> {
         pages: Arc::new(service::search::PageCache::new(config.page_cache_entries)),
         bodies: Arc::new(rest::cache::BodyCache::new(config.metadata_cache_entries)),
         relations: Arc::new(graphql::relations::RelationCache::new(config.metadata_cache_entries)),
+        stats: Arc::new(service::stats::StatsCache::new(config.metadata_cache_entries.min(1))),
         jwt_secret: jwt_secret.into(),
         config: Arc::new(config),
     };

@@ -26,6 +26,8 @@ pub struct AppState {
     pub bodies: Arc<crate::rest::cache::BodyCache>,
     /// GraphQL package relations and packages by name of the current catalog generation.
     pub relations: Arc<crate::graphql::relations::RelationCache>,
+    /// Registry totals of the current catalog generation.
+    pub stats: Arc<crate::service::stats::StatsCache>,
     /// Statements run on `db` since start.
     pub db_statements: Arc<std::sync::atomic::AtomicU64>,
 }

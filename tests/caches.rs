@@ -189,3 +189,28 @@ async fn cached_metadata_follows_every_catalog_change_made_through_another_insta
     let (body, _) = get_counted(&a, "/api/v1/packages/meta-later").await;
     assert_eq!(body["name"], "meta-later");
 }
+
+#[tokio::test]
+async fn cached_registry_stats_follow_registrations_publishes_and_downloads_made_elsewhere() {
+    let a = common::spawn().await;
+    let b = common::start(a.config.clone(), None, tempfile::tempdir().unwrap()).await;
+    let token = register(&a, "stat-keeper").await;
+    let (first, _) = get_counted(&a, "/api/v1/stats").await;
+    let (again, hit) = get_counted(&a, "/api/v1/stats").await;
+    assert_eq!(hit, 1, "cached totals cost only the generation check");
+    assert_eq!(again["total_users"], first["total_users"]);
+    assert_eq!(first["total_users"], 1, "{first}");
+
+    register(&b, "stat-newcomer").await;
+    let (body, _) = get_counted(&a, "/api/v1/stats").await;
+    assert_eq!(body["total_users"], 2, "a registration through the other instance: {body}");
+
+    publish_described(&b, &token, "stat-pkg", "1.0.0", "counted").await;
+    let (body, _) = get_counted(&a, "/api/v1/stats").await;
+    assert_eq!((&body["total_packages"], &body["total_versions"]), (&json!(1), &json!(1)), "{body}");
+
+    download(&b, "stat-pkg", "1.0.0").await;
+    b.state.downloads.flush(&b.state.db).await.expect("flush");
+    let seen = a.gql("{ stats { totalDownloads totalUsers } }", Value::Null, None).await;
+    assert_eq!(seen["data"]["stats"]["totalDownloads"], 1, "{seen}");
+}

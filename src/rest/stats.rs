@@ -24,7 +24,7 @@ pub struct StatsBody {
     super::openapi::RateLimited, super::openapi::ServerSide,
 ))]
 pub async fn registry_stats(State(state): State<AppState>) -> AppResult<Json<StatsBody>> {
-    let s = service::stats::registry_stats(&state.db).await?;
+    let s = service::stats::registry_stats(&state).await?;
     Ok(Json(StatsBody {
         total_packages: s.total_packages,
         total_versions: s.total_versions,

@@ -53,6 +53,8 @@ pub async fn register(state: &AppState, reg: Registration) -> AppResult<SignedIn
     let token =
         tokens::issue(&txn, state, user.id, LOGIN_TOKEN_NAME, &Scopes::all(), tokens::login_lifetime(state)).await?;
     audit::record(&txn, audit::account(user.id, "register", serde_json::json!({ "username": user.username }))).await?;
+    // The registry stats count users.
+    crate::service::generation::bump(&txn).await?;
     txn.commit().await?;
     Ok(SignedIn { user, token })
 }

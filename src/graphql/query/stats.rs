@@ -10,7 +10,7 @@ pub struct StatsQuery;
 impl StatsQuery {
     /// Registry-wide totals.
     async fn stats(&self, ctx: &Context<'_>) -> Result<RegistryStats> {
-        let s = service::stats::registry_stats(&super::super::state(ctx).db).await?;
+        let s = service::stats::registry_stats(super::super::state(ctx)).await?;
         Ok(s.into())
     }
 }
