@@ -1,7 +1,6 @@
 //! The catalog generation: a counter in the database that every write to what the cached reads
 //! show (publish, yank, unyank, owner changes, registrations, download counts) raises inside its
-//! own transaction,
-//! as its last statement, so the row lock is held only until the commit.
+//! own transaction, as its last statement, so the row lock is held only until the commit.
 //!
 //! A reader asks for the current value first, then reads (or reuses) the data. Any read that
 //! starts after a write committed sees the raised value and so misses every entry cached before
