@@ -148,3 +148,67 @@ async fn a_page_costs_a_constant_number_of_statements() {
     assert_eq!(again, body50);
     assert_eq!(cached, 2, "a cached page costs 2 statements, took {cached}");
 }
+
+/// The batch queries behind the loaders have a few SQL shapes, not one per batch size: each
+/// shape is a prepared statement in every pooled connection's cache (see `service::inlist`).
+/// Every lookup is asked for 1..=20 real keys and must answer for each of them.
+#[tokio::test]
+async fn batch_queries_have_few_shapes_whatever_the_batch_size() {
+    use raven_registry::service::{batch, versions};
+    use std::collections::{HashMap, HashSet};
+    use std::sync::{Arc, Mutex};
+
+    let app = common::spawn().await;
+    let token = register(&app, "shape").await;
+    let mut names = Vec::new();
+    for i in 0..20 {
+        let name = format!("shape-{i:02}");
+        common::api::publish_package(&app, &token, &name, "1.0.0").await;
+        names.push(name);
+    }
+    let seen: Arc<Mutex<HashMap<String, HashSet<String>>>> = Arc::default();
+    let mut db = app.state.db.clone();
+    let current = Arc::new(Mutex::new(String::new()));
+    {
+        let (seen, current) = (seen.clone(), current.clone());
+        db.set_metric_callback(move |info| {
+            let lookup = current.lock().unwrap().clone();
+            seen.lock().unwrap().entry(lookup).or_default().insert(info.statement.sql.clone());
+        });
+    }
+    let set = |lookup: &str| *current.lock().unwrap() = lookup.to_owned();
+    let packages = batch::packages_by_name(&db, &names).await.unwrap();
+    let package_ids: Vec<_> = names.iter().map(|n| packages[n].id).collect();
+    let user_id = batch::owners_of(&db, &package_ids[..1]).await.unwrap()[&package_ids[0]][0].user.id;
+    seen.lock().unwrap().clear();
+    for n in 1..=20 {
+        let (names, ids) = (&names[..n], &package_ids[..n]);
+        set("packages_by_name");
+        assert_eq!(batch::packages_by_name(&db, names).await.unwrap().len(), n);
+        set("packages_by_id");
+        assert_eq!(batch::packages_by_id(&db, ids).await.unwrap().len(), n);
+        set("users_by_id");
+        assert_eq!(batch::users_by_id(&db, &[user_id]).await.unwrap().len(), 1);
+        set("versions_of");
+        let versions_of = batch::versions_of(&db, ids).await.unwrap();
+        assert!(ids.iter().all(|id| versions_of[id].len() == 1), "one version each");
+        let version_ids: Vec<_> = ids.iter().map(|id| versions_of[id][0].id).collect();
+        set("readmes");
+        assert_eq!(batch::readmes(&db, &version_ids).await.unwrap().len(), n);
+        set("dependencies_of");
+        assert_eq!(batch::dependencies_of(&db, &version_ids).await.unwrap().len(), n);
+        set("owners_of");
+        let owners = batch::owners_of(&db, ids).await.unwrap();
+        assert!(ids.iter().all(|id| owners[id].len() == 1), "one owner each, not one per padded key");
+        set("daily_downloads");
+        assert_eq!(batch::daily_downloads(&db, ids).await.unwrap().len(), n);
+        set("latest_for_packages");
+        assert_eq!(versions::latest_for_packages(&db, ids).await.unwrap().len(), n);
+    }
+    let seen = seen.lock().unwrap();
+    assert_eq!(seen.len(), 9, "every lookup ran: {:?}", seen.keys());
+    for (lookup, shapes) in seen.iter() {
+        // 1..=20 keys pad to 1, 2, 4, 8, 16 or 32 keys.
+        assert!(shapes.len() <= 6, "{lookup} ran {} SQL shapes for 20 batch sizes", shapes.len());
+    }
+}

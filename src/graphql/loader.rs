@@ -8,10 +8,10 @@ use chrono::NaiveDate;
 use sea_orm::DatabaseConnection;
 use uuid::Uuid;
 
-use entity::{dependencies, packages, users, versions};
+use entity::{dependencies, packages, versions};
 
 use crate::error::AppError;
-use crate::graphql::relations::{self, RelKey, RelValue, RequestGeneration};
+use crate::graphql::relations::{self, RequestGeneration};
 use crate::service::batch::{self, OwnerRow};
 
 pub type Loaders = DataLoader<Batch, HashMapCache>;
@@ -70,7 +70,7 @@ macro_rules! loader {
 
 loader!(PackageById, Uuid, packages::Model, |db, keys| batch::packages_by_id(db, &keys));
 loader!(PackageByName, String, packages::Model, |db, keys| batch::packages_by_name(db, &keys));
-loader!(UserById, Uuid, users::Model, |db, keys| batch::users_by_id(db, &keys));
+loader!(UserById, Uuid, batch::PublicUser, |db, keys| batch::users_by_id(db, &keys));
 loader!(VersionsOf, Uuid, Vec<versions::Model>, |db, keys| batch::versions_of(db, &keys));
 loader!(ReadmeOf, Uuid, Option<String>, |db, keys| batch::readmes(db, &keys));
 loader!(OwnersOf, Uuid, Vec<OwnerRow>, |db, keys| batch::owners_of(db, &keys));
@@ -119,30 +119,8 @@ async fn prime(
         }
     }
     let (v, o, d) = futures::try_join!(
-        when(
-            versions,
-            relations::many(
-                state,
-                generation,
-                ids,
-                RelKey::Versions,
-                |v| if let RelValue::Versions(v) = v { Some(v.clone()) } else { None },
-                RelValue::Versions,
-                |missing| async move { batch::versions_of(db, &missing).await },
-            )
-        ),
-        when(
-            owners,
-            relations::many(
-                state,
-                generation,
-                ids,
-                RelKey::Owners,
-                |v| if let RelValue::Owners(o) = v { Some(o.clone()) } else { None },
-                RelValue::Owners,
-                |missing| async move { batch::owners_of(db, &missing).await },
-            )
-        ),
+        when(versions, relations::versions_of(state, generation, ids)),
+        when(owners, relations::owners_of(state, generation, ids)),
         when(downloads, batch::daily_downloads(db, ids)),
     )?;
     if let Some(v) = v {

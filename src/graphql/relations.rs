@@ -10,7 +10,7 @@ use uuid::Uuid;
 use entity::{packages, versions};
 
 use crate::error::AppResult;
-use crate::service::batch::OwnerRow;
+use crate::service::batch::{self, OwnerRow};
 use crate::service::generation::{self, GenerationCache};
 use crate::state::AppState;
 
@@ -40,9 +40,35 @@ impl RequestGeneration {
     }
 }
 
+/// All versions of each package (newest first, without READMEs), through the cache.
+pub async fn versions_of(
+    state: &AppState,
+    generation: Option<i64>,
+    ids: &[Uuid],
+) -> AppResult<HashMap<Uuid, Vec<versions::Model>>> {
+    let unwrap = |v: &RelValue| if let RelValue::Versions(v) = v { Some(v.clone()) } else { None };
+    many(state, generation, ids, RelKey::Versions, unwrap, RelValue::Versions, |missing| async move {
+        batch::versions_of(&state.db, &missing).await
+    })
+    .await
+}
+
+/// The owners of each package with their users, oldest first, through the cache.
+pub async fn owners_of(
+    state: &AppState,
+    generation: Option<i64>,
+    ids: &[Uuid],
+) -> AppResult<HashMap<Uuid, Vec<OwnerRow>>> {
+    let unwrap = |v: &RelValue| if let RelValue::Owners(o) = v { Some(o.clone()) } else { None };
+    many(state, generation, ids, RelKey::Owners, unwrap, RelValue::Owners, |missing| async move {
+        batch::owners_of(&state.db, &missing).await
+    })
+    .await
+}
+
 /// The relation of each id, from the cache where it holds them, else from `fetch` (called with the
 /// missing ids only, and not at all when none is missing).
-pub async fn many<T, F, Fut>(
+async fn many<T, F, Fut>(
     state: &AppState,
     generation: Option<i64>,
     ids: &[Uuid],

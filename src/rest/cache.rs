@@ -36,11 +36,13 @@ pub enum BodyKey {
 pub type BodyCache = GenerationCache<BodyKey, Bytes>;
 
 /// The JSON body for `key`, from the cache when the catalog has not changed since it was
-/// computed. Errors (a 404, say) are never cached.
-pub async fn json<T, F>(state: &AppState, key: BodyKey, compute: F) -> AppResult<Response>
+/// computed. Errors (a 404, say) are never cached. `compute` is given the generation read here
+/// (None with the cache off), so a miss need not read it again.
+pub async fn json<T, F, Fut>(state: &AppState, key: BodyKey, compute: F) -> AppResult<Response>
 where
     T: Serialize,
-    F: Future<Output = AppResult<T>>,
+    F: FnOnce(Option<i64>) -> Fut,
+    Fut: Future<Output = AppResult<T>>,
 {
     let cache = &state.bodies;
     let generation = if cache.enabled() { Some(generation::current(&state.db).await?) } else { None };
@@ -48,7 +50,7 @@ where
         crate::metrics::cache_lookup("metadata", true);
         return Ok(respond(body));
     }
-    let body = Bytes::from(serde_json::to_vec(&compute.await?).map_err(AppError::internal)?);
+    let body = Bytes::from(serde_json::to_vec(&compute(generation).await?).map_err(AppError::internal)?);
     if let Some(g) = generation {
         crate::metrics::cache_lookup("metadata", false);
         cache.put(g, key, body.clone());

@@ -62,7 +62,7 @@ pub struct PackageBody {
 )]
 pub async fn package(State(state): State<AppState>, Path(name): Path<String>) -> AppResult<Response> {
     let key = BodyKey::Package { name: name.clone(), day: Utc::now().date_naive() };
-    cache::json(&state, key, package_body(&state, &name)).await
+    cache::json(&state, key, |_| package_body(&state, &name)).await
 }
 
 async fn package_body(state: &AppState, name: &str) -> AppResult<PackageBody> {
@@ -132,7 +132,7 @@ pub async fn version(
     Path((name, version)): Path<(String, String)>,
 ) -> AppResult<Response> {
     let key = BodyKey::Version { name: name.clone(), version: version.clone() };
-    cache::json(&state, key, version_body(&state, &name, &version)).await
+    cache::json(&state, key, |_| version_body(&state, &name, &version)).await
 }
 
 async fn version_body(state: &AppState, name: &str, version: &str) -> AppResult<VersionBody> {

@@ -64,15 +64,15 @@ pub async fn search(State(state): State<AppState>, Query(p): Query<Params>) -> A
     let limit = number(p.limit, "limit", 20)?.clamp(1, 100);
     let offset = number(p.offset, "offset", 0)?.min(1 << 40);
     if search::terms(&p.q).is_empty() || p.q.len() > search::MAX_CACHED_QUERY {
-        return Ok(Json(body(&state, &p.q, limit, offset).await?).into_response());
+        return Ok(Json(body(&state, None, &p.q, limit, offset).await?).into_response());
     }
     let key = BodyKey::Search { q: p.q.trim().to_lowercase(), limit, offset };
-    cache::json(&state, key, body(&state, &p.q, limit, offset)).await
+    cache::json(&state, key, |generation| body(&state, generation, &p.q, limit, offset)).await
 }
 
-/// The page with each hit's latest version.
-async fn body(state: &AppState, q: &str, limit: u64, offset: u64) -> AppResult<SearchBody> {
-    let page = search::search(state, None, q, PackageSort::Relevance, offset, limit).await?;
+/// The page with each hit's latest version (`generation`: already read by the caller, if any).
+async fn body(state: &AppState, generation: Option<i64>, q: &str, limit: u64, offset: u64) -> AppResult<SearchBody> {
+    let page = search::search(state, generation, q, PackageSort::Relevance, offset, limit).await?;
     let ids: Vec<_> = page.hits.iter().map(|h| h.package.id).collect();
     let latest = versions::latest_for_packages(&state.db, &ids).await?;
     let results = page

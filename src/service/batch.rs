@@ -9,10 +9,11 @@ use uuid::Uuid;
 use entity::{dependencies, packages, users, versions};
 
 use crate::error::AppResult;
+use crate::service::inlist::{bind, padded};
 use crate::service::versions::semver_key;
 
 pub async fn packages_by_id(db: &DatabaseConnection, ids: &[Uuid]) -> AppResult<HashMap<Uuid, packages::Model>> {
-    let rows = packages::Entity::find().filter(packages::Column::Id.is_in(ids.iter().copied())).all(db).await?;
+    let rows = packages::Entity::find().filter(packages::Column::Id.is_in(padded(ids.iter().copied()))).all(db).await?;
     Ok(rows.into_iter().map(|p| (p.id, p)).collect())
 }
 
@@ -20,12 +21,35 @@ pub async fn packages_by_name(
     db: &DatabaseConnection,
     names: &[String],
 ) -> AppResult<HashMap<String, packages::Model>> {
-    let rows = packages::Entity::find().filter(packages::Column::Name.is_in(names.iter().cloned())).all(db).await?;
+    let rows =
+        packages::Entity::find().filter(packages::Column::Name.is_in(padded(names.iter().cloned()))).all(db).await?;
     Ok(rows.into_iter().map(|p| (p.name.clone(), p)).collect())
 }
 
-pub async fn users_by_id(db: &DatabaseConnection, ids: &[Uuid]) -> AppResult<HashMap<Uuid, users::Model>> {
-    let rows = users::Entity::find().filter(users::Column::Id.is_in(ids.iter().copied())).all(db).await?;
+/// What anyone may see of a user. Loaders and the cross-request relation cache hold this rather
+/// than `users::Model`, so no password hash or email sits in a cache.
+#[derive(Clone, Debug, sea_orm::FromQueryResult)]
+pub struct PublicUser {
+    pub id: Uuid,
+    pub username: String,
+    pub created_at: chrono::DateTime<Utc>,
+}
+
+impl From<users::Model> for PublicUser {
+    fn from(u: users::Model) -> Self {
+        PublicUser { id: u.id, username: u.username, created_at: u.created_at }
+    }
+}
+
+pub async fn users_by_id(db: &DatabaseConnection, ids: &[Uuid]) -> AppResult<HashMap<Uuid, PublicUser>> {
+    use sea_orm::QuerySelect;
+    let rows = users::Entity::find()
+        .select_only()
+        .columns([users::Column::Id, users::Column::Username, users::Column::CreatedAt])
+        .filter(users::Column::Id.is_in(padded(ids.iter().copied())))
+        .into_model::<PublicUser>()
+        .all(db)
+        .await?;
     Ok(rows.into_iter().map(|u| (u.id, u)).collect())
 }
 
@@ -36,7 +60,7 @@ pub async fn versions_of(
     package_ids: &[Uuid],
 ) -> AppResult<HashMap<Uuid, Vec<versions::Model>>> {
     let rows = crate::service::versions::without_readme()
-        .filter(versions::Column::PackageId.is_in(package_ids.iter().copied()))
+        .filter(versions::Column::PackageId.is_in(padded(package_ids.iter().copied())))
         .all(db)
         .await?;
     let mut out: HashMap<Uuid, Vec<versions::Model>> = package_ids.iter().map(|id| (*id, Vec::new())).collect();
@@ -61,7 +85,7 @@ pub async fn readmes(db: &DatabaseConnection, version_ids: &[Uuid]) -> AppResult
     let rows = versions::Entity::find()
         .select_only()
         .columns([versions::Column::Id, versions::Column::Readme])
-        .filter(versions::Column::Id.is_in(version_ids.iter().copied()))
+        .filter(versions::Column::Id.is_in(padded(version_ids.iter().copied())))
         .into_model::<ReadmeRow>()
         .all(db)
         .await?;
@@ -70,7 +94,7 @@ pub async fn readmes(db: &DatabaseConnection, version_ids: &[Uuid]) -> AppResult
 
 #[derive(Clone)]
 pub struct OwnerRow {
-    pub user: users::Model,
+    pub user: PublicUser,
     pub role: String,
     pub added_at: chrono::DateTime<Utc>,
 }
@@ -81,7 +105,7 @@ struct OwnerJoin {
     role: String,
     added_at: chrono::DateTime<Utc>,
     #[sea_orm(nested)]
-    user: users::Model,
+    user: PublicUser,
 }
 
 /// Owners of each package, oldest first, with their users: one statement for any number of packages.
@@ -91,13 +115,11 @@ pub async fn owners_of(db: &DatabaseConnection, package_ids: &[Uuid]) -> AppResu
         return Ok(out);
     }
     let backend = db.get_database_backend();
-    let list = vec!["?"; package_ids.len()].join(", ");
+    let (list, values) = bind(package_ids.iter().copied());
     let sql = format!(
-        "SELECT o.package_id, o.role, o.added_at, u.id, u.username, u.email, u.password_hash, u.created_at, \
-         u.updated_at FROM package_owners o JOIN users u ON u.id = o.user_id WHERE o.package_id IN ({list}) \
-         ORDER BY o.added_at"
+        "SELECT o.package_id, o.role, o.added_at, u.id, u.username, u.created_at \
+         FROM package_owners o JOIN users u ON u.id = o.user_id WHERE o.package_id IN ({list}) ORDER BY o.added_at"
     );
-    let values: Vec<sea_orm::Value> = package_ids.iter().map(|id| sea_orm::Value::from(*id)).collect();
     let stmt =
         sea_orm::Statement::from_sql_and_values(backend, crate::service::search::numbered(backend, &sql), values);
     for r in OwnerJoin::find_by_statement(stmt).all(db).await? {
@@ -111,7 +133,7 @@ pub async fn dependencies_of(
     version_ids: &[Uuid],
 ) -> AppResult<HashMap<Uuid, Vec<dependencies::Model>>> {
     let rows = dependencies::Entity::find()
-        .filter(dependencies::Column::VersionId.is_in(version_ids.iter().copied()))
+        .filter(dependencies::Column::VersionId.is_in(padded(version_ids.iter().copied())))
         .all(db)
         .await?;
     let mut out: HashMap<Uuid, Vec<dependencies::Model>> = version_ids.iter().map(|id| (*id, Vec::new())).collect();
@@ -146,13 +168,13 @@ pub async fn daily_downloads(
     }
     let backend = db.get_database_backend();
     let since = Utc::now().date_naive() - Duration::days(DAILY_WINDOW_DAYS);
-    let list = (0..package_ids.len()).map(|_| "?").collect::<Vec<_>>().join(", ");
+    let (list, ids) = bind(package_ids.iter().copied());
     let sql = format!(
         "SELECT v.package_id AS package_id, d.day AS day, CAST(SUM(d.count) AS BIGINT) AS n FROM version_downloads d \
          JOIN versions v ON v.id = d.version_id WHERE d.day >= ? AND v.package_id IN ({list}) GROUP BY v.package_id, d.day"
     );
     let mut values: Vec<sea_orm::Value> = vec![since.into()];
-    values.extend(package_ids.iter().map(|id| sea_orm::Value::from(*id)));
+    values.extend(ids);
     let stmt = Statement::from_sql_and_values(backend, crate::service::search::numbered(backend, &sql), values);
     for r in DayRow::find_by_statement(stmt).all(db).await? {
         out.entry(r.package_id).or_default().push((r.day, r.n));

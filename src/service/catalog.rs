@@ -160,17 +160,14 @@ pub async fn downloads_since(db: &impl ConnectionTrait, package_ids: &[Uuid], si
         return Ok(0);
     }
     let backend = db.get_database_backend();
-    let placeholders: Vec<String> = (0..package_ids.len())
-        .map(|i| if backend == sea_orm::DbBackend::Postgres { format!("${}", i + 2) } else { "?".into() })
-        .collect();
+    let (list, ids) = crate::service::inlist::bind(package_ids.iter().copied());
     let sql = format!(
         "SELECT CAST(COALESCE(SUM(d.count), 0) AS BIGINT) AS total FROM version_downloads d \
-         JOIN versions v ON v.id = d.version_id WHERE d.day >= {} AND v.package_id IN ({})",
-        if backend == sea_orm::DbBackend::Postgres { "$1" } else { "?" },
-        placeholders.join(", ")
+         JOIN versions v ON v.id = d.version_id WHERE d.day >= ? AND v.package_id IN ({list})"
     );
     let mut values: Vec<sea_orm::Value> = vec![since.into()];
-    values.extend(package_ids.iter().map(|id| sea_orm::Value::from(*id)));
+    values.extend(ids);
+    let sql = crate::service::search::numbered(backend, &sql);
     let row = Sum::find_by_statement(Statement::from_sql_and_values(backend, sql, values)).one(db).await?;
     Ok(row.map(|r| r.total).unwrap_or(0))
 }
@@ -206,8 +203,10 @@ pub async fn dependents(state: &AppState, name: &str) -> AppResult<Vec<packages:
         return Ok(Vec::new());
     }
     let version_ids: Vec<Uuid> = deps.iter().map(|d| d.version_id).collect();
-    let dependent_versions =
-        versions::Entity::find().filter(versions::Column::Id.is_in(version_ids)).all(&state.db).await?;
+    let dependent_versions = versions::Entity::find()
+        .filter(versions::Column::Id.is_in(crate::service::inlist::padded(version_ids)))
+        .all(&state.db)
+        .await?;
     let package_ids: Vec<Uuid> = dependent_versions.iter().map(|v| v.package_id).collect();
     let latest = crate::service::versions::latest_for_packages(&state.db, &package_ids).await?;
     let dependent_ids: std::collections::HashSet<Uuid> = dependent_versions
@@ -215,5 +214,8 @@ pub async fn dependents(state: &AppState, name: &str) -> AppResult<Vec<packages:
         .filter(|v| latest.get(&v.package_id).map(|l| l.id) == Some(v.id))
         .map(|v| v.package_id)
         .collect();
-    Ok(packages::Entity::find().filter(packages::Column::Id.is_in(dependent_ids)).all(&state.db).await?)
+    Ok(packages::Entity::find()
+        .filter(packages::Column::Id.is_in(crate::service::inlist::padded(dependent_ids)))
+        .all(&state.db)
+        .await?)
 }

@@ -77,12 +77,11 @@ async fn targets(db: &DatabaseConnection, chunk: &[(Key, i64)]) -> AppResult<Has
     names.sort_unstable();
     names.dedup();
     let backend = db.get_database_backend();
+    let (list, values) = crate::service::inlist::bind(names);
     let sql = format!(
         "SELECT v.id AS version_id, v.package_id, p.name, v.canonical FROM versions v \
-         JOIN packages p ON p.id = v.package_id WHERE p.name IN ({})",
-        vec!["?"; names.len()].join(", ")
+         JOIN packages p ON p.id = v.package_id WHERE p.name IN ({list})"
     );
-    let values: Vec<sea_orm::Value> = names.iter().map(|n| (*n).into()).collect();
     let stmt = Statement::from_sql_and_values(backend, numbered(backend, &sql), values);
     Ok(Target::find_by_statement(stmt)
         .all(db)

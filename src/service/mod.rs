@@ -6,6 +6,7 @@ pub mod batch;
 pub mod catalog;
 pub mod downloads;
 pub mod generation;
+pub mod inlist;
 pub mod owners;
 pub mod packages;
 pub mod profiles;

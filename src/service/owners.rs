@@ -27,7 +27,7 @@ pub async fn list(state: &AppState, package_id: Uuid) -> AppResult<Vec<Owner>> {
         .await?;
     let ids: Vec<Uuid> = rows.iter().map(|r| r.user_id).collect();
     let users: std::collections::HashMap<Uuid, users::Model> = users::Entity::find()
-        .filter(users::Column::Id.is_in(ids))
+        .filter(users::Column::Id.is_in(crate::service::inlist::padded(ids)))
         .all(&state.db)
         .await?
         .into_iter()

@@ -188,6 +188,8 @@ async fn write_rows(
     let m = &c.manifest;
     let now = Utc::now();
     let txn = crate::db::begin_write(&state.db).await?;
+    // A new package is created with this version's metadata; only its keywords remain to write.
+    let is_new = existing.is_none();
     let package = match existing {
         Some(p) => p,
         None => {
@@ -260,8 +262,12 @@ async fn write_rows(
         .exec(&txn)
         .await?;
     }
-    let latest = vers::latest_for_packages(&txn, &[package.id]).await?;
-    let package = if latest.get(&package.id).map(|v| v.id) == Some(version.id) {
+    // Statements in this transaction hold SQLite's single write lock, so a new package skips
+    // the latest-version query and the metadata rewrite it would only repeat.
+    let package = if is_new {
+        insert_keywords(&txn, package.id, m).await?;
+        package
+    } else if vers::latest_for_packages(&txn, &[package.id]).await?.get(&package.id).map(|v| v.id) == Some(version.id) {
         adopt_metadata(&txn, package, m, now).await?
     } else {
         let mut a: packages::ActiveModel = package.into();
@@ -302,14 +308,19 @@ async fn adopt_metadata(
     a.updated_at = Set(now);
     let p = a.update(txn).await?;
     keywords::Entity::delete_many().filter(keywords::Column::PackageId.eq(id)).exec(txn).await?;
+    insert_keywords(txn, id, m).await?;
+    Ok(p)
+}
+
+async fn insert_keywords(txn: &sea_orm::DatabaseTransaction, package_id: Uuid, m: &Manifest) -> AppResult<()> {
     if !m.keywords.is_empty() {
         keywords::Entity::insert_many(
-            m.keywords.iter().map(|k| keywords::ActiveModel { package_id: Set(id), keyword: Set(k.clone()) }),
+            m.keywords.iter().map(|k| keywords::ActiveModel { package_id: Set(package_id), keyword: Set(k.clone()) }),
         )
         .exec(txn)
         .await?;
     }
-    Ok(p)
+    Ok(())
 }
 
 fn version_exists(m: &Manifest) -> AppError {
@@ -323,7 +334,7 @@ async fn check_dependencies_exist(state: &AppState, m: &Manifest) -> AppResult<(
     }
     let names: Vec<String> = m.dependencies.iter().map(|d| d.name.as_str().to_owned()).collect();
     let found: std::collections::HashSet<String> = packages::Entity::find()
-        .filter(packages::Column::Name.is_in(names.clone()))
+        .filter(packages::Column::Name.is_in(crate::service::inlist::padded(names.iter().cloned())))
         .all(&state.db)
         .await?
         .into_iter()

@@ -31,7 +31,7 @@ pub async fn latest_for_packages(
     package_ids: &[Uuid],
 ) -> AppResult<HashMap<Uuid, versions::Model>> {
     let rows = without_readme()
-        .filter(versions::Column::PackageId.is_in(package_ids.iter().copied()))
+        .filter(versions::Column::PackageId.is_in(crate::service::inlist::padded(package_ids.iter().copied())))
         .filter(versions::Column::Yanked.eq(false))
         .all(db)
         .await?;

@@ -48,7 +48,7 @@ impl PackageMutation {
             OwnerRole::Maintainer => Role::Maintainer,
         };
         let (_, o) = owners::add(state(ctx), viewer(ctx)?, &package, &username, role).await?;
-        Ok(PackageOwner { user: User(o.user), role: o.role, added_at: o.added_at })
+        Ok(PackageOwner { user: User(o.user.into()), role: o.role, added_at: o.added_at })
     }
 
     /// Removes an owner or maintainer; the last owner cannot be removed.

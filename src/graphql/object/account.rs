@@ -5,7 +5,7 @@ use crate::auth::{Scope, Scopes};
 use crate::service::tokens::IssuedToken;
 
 /// A registry user, as anyone may see them.
-pub struct User(pub entity::users::Model);
+pub struct User(pub crate::service::batch::PublicUser);
 
 #[Object]
 impl User {

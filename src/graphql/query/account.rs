@@ -17,6 +17,6 @@ impl AccountQuery {
 
     /// A user by name (case-insensitive), or null.
     async fn user(&self, ctx: &Context<'_>, username: String) -> Result<Option<User>> {
-        Ok(accounts::find_by_username(state(ctx), &username).await?.map(User))
+        Ok(accounts::find_by_username(state(ctx), &username).await?.map(|u| User(u.into())))
     }
 }
