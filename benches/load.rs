@@ -46,6 +46,8 @@ struct Opts {
     sample_every: f64,
     /// During the soak, GET /metrics every so many seconds, as a Prometheus server would.
     scrape_every: Option<f64>,
+    /// During the soak, no publish stream: the catalog stays the size it was seeded at.
+    no_publish: bool,
 }
 
 fn usage() -> ! {
@@ -53,7 +55,7 @@ fn usage() -> ! {
         "usage: cargo bench --bench load -- [--quick] [--packages N] [--versions M] [--seconds S] \
          [--connections C] [--client-threads T] [--only scenario,scenario]\n\
          \x20      cargo bench --bench load -- --soak [MINUTES (default 10)] [--sample-every S (default 30)] \
-         [--scrape-metrics S] [--quick] [--packages N] [--versions M] [--client-threads T]\n\
+         [--scrape-metrics S] [--no-publish] [--quick] [--packages N] [--versions M] [--client-threads T]\n\
          scenarios: package version search gql-package gql-search download stats publish-1 publish-4 login\n\
          env: BENCH_DATABASE_URL=postgres://... runs on a fresh PostgreSQL database"
     );
@@ -73,6 +75,7 @@ fn parse_opts() -> Opts {
         soak: None,
         sample_every: 30.0,
         scrape_every: None,
+        no_publish: false,
     };
     let (mut packages, mut versions, mut seconds, mut connections) = (None, None, None, None);
     fn num<T: std::str::FromStr>(flag: &str, v: Option<String>) -> T {
@@ -101,6 +104,7 @@ fn parse_opts() -> Opts {
             }
             "--sample-every" => o.sample_every = num(&a, args.next()),
             "--scrape-metrics" => o.scrape_every = Some(num(&a, args.next())),
+            "--no-publish" => o.no_publish = true,
             // cargo bench passes --bench to harness = false targets.
             "--bench" => {}
             "-h" | "--help" => usage(),

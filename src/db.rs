@@ -1,4 +1,6 @@
 //! Database connection and migrations, for both backends.
+use std::collections::HashMap;
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -38,7 +40,7 @@ pub async fn connect(cfg: &Config) -> anyhow::Result<(DatabaseConnection, Arc<At
                 .statement_cache_capacity(statements)
                 .journal_mode(SqliteJournalMode::Wal)
                 .synchronous(SqliteSynchronous::Normal)
-                .busy_timeout(Duration::from_secs(10))
+                .busy_timeout(SQLITE_BUSY_TIMEOUT)
                 .foreign_keys(true)
         });
     }
@@ -80,15 +82,44 @@ pub async fn migrate(db: &DatabaseConnection) -> anyhow::Result<()> {
     }
 }
 
+/// How long a SQLite writer waits for the write lock, in this process's queue and then in SQLite's
+/// busy handler, before its request is answered 503.
+pub const SQLITE_BUSY_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// One write-queue per SQLite file in this process (see `begin_write`).
+static WRITE_QUEUES: std::sync::LazyLock<std::sync::Mutex<HashMap<PathBuf, Arc<tokio::sync::Mutex<()>>>>> =
+    std::sync::LazyLock::new(Default::default);
+
+/// This process's turn to write to a SQLite file: held until the transaction ends. Declare it
+/// before the transaction (`let (_turn, txn) = ...`) so the transaction is dropped first.
+pub struct WriteTurn(#[allow(dead_code)] Option<tokio::sync::OwnedMutexGuard<()>>);
+
 /// Begins a transaction that will write. On SQLite it is `BEGIN IMMEDIATE`: the write lock is taken
 /// up front, where the busy timeout applies, instead of at the first write of a deferred
 /// transaction, where a competing writer makes SQLite fail at once with "database is locked".
-/// PostgreSQL ignores the option.
-pub async fn begin_write(db: &DatabaseConnection) -> Result<sea_orm::DatabaseTransaction, sea_orm::DbErr> {
-    use sea_orm::{SqliteTransactionMode, TransactionOptions, TransactionTrait};
-    db.begin_with_options(TransactionOptions {
-        sqlite_transaction_mode: Some(SqliteTransactionMode::Immediate),
-        ..Default::default()
-    })
-    .await
+///
+/// SQLite also has one writer at a time, and a writer that finds the lock taken sleeps in SQLite's
+/// busy handler (1, 2, 5, 10 ... 100 ms) instead of being woken when the lock frees: four
+/// concurrent publishes left the lock idle most of the time (p99 196 ms). So this process's
+/// writers first queue on an async mutex per database file and are woken in turn; another process
+/// on the same file still meets the busy timeout. PostgreSQL locks rows and needs no queue.
+pub async fn begin_write(db: &DatabaseConnection) -> Result<(WriteTurn, sea_orm::DatabaseTransaction), sea_orm::DbErr> {
+    use sea_orm::{DbBackend, SqliteTransactionMode, TransactionOptions, TransactionTrait};
+    let turn = if db.get_database_backend() == DbBackend::Sqlite {
+        let file = db.get_sqlite_connection_pool().connect_options().get_filename().to_path_buf();
+        let queue = WRITE_QUEUES.lock().expect("write queues").entry(file).or_default().clone();
+        match tokio::time::timeout(SQLITE_BUSY_TIMEOUT, queue.lock_owned()).await {
+            Ok(guard) => Some(guard),
+            Err(_) => return Err(sea_orm::DbErr::ConnectionAcquire(sea_orm::error::ConnAcquireErr::Timeout)),
+        }
+    } else {
+        None
+    };
+    let txn = db
+        .begin_with_options(TransactionOptions {
+            sqlite_transaction_mode: Some(SqliteTransactionMode::Immediate),
+            ..Default::default()
+        })
+        .await?;
+    Ok((WriteTurn(turn), txn))
 }

@@ -9,7 +9,6 @@
 //! The planning and tarball helpers are public: the load benchmark uses them to know the seeded
 //! names and to build fresh packages for its publish scenarios.
 use std::collections::HashSet;
-use std::io::{Seek, Write};
 use std::time::Instant;
 
 use crate::auth::{Scopes, Viewer};
@@ -466,12 +465,10 @@ async fn seed_users(state: &AppState) -> anyhow::Result<(Vec<Viewer>, usize)> {
     Ok((viewers, created))
 }
 
-/// Publishes `bytes` as a tarball through the service layer (via an anonymous temporary file).
+/// Publishes `bytes` as a tarball through the service layer.
 async fn publish_bytes(state: &AppState, viewer: &Viewer, bytes: &[u8]) -> Result<(), AppError> {
-    let mut file = tempfile::tempfile().map_err(AppError::internal)?;
-    file.write_all(bytes).map_err(AppError::internal)?;
-    file.rewind().map_err(AppError::internal)?;
-    publish::publish(state, viewer, file, Claimed::default()).await.map(|_| ())
+    let tarball = publish::Tarball::Bytes(bytes::Bytes::copy_from_slice(bytes));
+    publish::publish(state, viewer, tarball, Claimed::default()).await.map(|_| ())
 }
 
 pub async fn run(state: &AppState, args: &SeedArgs) -> anyhow::Result<()> {

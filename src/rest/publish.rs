@@ -8,7 +8,6 @@ use axum::http::StatusCode;
 use axum::Json;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
-use tokio::io::AsyncWriteExt;
 use utoipa::ToSchema;
 
 use super::openapi as doc;
@@ -16,7 +15,7 @@ use super::ApiMultipart;
 use crate::auth::Viewer;
 use crate::domain::ValidationError;
 use crate::error::{AppError, AppResult};
-use crate::service::publish::{self, Claimed};
+use crate::service::publish::{self, Claimed, Tarball};
 use crate::state::AppState;
 
 #[derive(Deserialize, Default)]
@@ -86,7 +85,7 @@ pub async fn publish(
 ) -> AppResult<(StatusCode, Json<PublishResponse>)> {
     let max = state.config.max_tarball_bytes;
     let mut metadata: Option<Metadata> = None;
-    let mut tarball: Option<tempfile::TempPath> = None;
+    let mut tarball: Option<bytes::Bytes> = None;
     let mut charged = false;
     while let Some(mut field) = multipart.next_field().await.map_err(multipart_error)? {
         match field.name() {
@@ -105,18 +104,14 @@ pub async fn publish(
                         charged = true;
                     }
                 }
-                let path = tempfile::NamedTempFile::new().map_err(AppError::internal)?.into_temp_path();
-                let mut file = tokio::fs::File::create(&path).await.map_err(AppError::internal)?;
-                let mut written: u64 = 0;
+                let mut body = bytes::BytesMut::new();
                 while let Some(chunk) = field.chunk().await.map_err(multipart_error)? {
-                    written += chunk.len() as u64;
-                    if written > max {
+                    if (body.len() + chunk.len()) as u64 > max {
                         return Err(AppError::PayloadTooLarge(format!("the tarball exceeds the limit of {max} bytes")));
                     }
-                    file.write_all(&chunk).await.map_err(AppError::internal)?;
+                    body.extend_from_slice(&chunk);
                 }
-                file.flush().await.map_err(AppError::internal)?;
-                tarball = Some(path);
+                tarball = Some(body.freeze());
             }
             // Unknown parts are skipped (forward compatibility with newer clients).
             _ => {}
@@ -128,7 +123,7 @@ pub async fn publish(
     let published = publish::publish(
         &state,
         &viewer,
-        std::fs::File::open(&tarball).map_err(AppError::internal)?,
+        Tarball::Bytes(tarball),
         Claimed { name: meta.name, version: meta.version, rate_limit_charged: charged },
     )
     .await?;

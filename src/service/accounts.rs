@@ -35,7 +35,7 @@ pub async fn register(state: &AppState, reg: Registration) -> AppResult<SignedIn
     }
     let hash = state.hasher.hash(&reg.password).await?;
     let now = Utc::now();
-    let txn = crate::db::begin_write(&state.db).await?;
+    let (_turn, txn) = crate::db::begin_write(&state.db).await?;
     let user = users::ActiveModel {
         id: Set(Uuid::new_v4()),
         username: Set(reg.username.as_str().to_owned()),
@@ -73,7 +73,7 @@ pub async fn login(state: &AppState, email: &str, password: &str) -> AppResult<S
         (true, Some(u)) => u,
         _ => return Err(AppError::InvalidCredentials),
     };
-    let txn = crate::db::begin_write(&state.db).await?;
+    let (_turn, txn) = crate::db::begin_write(&state.db).await?;
     let token =
         tokens::issue(&txn, state, user.id, LOGIN_TOKEN_NAME, &Scopes::all(), tokens::login_lifetime(state)).await?;
     audit::record(&txn, audit::account(user.id, "login", serde_json::json!({ "token_id": token.row.id }))).await?;
@@ -89,7 +89,7 @@ pub async fn refresh(state: &AppState, viewer: &Viewer) -> AppResult<SignedIn> {
     let user = find_by_id(state, viewer.user_id)
         .await?
         .ok_or_else(|| AppError::Unauthenticated("the account no longer exists".into()))?;
-    let txn = crate::db::begin_write(&state.db).await?;
+    let (_turn, txn) = crate::db::begin_write(&state.db).await?;
     let token =
         tokens::issue(&txn, state, user.id, LOGIN_TOKEN_NAME, &Scopes::all(), tokens::login_lifetime(state)).await?;
     entity::api_tokens::Entity::update_many()

@@ -93,7 +93,7 @@ async fn targets(db: &DatabaseConnection, chunk: &[(Key, i64)]) -> AppResult<Has
 
 async fn write(db: &DatabaseConnection, chunk: &[(Key, i64)]) -> AppResult<usize> {
     let ids = targets(db, chunk).await?;
-    let txn = crate::db::begin_write(db).await?;
+    let (_turn, txn) = crate::db::begin_write(db).await?;
     let backend = txn.get_database_backend();
     let upsert = numbered(
         backend,

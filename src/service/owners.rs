@@ -51,7 +51,7 @@ pub async fn add(
     let user = accounts::find_by_username(state, username)
         .await?
         .ok_or_else(|| AppError::NotFound(format!("no user {username}")))?;
-    let txn = crate::db::begin_write(&state.db).await?;
+    let (_turn, txn) = crate::db::begin_write(&state.db).await?;
     let pkg = pkgs::get_by_name(&txn, package).await?;
     pkgs::authorise(&txn, viewer, &pkg, Scope::ChangeOwners, Role::Owner).await?;
     let now = Utc::now();
@@ -99,7 +99,7 @@ pub async fn remove(state: &AppState, viewer: &Viewer, package: &str, username: 
     let user = accounts::find_by_username(state, username)
         .await?
         .ok_or_else(|| AppError::NotFound(format!("no user {username}")))?;
-    let txn = crate::db::begin_write(&state.db).await?;
+    let (_turn, txn) = crate::db::begin_write(&state.db).await?;
     let pkg = pkgs::get_by_name(&txn, package).await?;
     pkgs::authorise(&txn, viewer, &pkg, Scope::ChangeOwners, Role::Owner).await?;
     let row = package_owners::Entity::find_by_id((pkg.id, user.id))

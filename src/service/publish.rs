@@ -50,8 +50,32 @@ struct Checked {
     bytes: bytes::Bytes,
 }
 
+/// A tarball as it arrived: spooled to a file (GraphQL uploads, which async-graphql spools) or
+/// held in memory (REST). The blob write needs every byte in memory anyway, so a REST upload is not
+/// spooled: the file's create, write, reopen and unlink were a good part of a publish's syscalls.
+pub enum Tarball {
+    File(std::fs::File),
+    Bytes(bytes::Bytes),
+}
+
+fn check(tarball: Tarball, limits: TarballLimits) -> Result<Checked, ValidationError> {
+    match tarball {
+        Tarball::File(file) => check_file(file, limits),
+        Tarball::Bytes(bytes) => {
+            let contents = inspect_tarball(&bytes[..], &limits)?;
+            Ok(Checked {
+                manifest: contents.manifest,
+                readme: contents.readme,
+                sha256: hex::encode(Sha256::digest(&bytes)),
+                size: bytes.len() as u64,
+                bytes,
+            })
+        }
+    }
+}
+
 /// Reads the file once: hashes the compressed bytes while the validator inflates them.
-fn check(file: std::fs::File, limits: TarballLimits) -> Result<Checked, ValidationError> {
+fn check_file(file: std::fs::File, limits: TarballLimits) -> Result<Checked, ValidationError> {
     struct Hashing<R> {
         inner: R,
         hasher: Sha256,
@@ -79,14 +103,14 @@ fn check(file: std::fs::File, limits: TarballLimits) -> Result<Checked, Validati
     })
 }
 
-/// Publishes the tarball in `file` (already size-limited by the transport).
+/// Publishes `tarball` (already size-limited by the transport).
 #[tracing::instrument(name = "publish", skip_all, fields(user_id = %viewer.user_id, package = tracing::field::Empty))]
-pub async fn publish(state: &AppState, viewer: &Viewer, file: std::fs::File, claimed: Claimed) -> AppResult<Published> {
+pub async fn publish(state: &AppState, viewer: &Viewer, tarball: Tarball, claimed: Claimed) -> AppResult<Published> {
     // Refuse a token that could publish nothing before spending time on the tarball.
     if !viewer.scopes.contains(Scope::PublishNew) && !viewer.scopes.contains(Scope::PublishUpdate) {
         return Err(AppError::Forbidden("this token lacks the publish-new and publish-update scopes".into()));
     }
-    let checked = tokio::task::spawn_blocking(move || check(file, TarballLimits::default()))
+    let checked = tokio::task::spawn_blocking(move || check(tarball, TarballLimits::default()))
         .await
         .map_err(AppError::internal)??;
     let m = &checked.manifest;
@@ -187,7 +211,7 @@ async fn write_rows(
 ) -> AppResult<Published> {
     let m = &c.manifest;
     let now = Utc::now();
-    let txn = crate::db::begin_write(&state.db).await?;
+    let (_turn, txn) = crate::db::begin_write(&state.db).await?;
     // A new package is created with this version's metadata; only its keywords remain to write.
     let is_new = existing.is_none();
     let package = match existing {

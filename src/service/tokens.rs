@@ -113,7 +113,7 @@ pub async fn authenticate(state: &AppState, token: &str) -> AppResult<Viewer> {
 #[tracing::instrument(name = "tokens.create", skip_all, fields(user_id = %viewer.user_id))]
 pub async fn create(state: &AppState, viewer: &Viewer, req: NewToken) -> AppResult<IssuedToken> {
     viewer.require_login_token()?;
-    let txn = crate::db::begin_write(&state.db).await?;
+    let (_turn, txn) = crate::db::begin_write(&state.db).await?;
     let live = live_tokens_query(viewer.user_id, Utc::now()).count(&txn).await?;
     if live >= MAX_LIVE_TOKENS {
         return Err(AppError::Conflict(format!(
@@ -154,7 +154,7 @@ pub async fn revoke(state: &AppState, viewer: &Viewer, token_id: Uuid) -> AppRes
     if token_id != viewer.token_id {
         viewer.require_login_token()?;
     }
-    let txn = crate::db::begin_write(&state.db).await?;
+    let (_turn, txn) = crate::db::begin_write(&state.db).await?;
     let row = api_tokens::Entity::find_by_id(token_id)
         .one(&txn)
         .await?

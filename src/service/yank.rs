@@ -35,7 +35,7 @@ pub async fn set_yanked(
         .into());
     }
     state.limits.yank(viewer.user_id)?;
-    let txn = crate::db::begin_write(&state.db).await?;
+    let (_turn, txn) = crate::db::begin_write(&state.db).await?;
     let package = pkgs::get_by_name(&txn, name).await?;
     let row = pkgs::find_version(&txn, package.id, version)
         .await?

@@ -7,7 +7,7 @@ use crate::graphql::object::account::User;
 use crate::graphql::object::package::{Package, PackageOwner, Version};
 use crate::graphql::state;
 use crate::service::packages::Role;
-use crate::service::publish::{self, Claimed};
+use crate::service::publish::{self, Claimed, Tarball};
 use crate::service::{owners, yank};
 
 #[derive(Default)]
@@ -20,7 +20,8 @@ impl PackageMutation {
     #[graphql(guard = "RequireScope(None)")]
     async fn publish(&self, ctx: &Context<'_>, tarball: Upload) -> Result<Version> {
         let upload = tarball.value(ctx).map_err(|e| AppError::BadRequest(format!("cannot read the upload: {e}")))?;
-        let published = publish::publish(state(ctx), viewer(ctx)?, upload.content, Claimed::default()).await?;
+        let published =
+            publish::publish(state(ctx), viewer(ctx)?, Tarball::File(upload.content), Claimed::default()).await?;
         Ok(Version(published.version))
     }
 
