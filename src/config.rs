@@ -169,6 +169,17 @@ pub struct Config {
     pub graphql_introspection: bool,
     #[arg(long, env = "LOG_FORMAT", value_enum, default_value = "text", global = true)]
     pub log_format: LogFormat,
+    /// Largest GraphQL document (the query text), in bytes; larger ones answer QUERY_TOO_LARGE.
+    #[arg(long, env = "GRAPHQL_MAX_DOCUMENT_BYTES", default_value_t = 65_536, global = true, value_parser = clap::value_parser!(u32).range(256..=16_777_216))]
+    pub graphql_max_document_bytes: u32,
+    /// Fields a GraphQL document may select once its fragments are expanded (aliases and
+    /// __typename count); more answer QUERY_TOO_COMPLEX before anything runs.
+    #[arg(long, env = "GRAPHQL_MAX_FIELDS", default_value_t = 2_000, global = true, value_parser = clap::value_parser!(u32).range(10..=1_000_000))]
+    pub graphql_max_fields: u32,
+    /// Largest body of a non-multipart /graphql request (the JSON of query and variables), in
+    /// bytes; larger ones answer 413 PAYLOAD_TOO_LARGE without being read to the end.
+    #[arg(long, env = "GRAPHQL_MAX_BODY_BYTES", default_value_t = 1_048_576, global = true, value_parser = clap::value_parser!(u32).range(1024..=268_435_456))]
+    pub graphql_max_body_bytes: u32,
 }
 
 fn parse_http_url(s: &str) -> Result<url::Url, String> {

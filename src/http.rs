@@ -187,7 +187,14 @@ fn middleware_stack() -> Stack {
             CorsLayer::new()
                 .allow_origin(Any)
                 .allow_methods([Method::GET, Method::POST, Method::PUT, Method::DELETE, Method::HEAD])
-                .allow_headers([header::AUTHORIZATION, header::CONTENT_TYPE, header::ACCEPT])
+                .allow_headers([
+                    header::AUTHORIZATION,
+                    header::CONTENT_TYPE,
+                    header::ACCEPT,
+                    // Set by GraphQL clients to pass the multipart CSRF check (graphql/http.rs).
+                    HeaderName::from_static(graphql::http::APOLLO_REQUIRE_PREFLIGHT),
+                    HeaderName::from_static(graphql::http::APOLLO_OPERATION_NAME),
+                ])
                 .expose_headers([
                     REQUEST_ID,
                     header::RETRY_AFTER,

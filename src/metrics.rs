@@ -6,6 +6,7 @@
 //!   (route is the route template, e.g. `/api/v1/packages/{name}`; `unmatched` for 404s of the fallback;
 //!   the latency is the time until the response head, not the end of a streamed body);
 //! - `raven_graphql_operations_total{operation,outcome}` and `raven_graphql_operation_duration_seconds{operation}`;
+//!   `raven_graphql_refused_total{reason}` (documents refused by the limits before validation);
 //! - `raven_publishes_total`, `raven_yanks_total{action}`, `raven_downloads_total`,
 //!   `raven_rate_limited_total{kind}`;
 //! - `raven_db_statements_total`, `raven_db_pool_connections{state}`, `raven_db_pool_max_connections`,
@@ -70,6 +71,10 @@ fn describe() {
     );
     describe_counter!("raven_graphql_operations_total", "GraphQL operations by operation name and outcome.");
     describe_histogram!("raven_graphql_operation_duration_seconds", Unit::Seconds, "GraphQL operation latency.");
+    describe_counter!(
+        "raven_graphql_refused_total",
+        "GraphQL documents refused by the document limits before validation, by reason (too_large, too_complex)."
+    );
     describe_counter!("raven_publishes_total", "Versions published.");
     describe_counter!("raven_yanks_total", "Versions yanked or unyanked (action label).");
     describe_counter!("raven_downloads_total", "Complete, verified tarball downloads.");
@@ -93,6 +98,11 @@ fn describe() {
     );
     describe_counter!("raven_storage_errors_total", "Failed tarball storage operations.");
     describe_gauge!("raven_build_info", "Version and git commit of the running binary.");
+}
+
+/// A GraphQL document refused by the limits of [`crate::graphql::limits`] before it ran.
+pub fn graphql_refused(reason: &'static str) {
+    counter!("raven_graphql_refused_total", "reason" => reason).increment(1);
 }
 
 /// Folds recorded histogram samples into their buckets every few seconds. The exporter keeps every

@@ -133,7 +133,14 @@ async fn oversized_bodies_get_the_json_error_of_their_api() {
         .text("operations", operations.to_string())
         .text("map", json!({"0": ["variables.t"]}).to_string())
         .part("0", reqwest::multipart::Part::bytes(vec![b'x'; 64 * 1024]).file_name("big.tar.gz"));
-    let res = app.client.post(app.url("/graphql")).multipart(form).send().await.unwrap();
+    let res = app
+        .client
+        .post(app.url("/graphql"))
+        .header("apollo-require-preflight", "true")
+        .multipart(form)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(res.status(), 413);
     let body: Value = res.json().await.unwrap();
     assert_eq!(body["errors"][0]["extensions"]["code"], "PAYLOAD_TOO_LARGE", "{body}");

@@ -212,3 +212,235 @@ async fn batch_queries_have_few_shapes_whatever_the_batch_size() {
         assert!(shapes.len() <= 6, "{lookup} ran {} SQL shapes for 20 batch sizes", shapes.len());
     }
 }
+
+// ---- Document limits (issue 15): refused before validation or execution, with rate limits on ----
+
+/// `{ ...F<n> }` where each fragment spreads the one below it twice: 2^n copies of `leaf`.
+fn fan_out(n: usize, leaf: &str) -> String {
+    let mut q = format!("{{ ...F{n} }}\n");
+    for i in (1..=n).rev() {
+        q.push_str(&format!("fragment F{i} on Query {{ ...F{} ...F{} }}\n", i - 1, i - 1));
+    }
+    q.push_str(&format!("fragment F0 on Query {{ {leaf} }}\n"));
+    q
+}
+
+fn aliases(n: usize, field: &str) -> String {
+    let mut q = String::from("{");
+    for i in 0..n {
+        q.push_str(&format!(" a{i}: {field}"));
+    }
+    q.push('}');
+    q
+}
+
+/// Posts a document; returns the status, the body and the statements the server ran meanwhile.
+async fn post_document(app: &TestApp, query: &str) -> (u16, Value, u64) {
+    let before = app.state.db_statements.load(Ordering::SeqCst);
+    let res = app.client.post(app.url("/graphql")).json(&json!({ "query": query })).send().await.unwrap();
+    let status = res.status().as_u16();
+    let body: Value = res.json().await.unwrap();
+    (status, body, app.state.db_statements.load(Ordering::SeqCst) - before)
+}
+
+fn code(body: &Value) -> &str {
+    body["errors"][0]["extensions"]["code"].as_str().unwrap_or_default()
+}
+
+#[tokio::test]
+async fn fragment_fan_out_and_alias_floods_are_refused_before_anything_runs() {
+    let app = common::spawn_with(|c| c.rate_limits_enabled = true).await;
+
+    // 2^30 __typename fields (0 complexity each): refused on the expanded count.
+    let (status, body, statements) = post_document(&app, &fan_out(30, "__typename")).await;
+    assert_eq!((status, code(&body)), (400, "QUERY_TOO_COMPLEX"), "{body}");
+    assert!(body["errors"][0]["message"].as_str().unwrap().contains("2000 fields"), "{body}");
+    assert_eq!(statements, 0, "no resolver ran");
+    assert!(body.get("data").is_none_or(Value::is_null), "{body}");
+
+    // 2^24 counted leaves: the same refusal, not the complexity visitor's seconds of work.
+    let (status, body, statements) = post_document(&app, &fan_out(24, "stats { totalPackages }")).await;
+    assert_eq!((status, code(&body), statements), (400, "QUERY_TOO_COMPLEX", 0), "{body}");
+
+    // Aliases count, __typename counts: 2,000 pass, 2,001 do not.
+    let (status, body, _) = post_document(&app, &aliases(2_000, "__typename")).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["data"]["a1999"], "Query", "{body}");
+    let (status, body, _) = post_document(&app, &aliases(2_001, "__typename")).await;
+    assert_eq!((status, code(&body)), (400, "QUERY_TOO_COMPLEX"), "{body}");
+
+    // A document over GRAPHQL_MAX_DOCUMENT_BYTES is refused on its size, before it is parsed.
+    let big = format!("{{ __typename }} # {}", "x".repeat(70_000));
+    let (status, body, _) = post_document(&app, &big).await;
+    assert_eq!((status, code(&body)), (400, "QUERY_TOO_LARGE"), "{body}");
+    assert!(body["errors"][0]["message"].as_str().unwrap().contains("GRAPHQL_MAX_DOCUMENT_BYTES"), "{body}");
+
+    // Nesting deep enough to threaten the parser's stack is refused on the text.
+    let deep = format!("{}{}", "{ a ".repeat(5_000), "}".repeat(5_000));
+    let (status, body, _) = post_document(&app, &deep).await;
+    assert_eq!((status, code(&body)), (400, "QUERY_TOO_COMPLEX"), "{body}");
+
+    // The same limits hold over GET.
+    let res = app.client.get(app.url("/graphql")).query(&[("query", fan_out(30, "__typename"))]).send().await.unwrap();
+    assert_eq!(res.status(), 400);
+    assert_eq!(code(&res.json::<Value>().await.unwrap()), "QUERY_TOO_COMPLEX");
+
+    // The refusals are counted as such, apart from executed operations.
+    let metrics = app.client.get(app.url("/metrics")).send().await.unwrap().text().await.unwrap();
+    assert!(metrics.contains("raven_graphql_refused_total{reason=\"too_complex\"}"), "{metrics}");
+}
+
+#[tokio::test]
+async fn json_bodies_past_the_graphql_body_limit_are_refused_unread() {
+    let app = common::spawn_with(|c| c.graphql_max_body_bytes = 4096).await;
+    let query = json!({ "query": format!("{{ __typename }} # {}", "x".repeat(5_000)) }).to_string();
+    // Declared length...
+    let res = app
+        .client
+        .post(app.url("/graphql"))
+        .header("content-type", "application/json")
+        .body(query.clone())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 413);
+    let body: Value = res.json().await.unwrap();
+    assert_eq!(code(&body), "PAYLOAD_TOO_LARGE", "{body}");
+    assert!(body["errors"][0]["message"].as_str().unwrap().contains("GRAPHQL_MAX_BODY_BYTES"), "{body}");
+    // ...and a chunked body of unknown length.
+    let chunks = futures::stream::iter(
+        query.into_bytes().chunks(1000).map(|c| Ok::<_, std::io::Error>(c.to_vec())).collect::<Vec<_>>(),
+    );
+    let res = app
+        .client
+        .post(app.url("/graphql"))
+        .header("content-type", "application/json")
+        .body(reqwest::Body::wrap_stream(chunks))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 413);
+    assert_eq!(code(&res.json::<Value>().await.unwrap()), "PAYLOAD_TOO_LARGE");
+    // Within the limit, the same document runs.
+    assert_eq!(app.gql("{ __typename }", json!({}), None).await["data"]["__typename"], "Query");
+}
+
+#[tokio::test]
+async fn repeated_mistakes_do_not_amplify_the_answer() {
+    let app = common::spawn_with(|c| c.graphql_max_document_bytes = 1 << 20).await;
+    // 10,000 duplicate directives: one refusal, not 9,999 validation errors.
+    let (status, body, _) =
+        post_document(&app, &format!("{{ __typename {} }}", "@skip(if: false) ".repeat(10_000))).await;
+    assert_eq!((status, code(&body)), (400, "QUERY_TOO_COMPLEX"), "{body}");
+    assert_eq!(body["errors"].as_array().unwrap().len(), 1, "{body}");
+    // 5,000 duplicate arguments: validation reports a bounded number of errors.
+    let args = (0..5_000).map(|_| "name: \"a\"").collect::<Vec<_>>().join(", ");
+    let (_, body, statements) = post_document(&app, &format!("{{ package({args}) {{ name }} }}")).await;
+    let errors = body["errors"].as_array().unwrap();
+    assert!(errors.len() <= 20, "{} errors", errors.len());
+    assert!(errors.last().unwrap()["message"].as_str().unwrap().contains("more errors omitted"), "{body}");
+    assert_eq!(statements, 0);
+}
+
+#[tokio::test]
+async fn a_multipart_request_without_a_token_needs_a_preflight_header() {
+    let app = common::spawn().await;
+    let form = || {
+        reqwest::multipart::Form::new()
+            .text(
+                "operations",
+                json!({"query": "mutation { register(input: {username: \"csrf\", email: \"c@example.com\", password: \"correct horse\"}) { token } }"}).to_string(),
+            )
+            .text("map", "{}")
+    };
+    // A cross-site form post (no token, no preflight-only header) is refused before it runs.
+    let res = app.client.post(app.url("/graphql")).multipart(form()).send().await.unwrap();
+    assert_eq!(res.status(), 400);
+    let body: Value = res.json().await.unwrap();
+    assert_eq!(code(&body), "BAD_REQUEST", "{body}");
+    assert!(body["errors"][0]["message"].as_str().unwrap().contains("Apollo-Require-Preflight"), "{body}");
+    assert_eq!(
+        app.gql("{ user(username: \"csrf\") { username } }", json!({}), None).await["data"]["user"],
+        Value::Null
+    );
+
+    // A browser may send the header only after a preflight, which allows it.
+    let res = app
+        .client
+        .request(reqwest::Method::OPTIONS, app.url("/graphql"))
+        .header("origin", "https://frontend.example")
+        .header("access-control-request-method", "POST")
+        .header("access-control-request-headers", "apollo-require-preflight,x-apollo-operation-name,content-type")
+        .send()
+        .await
+        .unwrap();
+    assert!(res.status().is_success());
+    let allowed = res.headers()["access-control-allow-headers"].to_str().unwrap().to_ascii_lowercase();
+    assert!(allowed.contains("apollo-require-preflight") && allowed.contains("x-apollo-operation-name"), "{allowed}");
+
+    for header in ["apollo-require-preflight", "x-apollo-operation-name"] {
+        let res = app.client.post(app.url("/graphql")).header(header, "true").multipart(form()).send().await.unwrap();
+        let body: Value = res.json().await.unwrap();
+        assert_ne!(code(&body), "BAD_REQUEST", "{header}: {body}");
+    }
+}
+
+#[tokio::test]
+async fn multipart_requests_are_bounded_part_by_part() {
+    let app = common::spawn_with(|c| c.graphql_max_body_bytes = 4096).await;
+    let token = register(&app, "mallory").await;
+    let publish =
+        json!({"query": "mutation($t: Upload!) { publish(tarball: $t) { version } }", "variables": {"t": null}});
+    let file = || reqwest::multipart::Part::bytes(tarballs::package("parts", "1.0.0")).file_name("p.tar.gz");
+    let send = |form: reqwest::multipart::Form| {
+        app.client.post(app.url("/graphql")).bearer_auth(&token).multipart(form).send()
+    };
+    let refused = |status: u16, needle: &'static str| {
+        move |res: reqwest::Response| async move {
+            assert_eq!(res.status(), status);
+            let body: Value = res.json().await.unwrap();
+            let message = body["errors"][0]["message"].as_str().unwrap_or_default().to_owned();
+            assert!(message.contains(needle), "{needle}: {body}");
+        }
+    };
+
+    // `operations` larger than GRAPHQL_MAX_BODY_BYTES: 413 while reading it, not after holding 50 MiB.
+    let padded = json!({"query": format!("{} # {}", publish["query"].as_str().unwrap(), "x".repeat(8_000)), "variables": {"t": null}});
+    let form = reqwest::multipart::Form::new()
+        .text("operations", padded.to_string())
+        .text("map", json!({"0": ["variables.t"]}).to_string())
+        .part("0", file());
+    refused(413, "operations")(send(form).await.unwrap()).await;
+
+    // One file at one path: a map listing the file 1,000 times would duplicate its descriptor as
+    // often (and a map over 64 KiB is refused on its size).
+    let paths: Vec<String> = (0..1_000).map(|_| "variables.t".to_owned()).collect();
+    let form = reqwest::multipart::Form::new()
+        .text("operations", publish.to_string())
+        .text("map", json!({ "0": paths }).to_string())
+        .part("0", file());
+    refused(400, "one file, at one path")(send(form).await.unwrap()).await;
+
+    // A repeated part does not replace the first one.
+    let form = reqwest::multipart::Form::new()
+        .text("operations", publish.to_string())
+        .text("operations", json!({"query": "{ __typename }"}).to_string())
+        .text("map", json!({"0": ["variables.t"]}).to_string())
+        .part("0", file());
+    refused(400, "more than once")(send(form).await.unwrap()).await;
+
+    // A second file.
+    let form = reqwest::multipart::Form::new()
+        .text("operations", publish.to_string())
+        .text("map", json!({"0": ["variables.t"]}).to_string())
+        .part("0", file())
+        .part("1", file());
+    refused(400, "one file")(send(form).await.unwrap()).await;
+
+    assert_eq!(app.gql("{ package(name: \"parts\") { name } }", json!({}), None).await["data"]["package"], Value::Null);
+    assert!(common::api::keys_of(&app, "parts").await.is_empty(), "no blob stored");
+
+    // The well-formed request still publishes.
+    let body = gql_publish(&app, &token, tarballs::package("parts", "1.0.0")).await;
+    assert_eq!(body["data"]["publish"]["version"], "1.0.0", "{body}");
+}

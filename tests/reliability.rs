@@ -1016,3 +1016,114 @@ fn parsers_never_panic_on_random_bytes() {
         fuzz_one(&common::tarballs::gzip(&tar));
     }
 }
+
+// ---------------------------------------------------------------------------------------------
+// Hostile GraphQL documents against the real binary: refused before execution, memory flat
+// ---------------------------------------------------------------------------------------------
+
+/// Peak resident set of a process, in KiB (VmHWM of /proc/PID/status).
+fn peak_rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let line = status.lines().find(|l| l.starts_with("VmHWM:")).expect("VmHWM in /proc/PID/status");
+    line.split_whitespace().nth(1).unwrap().parse().unwrap()
+}
+
+/// A Prometheus counter's value (0 when it has no sample yet).
+fn counter(metrics: &str, series: &str) -> f64 {
+    metrics.lines().find_map(|l| l.strip_prefix(series)?.trim().parse().ok()).unwrap_or(0.0)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hostile_graphql_documents_are_refused_before_execution_and_memory_stays_flat() {
+    let data = tempfile::tempdir().unwrap();
+    let logs = tempfile::tempdir().unwrap();
+    // Not a database matter: the binary runs on its default SQLite file.
+    let server = Server::start(data.path(), None, logs.path()).await;
+    let client = reqwest::Client::new();
+    let gql = format!("{}/graphql", server.base);
+    let metrics =
+        || async { client.get(format!("{}/metrics", server.base)).send().await.unwrap().text().await.unwrap() };
+    // Warm: a real query has run, so allocator arenas and caches exist before the baseline.
+    for _ in 0..4 {
+        let body: Value = client
+            .post(&gql)
+            .json(&json!({"query": "{ stats { totalPackages } }"}))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(body["data"]["stats"]["totalPackages"], 0, "{body}");
+    }
+    let idle = peak_rss_kib(server.child.id());
+    let executed = |m: &str| -> f64 {
+        m.lines()
+            .filter(|l| l.starts_with("raven_graphql_operations_total{"))
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+            .sum()
+    };
+    let executed_before = executed(&metrics().await);
+    assert_eq!(executed_before, 4.0);
+
+    let fan_out = |n: usize, leaf: &str| {
+        let mut q = format!("{{ ...F{n} }}\n");
+        for i in (1..=n).rev() {
+            q.push_str(&format!("fragment F{i} on Query {{ ...F{} ...F{} }}\n", i - 1, i - 1));
+        }
+        q + &format!("fragment F0 on Query {{ {leaf} }}\n")
+    };
+    let alias_flood = |n: usize| {
+        let mut q = String::with_capacity(n * 16);
+        q.push('{');
+        for i in 0..n {
+            q.push_str(&format!(" a{i}:__typename"));
+        }
+        q + "}"
+    };
+    let documents = [
+        (fan_out(30, "__typename"), "QUERY_TOO_COMPLEX"),
+        (fan_out(24, "stats { totalPackages }"), "QUERY_TOO_COMPLEX"),
+        (alias_flood(3_000), "QUERY_TOO_COMPLEX"),
+        (alias_flood(20_000), "QUERY_TOO_LARGE"),
+        (alias_flood(200_000), "PAYLOAD_TOO_LARGE"),
+    ];
+    // Four at a time, as the attack was run.
+    for (document, expected) in &documents {
+        let body = json!({ "query": document }).to_string();
+        let sends =
+            (0..4).map(|_| client.post(&gql).header("content-type", "application/json").body(body.clone()).send());
+        for res in futures::future::join_all(sends).await {
+            let res = res.unwrap();
+            let status = res.status();
+            let body: Value = res.json().await.unwrap();
+            let code = body["errors"][0]["extensions"]["code"].as_str().unwrap_or_default().to_owned();
+            let status_ok = if *expected == "PAYLOAD_TOO_LARGE" { status == 413 } else { status == 400 };
+            assert!(code == *expected && status_ok, "{status} {body}");
+        }
+    }
+    // The reported flood: 2.2 M aliases in a 45 MB body, streamed. Answered (413) or cut off while
+    // sending; either way the server never holds it.
+    let flood = alias_flood(2_200_000);
+    let sent = client
+        .post(&gql)
+        .header("content-type", "application/json")
+        .body(json!({ "query": flood }).to_string())
+        .send()
+        .await;
+    if let Ok(res) = sent {
+        assert_eq!(res.status(), 413);
+    }
+    let after = metrics().await;
+    let peak = peak_rss_kib(server.child.id());
+    eprintln!("VmHWM idle {idle} KiB, after the hostile documents {peak} KiB");
+    assert!(
+        peak <= idle + 50 * 1024,
+        "peak RSS grew from {idle} KiB to {peak} KiB under hostile documents:\n{}",
+        server.log_text()
+    );
+    // Nothing executed, and every document was counted as refused.
+    assert_eq!(executed(&after), executed_before, "{after}");
+    assert_eq!(counter(&after, "raven_graphql_refused_total{reason=\"too_complex\"}"), 12.0, "{after}");
+    assert_eq!(counter(&after, "raven_graphql_refused_total{reason=\"too_large\"}"), 4.0, "{after}");
+}

@@ -2,16 +2,13 @@
 //! mutations (application/json or GraphQL multipart), GET with `query` executes queries only, GET
 //! without one serves GraphiQL. Responses are application/graphql-response+json when the client
 //! accepts it (with 4xx for request errors) and application/json otherwise.
-use async_graphql::http::{GraphiQLSource, MultipartOptions};
+use async_graphql::http::GraphiQLSource;
 use async_graphql::parser::types::OperationType;
-use async_graphql::{BatchRequest, ParseRequestError, Request};
+use async_graphql::{BatchRequest, Request};
 use axum::body::Body;
 use axum::extract::{RawQuery, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{Html, IntoResponse, Response};
-use futures::TryStreamExt;
-use tokio_util::compat::TokioAsyncReadCompatExt;
-use tokio_util::io::StreamReader;
 
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
@@ -20,10 +17,17 @@ use crate::auth::Viewer;
 use crate::error::AppResult;
 use crate::graphql::auth::RequestViewer;
 use crate::graphql::RegistrySchema;
+use crate::graphql::{limits, multipart};
 use crate::ratelimit::ClientIp;
 use crate::state::AppState;
 
 const GRAPHQL_RESPONSE_JSON: &str = "application/graphql-response+json";
+/// Headers only a preflighted cross-origin request can carry (Apollo's CSRF convention).
+pub const APOLLO_REQUIRE_PREFLIGHT: &str = "apollo-require-preflight";
+pub const APOLLO_OPERATION_NAME: &str = "x-apollo-operation-name";
+/// Errors one response reports at most: a document repeating one mistake (a duplicated argument
+/// or variable) must not answer with thousands of copies of it.
+const MAX_ERRORS: usize = 20;
 
 #[derive(Clone)]
 pub struct GraphqlEndpoint {
@@ -44,6 +48,11 @@ fn request_error(status: StatusCode, message: &str) -> Response {
     let mut res = (status, axum::Json(body)).into_response();
     res.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
     res
+}
+
+fn too_large(message: &str) -> Response {
+    let body = serde_json::json!({ "errors": [{ "message": message, "extensions": { "code": "PAYLOAD_TOO_LARGE" } }] });
+    (StatusCode::PAYLOAD_TOO_LARGE, axum::Json(body)).into_response()
 }
 
 /// Authenticates without rejecting: the outcome travels into the GraphQL request data.
@@ -75,23 +84,47 @@ pub async fn post(
             "Content-Type must be application/json or multipart/form-data",
         );
     }
-    let opts = MultipartOptions::default().max_num_files(1).max_file_size(state.config.max_tarball_bytes as usize);
-    let reader = StreamReader::new(body.into_data_stream().map_err(std::io::Error::other)).compat();
-    let batch = match async_graphql::http::receive_batch_body(Some(content_type), reader, opts).await {
-        Ok(b) => b,
-        Err(ParseRequestError::PayloadTooLarge) => {
-            let message = format!("the upload exceeds the limit of {} bytes", state.config.max_tarball_bytes);
-            let body = serde_json::json!({ "errors": [{ "message": message, "extensions": { "code": "PAYLOAD_TOO_LARGE" } }] });
-            return (StatusCode::PAYLOAD_TOO_LARGE, axum::Json(body)).into_response();
+    let request = if essence == "multipart/form-data" {
+        // A multipart POST is a "simple" request: a browser sends it cross-site without a
+        // preflight, so a hostile page could act for its visitor. One that carries neither a
+        // token nor a header only a preflighted request can set is refused (Apollo's convention).
+        if !headers.contains_key(header::AUTHORIZATION)
+            && !headers.contains_key(APOLLO_REQUIRE_PREFLIGHT)
+            && !headers.contains_key(APOLLO_OPERATION_NAME)
+        {
+            return request_error(
+                StatusCode::BAD_REQUEST,
+                "a multipart request to /graphql needs an Authorization header or the header \
+                 `Apollo-Require-Preflight: true` (cross-site request protection)",
+            );
         }
-        Err(e) => return request_error(StatusCode::BAD_REQUEST, &format!("invalid GraphQL request: {e}")),
-    };
-    let request = match batch {
-        BatchRequest::Single(r) => r,
-        BatchRequest::Batch(_) => {
-            return request_error(StatusCode::BAD_REQUEST, "batched GraphQL requests are not supported")
+        let max_json = u64::from(state.config.graphql_max_body_bytes);
+        match multipart::receive(body, content_type, max_json, state.config.max_tarball_bytes).await {
+            Ok(request) => request,
+            Err(multipart::Refused::TooLarge(message)) => return too_large(&message),
+            Err(multipart::Refused::Invalid(message)) => return request_error(StatusCode::BAD_REQUEST, &message),
+            Err(multipart::Refused::Internal) => {
+                let body = serde_json::json!({ "errors": [{ "message": "internal server error", "extensions": { "code": "INTERNAL_SERVER_ERROR" } }] });
+                return (StatusCode::INTERNAL_SERVER_ERROR, axum::Json(body)).into_response();
+            }
+        }
+    } else {
+        let bytes = match read_json_body(body, &headers, state.config.graphql_max_body_bytes as usize).await {
+            Ok(bytes) => bytes,
+            Err(res) => return res,
+        };
+        match serde_json::from_slice::<BatchRequest>(&bytes) {
+            Ok(BatchRequest::Single(r)) => r,
+            Ok(BatchRequest::Batch(_)) => {
+                return request_error(StatusCode::BAD_REQUEST, "batched GraphQL requests are not supported")
+            }
+            Err(e) => return request_error(StatusCode::BAD_REQUEST, &format!("invalid GraphQL request: {e}")),
         }
     };
+    let mut request = request;
+    if let Err(res) = admit(&mut request, &state) {
+        return res;
+    }
     execute(&endpoint.schema, with_request_data(request, auth, &state, client), &headers).await
 }
 
@@ -117,6 +150,9 @@ pub async fn get(
         Ok(r) => r,
         Err(e) => return request_error(StatusCode::BAD_REQUEST, &format!("invalid GraphQL request: {e}")),
     };
+    if let Err(res) = admit(&mut request, &state) {
+        return res;
+    }
     if is_mutation(&mut request) {
         let mut res = request_error(StatusCode::METHOD_NOT_ALLOWED, "mutations must be sent with POST");
         res.headers_mut().insert(header::ALLOW, HeaderValue::from_static("POST"));
@@ -137,6 +173,42 @@ fn with_request_data(
         request = request.data(ip);
     }
     request
+}
+
+/// The document limits ([`limits`]), checked before anything expands the document: the text's
+/// size and nesting, then (once parsed; the parse is kept for execution) its expanded field count.
+fn admit(request: &mut Request, state: &AppState) -> Result<(), Response> {
+    let limits = limits::DocumentLimits::from_config(&state.config);
+    let checked = limits::check_source(&request.query, &limits).and_then(|()| match request.parsed_query() {
+        Ok(doc) => limits::check_document(doc, &limits),
+        // A syntax error is reported by execution, like any other request error.
+        Err(_) => Ok(()),
+    });
+    checked.map_err(|refusal| {
+        crate::metrics::graphql_refused(refusal.reason());
+        tracing::info!(code = refusal.code, message = %refusal.message, "GraphQL document refused");
+        let body =
+            serde_json::json!({ "errors": [{ "message": refusal.message, "extensions": { "code": refusal.code } }] });
+        (StatusCode::BAD_REQUEST, axum::Json(body)).into_response()
+    })
+}
+
+/// The body of a JSON request, refused with 413 past `limit` bytes: a declared length is judged
+/// before reading, a streamed one as it arrives, so no more than `limit` bytes are ever held.
+async fn read_json_body(body: Body, headers: &HeaderMap, limit: usize) -> Result<bytes::Bytes, Response> {
+    use http_body_util::BodyExt;
+    let too_large =
+        || too_large(&format!("a JSON request to /graphql may be at most {limit} bytes (GRAPHQL_MAX_BODY_BYTES)"));
+    let declared =
+        headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > limit as u64) {
+        return Err(too_large());
+    }
+    match http_body_util::Limited::new(body, limit).collect().await {
+        Ok(collected) => Ok(collected.to_bytes()),
+        Err(e) if e.is::<http_body_util::LengthLimitError>() => Err(too_large()),
+        Err(e) => Err(request_error(StatusCode::BAD_REQUEST, &format!("could not read the request body: {e}"))),
+    }
 }
 
 /// True when the operation the request selects is a mutation. Unparseable documents are left to
@@ -230,7 +302,14 @@ async fn execute(schema: &RegistrySchema, mut request: Request, headers: &Header
     if forged_upload_marker(&mut request) {
         return request_error(StatusCode::BAD_REQUEST, "an Upload must be a file part of a GraphQL multipart request");
     }
-    let response = schema.execute(request).await;
+    let mut response = schema.execute(request).await;
+    if response.errors.len() > MAX_ERRORS {
+        let omitted = response.errors.len() - MAX_ERRORS + 1;
+        response.errors.truncate(MAX_ERRORS - 1);
+        let mut more = async_graphql::ServerError::new(format!("{omitted} more errors omitted"), None);
+        more.extensions.get_or_insert_with(Default::default).set("code", "BAD_REQUEST");
+        response.errors.push(more);
+    }
     let modern = wants_graphql_response_json(headers);
     // A request error (syntax, validation) is one where execution never started: no data, and no
     // error carries a path.

@@ -1,0 +1,132 @@
+//! The GraphQL multipart request (https://github.com/jaydenseric/graphql-multipart-request-spec),
+//! read with the bounds a public server needs. async-graphql's reader holds the `operations` and
+//! `map` parts in memory up to the file-size limit (50 MiB of JSON per request), accepts any number
+//! of files within that, lets a repeated part replace an earlier one, and duplicates the file
+//! descriptor of an upload once per path the map lists (10,000 paths, 10,000 descriptors). The
+//! registry needs one file (the tarball of `publish`) at one path, so that is what this accepts:
+//! `operations` (at most GRAPHQL_MAX_BODY_BYTES), then `map` (at most 64 KiB, one file, one path),
+//! then the file (at most MAX_TARBALL_BYTES, spooled to an anonymous temporary file).
+use async_graphql::{Request, UploadValue};
+use axum::body::Body;
+use std::collections::HashMap;
+use tokio::io::{AsyncSeekExt, AsyncWriteExt};
+
+/// Largest `map` part: one entry naming one path.
+const MAX_MAP_BYTES: u64 = 64 * 1024;
+
+/// Why a multipart request was refused: too large (413) or malformed (400).
+#[derive(Debug)]
+pub enum Refused {
+    TooLarge(String),
+    Invalid(String),
+    /// Our side failed (the spool file); the detail is logged.
+    Internal,
+}
+
+pub async fn receive(
+    body: Body,
+    content_type: &str,
+    max_json_bytes: u64,
+    max_file_bytes: u64,
+) -> Result<Request, Refused> {
+    let boundary = multer::parse_boundary(content_type)
+        .map_err(|e| Refused::Invalid(format!("invalid multipart Content-Type: {e}")))?;
+    let limits = multer::SizeLimit::new()
+        // Room for the part headers and boundaries around the three parts.
+        .whole_stream(max_json_bytes + MAX_MAP_BYTES + max_file_bytes + 64 * 1024)
+        .per_field(max_file_bytes)
+        .for_field("operations", max_json_bytes)
+        .for_field("map", MAX_MAP_BYTES);
+    let mut multipart = multer::Multipart::with_constraints(
+        body.into_data_stream(),
+        boundary,
+        multer::Constraints::new().size_limit(limits),
+    );
+
+    let mut operations: Option<Request> = None;
+    let mut map: Option<HashMap<String, Vec<String>>> = None;
+    let mut file: Option<(String, UploadValue)> = None;
+    while let Some(mut field) = multipart.next_field().await.map_err(refusal)? {
+        let name = field.name().unwrap_or_default().to_owned();
+        match name.as_str() {
+            "operations" | "map" if seen(&name, &operations, &map) => {
+                return Err(Refused::Invalid(format!("the multipart part `{name}` appears more than once")));
+            }
+            "operations" => {
+                let bytes = field.bytes().await.map_err(refusal)?;
+                if bytes.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'[') {
+                    return Err(Refused::Invalid("batched GraphQL requests are not supported".into()));
+                }
+                let request = serde_json::from_slice::<Request>(&bytes)
+                    .map_err(|e| Refused::Invalid(format!("invalid `operations` part: {e}")))?;
+                operations = Some(request);
+            }
+            "map" => {
+                let bytes = field.bytes().await.map_err(refusal)?;
+                let parsed = serde_json::from_slice::<HashMap<String, Vec<String>>>(&bytes)
+                    .map_err(|e| Refused::Invalid(format!("invalid `map` part: {e}")))?;
+                if parsed.len() > 1 || parsed.values().any(|paths| paths.len() != 1) {
+                    return Err(Refused::Invalid("the `map` part may name one file, at one path".into()));
+                }
+                map = Some(parsed);
+            }
+            _ => {
+                if operations.is_none() || map.is_none() {
+                    return Err(Refused::Invalid("the `operations` and `map` parts must come before any file".into()));
+                }
+                if file.is_some() {
+                    return Err(Refused::Invalid("a GraphQL multipart request may carry one file".into()));
+                }
+                let filename = field.file_name().unwrap_or_default().to_owned();
+                let content_type = field.content_type().map(ToString::to_string);
+                // Spooled to disk: the tarball limit is far above what a request should hold in memory.
+                let mut spool = tokio::fs::File::from_std(tempfile::tempfile().map_err(internal)?);
+                while let Some(chunk) = field.chunk().await.map_err(refusal)? {
+                    spool.write_all(&chunk).await.map_err(internal)?;
+                }
+                spool.rewind().await.map_err(internal)?;
+                let content = spool.into_std().await;
+                file = Some((name, UploadValue { filename, content_type, content }));
+            }
+        }
+    }
+    let mut request =
+        operations.ok_or_else(|| Refused::Invalid("the multipart part `operations` is missing".into()))?;
+    let mut map = map.ok_or_else(|| Refused::Invalid("the multipart part `map` is missing".into()))?;
+    if let Some((name, upload)) = file {
+        let Some(mut paths) = map.remove(&name) else {
+            return Err(Refused::Invalid(format!("the file part `{name}` is not named in `map`")));
+        };
+        request.set_upload(&paths.remove(0), upload);
+    }
+    if let Some(name) = map.keys().next() {
+        return Err(Refused::Invalid(format!("`map` names the file part `{name}`, which was not sent")));
+    }
+    Ok(request)
+}
+
+fn seen(name: &str, operations: &Option<Request>, map: &Option<HashMap<String, Vec<String>>>) -> bool {
+    match name {
+        "operations" => operations.is_some(),
+        _ => map.is_some(),
+    }
+}
+
+fn refusal(e: multer::Error) -> Refused {
+    match e {
+        multer::Error::FieldSizeExceeded { limit, field_name } => Refused::TooLarge(format!(
+            "the multipart part `{}` exceeds its limit of {limit} bytes",
+            field_name.unwrap_or_default()
+        )),
+        multer::Error::StreamSizeExceeded { limit } => {
+            Refused::TooLarge(format!("the multipart request exceeds its limit of {limit} bytes"))
+        }
+        other => Refused::Invalid(format!("invalid multipart request: {other}")),
+    }
+}
+
+fn internal(e: std::io::Error) -> Refused {
+    // The spool file is ours, not the client's: logged in full, answered generically.
+    tracing::error!(error = %e, "cannot spool a GraphQL upload to a temporary file");
+    Refused::Internal
+}
