@@ -122,7 +122,7 @@ pub async fn post(
         }
     };
     let mut request = request;
-    if let Err(res) = admit(&mut request, &state) {
+    if let Some(res) = admit(&mut request, &state) {
         return res;
     }
     execute(&endpoint.schema, with_request_data(request, auth, &state, client), &headers).await
@@ -150,7 +150,7 @@ pub async fn get(
         Ok(r) => r,
         Err(e) => return request_error(StatusCode::BAD_REQUEST, &format!("invalid GraphQL request: {e}")),
     };
-    if let Err(res) = admit(&mut request, &state) {
+    if let Some(res) = admit(&mut request, &state) {
         return res;
     }
     if is_mutation(&mut request) {
@@ -177,14 +177,15 @@ fn with_request_data(
 
 /// The document limits ([`limits`]), checked before anything expands the document: the text's
 /// size and nesting, then (once parsed; the parse is kept for execution) its expanded field count.
-fn admit(request: &mut Request, state: &AppState) -> Result<(), Response> {
+/// `Some` is the refusal to answer with.
+fn admit(request: &mut Request, state: &AppState) -> Option<Response> {
     let limits = limits::DocumentLimits::from_config(&state.config);
     let checked = limits::check_source(&request.query, &limits).and_then(|()| match request.parsed_query() {
         Ok(doc) => limits::check_document(doc, &limits),
         // A syntax error is reported by execution, like any other request error.
         Err(_) => Ok(()),
     });
-    checked.map_err(|refusal| {
+    checked.err().map(|refusal| {
         crate::metrics::graphql_refused(refusal.reason());
         tracing::info!(code = refusal.code, message = %refusal.message, "GraphQL document refused");
         let body =
