@@ -162,9 +162,33 @@ pub struct Config {
     /// ...then one per this many seconds.
     #[arg(long, env = "RATE_LIMIT_YANK_PERIOD_SECS", default_value_t = 60, global = true, value_parser = clap::value_parser!(u64).range(1..))]
     pub rate_limit_yank_period_secs: u64,
-    /// Use Fly-Client-IP / X-Forwarded-For for the client address (only behind a trusted proxy).
+    /// The request header that carries the client address, set by the proxy in front of the server:
+    /// `Fly-Client-IP` (Fly.io), `X-Forwarded-For` (read TRUSTED_PROXY_HOPS entries from the right),
+    /// or another single-address header such as `X-Real-IP`. Unset: the TCP peer is the client.
+    /// Only set it when clients cannot reach the server except through that proxy.
+    #[arg(long, env = "CLIENT_IP_HEADER", global = true, value_parser = parse_client_ip_header)]
+    pub client_ip_header: Option<http::HeaderName>,
+    /// With CLIENT_IP_HEADER=X-Forwarded-For: how many proxies in front of the server append to the
+    /// header. The client is the entry this many places from the right; entries to its left are
+    /// whatever the client sent and are ignored.
+    #[arg(long, env = "TRUSTED_PROXY_HOPS", default_value_t = 1, global = true, value_parser = clap::value_parser!(u32).range(1..=16))]
+    pub trusted_proxy_hops: u32,
+    /// Older name: `true` without CLIENT_IP_HEADER means CLIENT_IP_HEADER=Fly-Client-IP.
     #[arg(long, env = "TRUST_PROXY_HEADERS", default_value_t = false, action = ArgAction::Set, global = true)]
     pub trust_proxy_headers: bool,
+    /// Seconds a client has to send a complete request head (and the longest a connection may sit
+    /// idle between requests) before the server closes the connection.
+    #[arg(long, env = "HTTP_HEADER_TIMEOUT_SECS", default_value_t = 10, global = true, value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub http_header_timeout_secs: u64,
+    /// Seconds a request body may send nothing while the server waits for it (the request then fails
+    /// with 408 and the connection is closed), and a response may sit unread by the client before the
+    /// connection is closed.
+    #[arg(long, env = "HTTP_BODY_IDLE_TIMEOUT_SECS", default_value_t = 30, global = true, value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub http_body_idle_timeout_secs: u64,
+    /// Most client connections open at once; further connections wait in the listen backlog. Lowered
+    /// at start to fit the process's open-file limit (RLIMIT_NOFILE) with a warning.
+    #[arg(long, env = "MAX_CONNECTIONS", default_value_t = 1024, global = true, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    pub max_connections: u32,
     #[arg(long, env = "GRAPHQL_INTROSPECTION", default_value_t = true, action = ArgAction::Set, global = true)]
     pub graphql_introspection: bool,
     #[arg(long, env = "LOG_FORMAT", value_enum, default_value = "text", global = true)]
@@ -188,6 +212,14 @@ fn parse_http_url(s: &str) -> Result<url::Url, String> {
         "http" | "https" => Ok(u),
         other => Err(format!("scheme must be http or https, not {other}")),
     }
+}
+
+fn parse_client_ip_header(s: &str) -> Result<http::HeaderName, String> {
+    let name = http::HeaderName::from_bytes(s.trim().as_bytes()).map_err(|_| format!("{s:?} is not a header name"))?;
+    if name == http::header::FORWARDED {
+        return Err("the Forwarded header (RFC 7239) is not supported: use X-Forwarded-For".into());
+    }
+    Ok(name)
 }
 
 impl Cli {

@@ -112,6 +112,7 @@ pub fn router(state: AppState, schema: RegistrySchema) -> Router {
         .fallback(rest::not_found)
         .method_not_allowed_fallback(rest::method_not_allowed)
         .layer(DefaultBodyLimit::max(JSON_BODY_LIMIT))
+        .layer(axum::middleware::from_fn(crate::net::body_timeout_as_408))
         .layer(axum::middleware::from_fn_with_state(state.clone(), crate::ratelimit::middleware))
         .layer(axum::middleware::from_fn(crate::metrics::track))
         .layer(Extension(GraphqlEndpoint { schema }))
@@ -162,12 +163,40 @@ type Stack = tower::ServiceBuilder<
                         tower_http::trace::DefaultOnRequest,
                         crate::telemetry::LogResponse,
                     >,
-                    tower::layer::util::Stack<SetRequestIdLayer<MakeRequestUuid>, tower::layer::util::Identity>,
+                    tower::layer::util::Stack<
+                        SetRequestIdLayer<MakeRequestUuid>,
+                        tower::layer::util::Stack<
+                            tower::util::MapRequestLayer<fn(Request<Body>) -> Request<Body>>,
+                            tower::layer::util::Identity,
+                        >,
+                    >,
                 >,
             >,
         >,
     >,
 >;
+
+/// Whether a client's `x-request-id` may be kept: 1 to 128 of `[A-Za-z0-9._-]`. Anything else (tabs,
+/// spaces, `%0a`, quotes, a megabyte of text) would be written verbatim into every log line of the
+/// request and echoed back, so it is replaced.
+pub fn is_usable_request_id(id: &[u8]) -> bool {
+    (1..=128).contains(&id.len()) && id.iter().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
+}
+
+/// Removes an incoming `x-request-id` that is not usable (or repeated), so that `SetRequestIdLayer`
+/// generates a fresh one.
+fn drop_unusable_request_id(mut req: Request<Body>) -> Request<Body> {
+    let mut ids = req.headers().get_all(&REQUEST_ID).iter();
+    let usable = match (ids.next(), ids.next()) {
+        (None, _) => return req,
+        (Some(id), None) => is_usable_request_id(id.as_bytes()),
+        (Some(_), Some(_)) => false,
+    };
+    if !usable {
+        req.headers_mut().remove(&REQUEST_ID);
+    }
+    req
+}
 
 fn request_span(req: &Request<Body>) -> tracing::Span {
     crate::telemetry::request_span(req, &REQUEST_ID)
@@ -180,6 +209,7 @@ fn middleware_stack() -> Stack {
         .make_span_with(request_span as fn(&Request<Body>) -> tracing::Span)
         .on_response(crate::telemetry::LogResponse);
     tower::ServiceBuilder::new()
+        .layer(tower::util::MapRequestLayer::new(drop_unusable_request_id as fn(Request<Body>) -> Request<Body>))
         .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
         .layer(trace)
         .layer(PropagateRequestIdLayer::new(REQUEST_ID))

@@ -3,6 +3,7 @@
 //! `build` assembles the whole application from a [`Config`]; `main`, the tests and the benchmark all
 //! go through it, so they exercise the same router, middleware and services.
 pub mod auth;
+pub mod client_ip;
 pub mod config;
 pub mod db;
 pub mod domain;
@@ -12,6 +13,7 @@ pub mod graphql;
 pub mod http;
 pub mod memory;
 pub mod metrics;
+pub mod net;
 pub mod ratelimit;
 pub mod rest;
 pub mod secret;
@@ -21,8 +23,7 @@ pub mod state;
 pub mod storage;
 pub mod telemetry;
 
-use std::future::{Future, IntoFuture};
-use std::net::SocketAddr;
+use std::future::Future;
 use std::sync::Arc;
 
 use axum::Router;
@@ -81,6 +82,7 @@ pub async fn build(config: Config) -> anyhow::Result<App> {
         jwt_secret: jwt_secret.into(),
         config: Arc::new(config),
     };
+    client_ip::ClientIpSource::from_config(&state.config).log_choice(&state.config);
     let schema = graphql::build_schema(state.clone());
     let router = http::router(state.clone(), schema);
     Ok(App { state, router })
@@ -102,16 +104,8 @@ impl App {
             shutdown.await;
             let _ = stopping_tx.send(());
         };
-        // Streamed bodies (tarballs) go out in a write after the head's: with Nagle's algorithm
-        // that write waits for the client's delayed ACK of the head, ~40 ms per download.
-        let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
-            if let Err(e) = tcp.set_nodelay(true) {
-                tracing::warn!(error = %e, "could not set TCP_NODELAY on a connection");
-            }
-        });
-        let server = axum::serve(listener, router.into_make_service_with_connect_info::<SocketAddr>())
-            .with_graceful_shutdown(signal)
-            .into_future();
+        let limits = net::ServerLimits::from_config(&state.config);
+        let server = net::serve(listener, router, limits, signal);
         // In-flight requests get a grace period; a client that never finishes does not hold the
         // process hostage (orchestrators send SIGKILL soon after SIGTERM anyway).
         let deadline = async move {
@@ -122,7 +116,7 @@ impl App {
             }
         };
         tokio::select! {
-            r = server => r?,
+            _ = server => {}
             _ = deadline => tracing::warn!(grace = ?SHUTDOWN_GRACE, "in-flight requests outlived the grace period; stopping anyway"),
         }
         flusher.abort();

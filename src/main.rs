@@ -52,6 +52,11 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Serve => {
+            if let Some((before, after)) = raven_registry::net::raise_open_file_limit() {
+                if after > before {
+                    tracing::info!(before, after, "raised the open-file limit (RLIMIT_NOFILE) to its hard limit");
+                }
+            }
             let addr = std::net::SocketAddr::new(config.host, config.port);
             let app = raven_registry::build(config).await?;
             let listener = tokio::net::TcpListener::bind(addr)

@@ -128,7 +128,7 @@ impl<K: std::hash::Hash + Eq + Clone + std::fmt::Debug> Bucket<K> {
 /// Every limit of one instance.
 pub struct RateLimits {
     pub enabled: bool,
-    trust_proxy: bool,
+    client_ip: crate::client_ip::ClientIpSource,
     pub anonymous: Bucket<IpAddr>,
     pub authenticated: Bucket<Uuid>,
     pub login_ip: Bucket<IpAddr>,
@@ -143,7 +143,7 @@ impl RateLimits {
         let window = Duration::from_secs(c.rate_limit_window_secs);
         RateLimits {
             enabled: c.rate_limits_enabled,
-            trust_proxy: c.trust_proxy_headers,
+            client_ip: crate::client_ip::ClientIpSource::from_config(c),
             anonymous: Bucket::per_window(IpKey, c.rate_limit_unauthenticated, window),
             authenticated: Bucket::per_window(UserKey, c.rate_limit_authenticated, window),
             login_ip: Bucket::per_window(IpKey, c.rate_limit_login, window),
@@ -214,26 +214,9 @@ impl RateLimits {
         self.refuse("yank", self.yank.check(&user)).map(|_| ())
     }
 
-    /// The client address: the peer, or with TRUST_PROXY_HEADERS the proxy's view of it.
-    /// Fly-Client-IP first; otherwise the right-most X-Forwarded-For entry (the one our proxy
-    /// appended; entries to its left are client-controlled).
+    /// The client address: the peer, or the one header CLIENT_IP_HEADER names (see `client_ip`).
     pub fn client_ip(&self, headers: &HeaderMap, peer: Option<SocketAddr>) -> Option<IpAddr> {
-        if self.trust_proxy {
-            let fly = headers.get("fly-client-ip").and_then(|v| v.to_str().ok()).and_then(|s| s.trim().parse().ok());
-            let xff = || {
-                headers
-                    .get_all("x-forwarded-for")
-                    .iter()
-                    .filter_map(|v| v.to_str().ok())
-                    .flat_map(|v| v.split(','))
-                    .filter_map(|s| s.trim().parse::<IpAddr>().ok())
-                    .next_back()
-            };
-            if let Some(ip) = fly.or_else(xff) {
-                return Some(ip);
-            }
-        }
-        peer.map(|p| p.ip())
+        self.client_ip.client_ip(headers, peer)
     }
 }
 

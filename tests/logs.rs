@@ -1,17 +1,28 @@
-//! Secrets never reach the logs: a token and a password used in requests are absent from everything
-//! the server logged at TRACE level.
+//! What reaches the logs: tokens and passwords never do (everything the server logged at TRACE level
+//! is searched for them), and neither does a client's `x-request-id` unless it is a plain token.
 mod common;
+
+use std::sync::OnceLock;
 
 use common::api::register_with;
 use common::capture::Capture;
 use serde_json::json;
 
+/// One subscriber for the whole test binary (a global one can be set only once); each test looks
+/// for its own strings.
+fn capture() -> &'static Capture {
+    static CAPTURE: OnceLock<Capture> = OnceLock::new();
+    CAPTURE.get_or_init(|| {
+        let capture = Capture::default();
+        let writer = capture.clone();
+        tracing_subscriber::fmt().with_env_filter("trace").with_writer(move || writer.clone()).with_ansi(false).init();
+        capture
+    })
+}
+
 #[tokio::test]
 async fn tokens_and_passwords_are_not_logged() {
-    let capture = Capture::default();
-    let writer = capture.clone();
-    tracing_subscriber::fmt().with_env_filter("trace").with_writer(move || writer.clone()).with_ansi(false).init();
-
+    let capture = capture();
     let app = common::spawn().await;
     let password = "s3cret-Passw0rd-xyzzy";
     let token = register_with(&app, "logan", "logan@example.com", password).await.token;
@@ -27,4 +38,54 @@ async fn tokens_and_passwords_are_not_logged() {
     let signature = token.rsplit('.').next().unwrap();
     assert!(!logged.contains(signature), "a token signature reached the logs");
     assert!(!logged.contains(password), "a password reached the logs");
+}
+
+#[tokio::test]
+async fn a_forged_request_id_never_reaches_the_log() {
+    let capture = capture();
+    let app = common::spawn().await;
+    let forged = [
+        "abc\tFORGEDTAB status=200 user_id=admin",
+        "abc%0aFORGEDPCT level=INFO",
+        "abc%0d%0aFORGEDCRLF",
+        "FORGEDSPACE request_id=x",
+        "FORGEDQUOTE\"}",
+        &format!("FORGEDLONG{}", "a".repeat(200)),
+    ];
+    for id in forged {
+        let res = app.client.get(app.url("/api/v1/stats")).header("x-request-id", id).send().await.unwrap();
+        assert_eq!(res.status(), 200, "{id}");
+        let echoed = res.headers()["x-request-id"].to_str().unwrap().to_owned();
+        assert_ne!(echoed, id, "a forged id is replaced");
+        assert!(raven_registry::http::is_usable_request_id(echoed.as_bytes()), "{echoed}");
+        assert!(capture.text().contains(&echoed), "the replacement is the id in the log");
+    }
+    // Two ids in one request: neither is trusted.
+    let res = app
+        .client
+        .get(app.url("/api/v1/stats"))
+        .header("x-request-id", "FORGEDTWICE-1")
+        .header("x-request-id", "FORGEDTWICE-2")
+        .send()
+        .await
+        .unwrap();
+    assert!(!res.headers()["x-request-id"].to_str().unwrap().starts_with("FORGEDTWICE"));
+
+    // A plain token is kept: in the response and in the log line of the request.
+    let valid = "client-42.retry_3";
+    let res = app.client.get(app.url("/api/v1/stats")).header("x-request-id", valid).send().await.unwrap();
+    assert_eq!(res.headers()["x-request-id"], valid);
+    let res = app
+        .client
+        .post(app.url("/graphql"))
+        .header("x-request-id", "gql-0001")
+        .json(&json!({"query": "{ stats { totalUsers } }"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.headers()["x-request-id"], "gql-0001");
+
+    let logged = capture.text();
+    assert!(logged.contains(&format!("request_id={valid}")), "the valid id is logged");
+    assert!(!logged.contains("FORGED"), "a forged id reached the log");
 }

@@ -1,6 +1,6 @@
 //! Rate limits with small configured quotas: budgets per IP and per user shared by REST and
-//! GraphQL, exemptions, headers and 429 bodies, proxy headers only when trusted, login and publish
-//! buckets (aliases included), and bounded memory.
+//! GraphQL, exemptions, headers and 429 bodies, the client address from the one configured proxy
+//! header only, login and publish buckets (aliases included), and bounded memory.
 mod common;
 
 use std::net::IpAddr;
@@ -8,7 +8,14 @@ use std::net::IpAddr;
 use common::api::{expect_registered, meta, publish_raw, register_request, Meta};
 use common::{tarballs, TestApp};
 use raven_registry::config::Config;
+use reqwest::header::HeaderName;
 use serde_json::{json, Value};
+
+/// Behind one proxy that appends to X-Forwarded-For.
+fn behind_one_proxy(c: &mut Config) {
+    c.client_ip_header = Some(HeaderName::from_static("x-forwarded-for"));
+    c.trusted_proxy_hops = 1;
+}
 
 fn limited(c: &mut Config) {
     c.rate_limits_enabled = true;
@@ -70,7 +77,7 @@ async fn anonymous_budget_is_shared_by_rest_and_graphql() {
 async fn users_have_their_own_budget_and_downloads_are_exempt() {
     let app = common::spawn_with(|c| {
         limited(c);
-        c.trust_proxy_headers = true;
+        behind_one_proxy(c);
     })
     .await;
     // Set up from another (trusted-proxy) address so the test client's own budget stays whole.
@@ -117,7 +124,7 @@ async fn proxy_headers_count_only_when_trusted() {
 
     let trusted = common::spawn_with(|c| {
         limited(c);
-        c.trust_proxy_headers = true;
+        behind_one_proxy(c);
     })
     .await;
     for _ in 0..4 {
@@ -138,9 +145,72 @@ async fn proxy_headers_count_only_when_trusted() {
         .await
         .unwrap();
     assert_eq!(res.status(), 429, "the right-most entry is the client; entries to its left are ignored");
-    let res =
-        trusted.client.get(trusted.url("/api/v1/stats")).header("fly-client-ip", "198.51.100.8").send().await.unwrap();
-    assert_eq!(res.status(), 200, "Fly-Client-IP names another client");
+    let res = trusted
+        .client
+        .get(trusted.url("/api/v1/stats"))
+        .header("x-forwarded-for", "198.51.100.8")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200, "another client");
+}
+
+/// Sends GET /api/v1/stats with `headers`; returns the status.
+async fn stats_with(app: &TestApp, headers: &[(&str, &str)]) -> u16 {
+    let mut req = app.client.get(app.url("/api/v1/stats"));
+    for (k, v) in headers {
+        req = req.header(*k, *v);
+    }
+    req.send().await.unwrap().status().as_u16()
+}
+
+#[tokio::test]
+async fn only_the_configured_header_names_the_client() {
+    // Behind a CDN and a load balancer: the client is the second entry from the right. Two clients
+    // that forge different left-most entries (and a Fly-Client-IP) are still one client.
+    let app = common::spawn_with(|c| {
+        limited(c);
+        behind_one_proxy(c);
+        c.trusted_proxy_hops = 2;
+    })
+    .await;
+    let cdn = "203.0.113.50";
+    for forged in ["6.6.6.1", "6.6.6.2", "6.6.6.3, 6.6.6.4", "6.6.6.5"] {
+        let xff = format!("{forged}, 198.51.100.7, {cdn}");
+        assert_eq!(stats_with(&app, &[("x-forwarded-for", &xff), ("fly-client-ip", forged)]).await, 200, "{xff}");
+    }
+    let xff = format!("6.6.6.6, 198.51.100.7, {cdn}");
+    assert_eq!(stats_with(&app, &[("x-forwarded-for", &xff), ("fly-client-ip", "6.6.6.7")]).await, 429);
+    assert_eq!(stats_with(&app, &[("x-forwarded-for", &format!("198.51.100.8, {cdn}"))]).await, 200, "another client");
+    // A request that did not come through both proxies is keyed by the peer, not by what it says.
+    assert_eq!(stats_with(&app, &[("x-forwarded-for", "198.51.100.9")]).await, 200);
+    for _ in 0..3 {
+        stats_with(&app, &[("x-forwarded-for", "198.51.100.10")]).await;
+    }
+    assert_eq!(
+        stats_with(&app, &[("x-forwarded-for", "198.51.100.11")]).await,
+        429,
+        "single-entry headers all share the peer's bucket"
+    );
+
+    // TRUST_PROXY_HEADERS=true (the older setting) reads Fly-Client-IP and nothing else: a forged
+    // X-Forwarded-For buys nothing.
+    let fly = common::spawn_with(|c| {
+        limited(c);
+        c.trust_proxy_headers = true;
+    })
+    .await;
+    for i in 0..4 {
+        let xff = format!("203.0.113.{i}");
+        assert_eq!(stats_with(&fly, &[("fly-client-ip", "198.51.100.7"), ("x-forwarded-for", &xff)]).await, 200);
+    }
+    assert_eq!(stats_with(&fly, &[("fly-client-ip", "198.51.100.7"), ("x-forwarded-for", "203.0.113.99")]).await, 429);
+    assert_eq!(stats_with(&fly, &[("fly-client-ip", "198.51.100.8")]).await, 200, "Fly-Client-IP names another client");
+    for i in 0..4 {
+        let xff = format!("203.0.113.{i}");
+        assert_eq!(stats_with(&fly, &[("x-forwarded-for", &xff)]).await, 200, "without Fly-Client-IP: the peer");
+    }
+    assert_eq!(stats_with(&fly, &[("x-forwarded-for", "203.0.113.99")]).await, 429, "the peer's budget is spent");
 }
 
 #[tokio::test]

@@ -1127,3 +1127,231 @@ async fn hostile_graphql_documents_are_refused_before_execution_and_memory_stays
     assert_eq!(counter(&after, "raven_graphql_refused_total{reason=\"too_complex\"}"), 12.0, "{after}");
     assert_eq!(counter(&after, "raven_graphql_refused_total{reason=\"too_large\"}"), 4.0, "{after}");
 }
+
+// ---------------------------------------------------------------------------------------------
+// 8. Slow clients: head and body timeouts, the connection cap
+// ---------------------------------------------------------------------------------------------
+
+/// Short timeouts, so that the tests below wait seconds rather than the defaults' tens of seconds.
+fn impatient(c: &mut raven_registry::Config) {
+    c.http_header_timeout_secs = 1;
+    c.http_body_idle_timeout_secs = 1;
+}
+
+/// A connection that sent `bytes` and then nothing.
+fn stalled(addr: std::net::SocketAddr, bytes: &[u8]) -> std::net::TcpStream {
+    use std::io::Write;
+    let mut s = std::net::TcpStream::connect(addr).unwrap();
+    s.write_all(bytes).unwrap();
+    s
+}
+
+/// Whether the server has closed `s` (end of stream or reset), without waiting.
+fn closed_now(s: &std::net::TcpStream) -> bool {
+    use std::io::Read;
+    s.set_nonblocking(true).unwrap();
+    let mut buf = [0u8; 4096];
+    let closed = loop {
+        match (&*s).read(&mut buf) {
+            Ok(0) => break true,
+            Ok(_) => continue, // a response the server wrote before closing
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break false,
+            Err(_) => break true,
+        }
+    };
+    s.set_nonblocking(false).unwrap();
+    closed
+}
+
+/// Reads `s` to its end; what the server sent before closing. The read timeout only keeps a broken
+/// server from hanging the test: the assertion is that the stream ends.
+fn read_until_closed(s: &std::net::TcpStream) -> Vec<u8> {
+    use std::io::Read;
+    s.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
+    let mut out = Vec::new();
+    let mut buf = [0u8; 16 * 1024];
+    loop {
+        match (&*s).read(&mut buf) {
+            Ok(0) => return out,
+            Ok(n) => out.extend_from_slice(&buf[..n]),
+            Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => {
+                panic!("the server kept the connection open; it had sent {} bytes", out.len())
+            }
+            Err(_) => return out, // reset
+        }
+    }
+}
+
+const HALF_HEAD: &[u8] = b"GET /health HTTP/1.1\r\nHost: registry\r\nUser-Agent: slow";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connections_that_never_finish_their_request_head_are_closed() {
+    let app = spawn_with(impatient).await;
+    let addr = app.addr;
+    let conns = tokio::task::spawn_blocking(move || {
+        let mut conns: Vec<(&str, std::net::TcpStream)> =
+            (0..50).map(|_| ("half a head", stalled(addr, HALF_HEAD))).collect();
+        // Nothing at all, and half an HTTP/2 preface: hyper's HTTP/1 timer does not run before
+        // the protocol is known, the server's idle watch does.
+        conns.push(("nothing", stalled(addr, b"")));
+        conns.push(("half an HTTP/2 preface", stalled(addr, b"PRI * HTTP/2.0\r\n")));
+        // A complete request, then an idle keep-alive connection.
+        conns.push(("idle keep-alive", stalled(addr, b"GET /health HTTP/1.1\r\nHost: registry\r\n\r\n")));
+        for (what, c) in &conns {
+            let sent = read_until_closed(c);
+            if *what == "idle keep-alive" {
+                assert!(sent.starts_with(b"HTTP/1.1 200"), "{}", String::from_utf8_lossy(&sent));
+            } else {
+                assert!(!sent.starts_with(b"HTTP/1.1 200"), "{what}: {}", String::from_utf8_lossy(&sent));
+            }
+        }
+        conns.len()
+    })
+    .await
+    .unwrap();
+    assert_eq!(conns, 53);
+    // And the server still answers.
+    assert_eq!(app.client.get(app.url("/health")).send().await.unwrap().status(), StatusCode::OK);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn at_max_connections_a_new_client_is_served_once_stalled_ones_time_out() {
+    const K: usize = 4;
+    let app = spawn_with(|c| {
+        impatient(c);
+        c.max_connections = K as u32;
+    })
+    .await;
+    let addr = app.addr;
+    let slow: Vec<std::net::TcpStream> =
+        tokio::task::spawn_blocking(move || (0..K).map(|_| stalled(addr, HALF_HEAD)).collect()).await.unwrap();
+    // Connections are accepted in the order they arrived, so the server holds the K stalled ones.
+    // The (K+1)th connection waits in the listen backlog; its request is answered once a slot frees.
+    let res = reqwest::Client::new().get(app.url("/health")).send().await.unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    let slow = tokio::task::spawn_blocking(move || {
+        let closed = slow.iter().filter(|s| closed_now(s)).count();
+        (closed, slow)
+    });
+    let (closed, slow) = slow.await.unwrap();
+    assert!(closed >= 1, "the extra client was served while all {K} stalled connections held the slots");
+    tokio::task::spawn_blocking(move || slow.iter().for_each(|s| drop(read_until_closed(s)))).await.unwrap();
+    // Later clients get in as usual.
+    for _ in 0..3 {
+        assert_eq!(reqwest::Client::new().get(app.url("/health")).send().await.unwrap().status(), StatusCode::OK);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stalled_request_body_fails_with_408_and_closes_the_connection() {
+    let app = spawn_with(impatient).await;
+    let addr = app.addr;
+    tokio::task::spawn_blocking(move || {
+        for (path, content_type, start, code) in [
+            ("/api/v1/auth/login", "application/json", &b"{\"email\":\"a@example.com\","[..], "\"request_timeout\""),
+            ("/graphql", "application/json", &b"{\"query\":\"{ stats { totalUsers"[..], "\"REQUEST_TIMEOUT\""),
+            (
+                "/api/v1/packages/publish",
+                "multipart/form-data; boundary=XyZ",
+                &b"--XyZ\r\nContent-Disposition: form-data; name=\"tarball\"; filename=\"p.tar.gz\"\r\n\r\n\x1f\x8b"[..],
+                "",
+            ),
+        ] {
+            let head = format!(
+                "POST {path} HTTP/1.1\r\nHost: registry\r\nContent-Type: {content_type}\r\nContent-Length: 100000\r\n\r\n"
+            );
+            let mut request = head.into_bytes();
+            request.extend_from_slice(start);
+            let s = stalled(addr, &request);
+            let answer = String::from_utf8_lossy(&read_until_closed(&s)).into_owned();
+            if path == "/api/v1/packages/publish" {
+                // Without a token the upload is refused before its body is read; either way the
+                // connection does not stay open waiting for the rest.
+                assert!(answer.starts_with("HTTP/1.1 4"), "{path}: {answer}");
+            } else {
+                assert!(answer.starts_with("HTTP/1.1 408"), "{path}: {answer}");
+                assert!(answer.contains(code), "{path}: {answer}");
+            }
+        }
+    })
+    .await
+    .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_authenticated_upload_that_stalls_is_cut_and_stores_nothing() {
+    let app = spawn_with(impatient).await;
+    let token = register(&app, "slowpoke").await;
+    let addr = app.addr;
+    tokio::task::spawn_blocking(move || {
+        let boundary = "XyZ";
+        let mut body = format!(
+            "--{boundary}\r\nContent-Disposition: form-data; name=\"tarball\"; filename=\"p.tar.gz\"\r\n\
+             Content-Type: application/gzip\r\n\r\n"
+        )
+        .into_bytes();
+        body.extend_from_slice(&package("slowpoke", "1.0.0")[..64]);
+        let head = format!(
+            "POST /api/v1/packages/publish HTTP/1.1\r\nHost: registry\r\nAuthorization: Bearer {token}\r\n\
+             Content-Type: multipart/form-data; boundary={boundary}\r\nContent-Length: 100000\r\n\r\n"
+        );
+        let mut request = head.into_bytes();
+        request.extend_from_slice(&body);
+        let s = stalled(addr, &request);
+        let answer = String::from_utf8_lossy(&read_until_closed(&s)).into_owned();
+        assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+        assert!(answer.contains("\"request_timeout\""), "{answer}");
+    })
+    .await
+    .unwrap();
+    assert!(versions_in_db(&app).await.is_empty(), "no version row");
+    assert!(app.state.storage.list_keys().await.unwrap().is_empty(), "no blob");
+}
+
+/// `raven_http_timeouts_total{kind="write"}` as /metrics shows it (process-wide: read it before).
+async fn write_timeouts(app: &TestApp) -> u64 {
+    let text = app.client.get(app.url("/metrics")).send().await.unwrap().text().await.unwrap();
+    text.lines()
+        .find(|l| l.starts_with("raven_http_timeouts_total{kind=\"write\"}"))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_stops_reading_its_download_is_disconnected() {
+    let app = spawn_with(impatient).await;
+    let token = register(&app, "alice").await;
+    let bytes = big_package("heavy", "1.0.0", BIG, 13);
+    publish_ok(&app, &token, "heavy", "1.0.0", bytes.clone()).await;
+    let before = write_timeouts(&app).await;
+
+    // A small receive buffer, the request, one read, then nothing.
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.set_recv_buffer_size(4096).unwrap();
+    let stream = socket.connect(app.addr).await.unwrap().into_std().unwrap();
+    stream.set_nonblocking(false).unwrap();
+    let request = format!("GET {} HTTP/1.1\r\nHost: registry\r\n\r\n", download_path("heavy", "1.0.0"));
+    let stream = tokio::task::spawn_blocking(move || {
+        use std::io::{Read, Write};
+        (&stream).write_all(request.as_bytes()).unwrap();
+        let mut head = [0u8; 1024];
+        let n = (&stream).read(&mut head).unwrap();
+        assert!(head[..n].starts_with(b"HTTP/1.1 200"), "{}", String::from_utf8_lossy(&head[..n]));
+        stream
+    })
+    .await
+    .unwrap();
+
+    // The server gives up on the stalled write (observed through its own counter)...
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while write_timeouts(&app).await <= before {
+        assert!(Instant::now() < deadline, "the server never gave up on a client that reads nothing");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // ... and closed the connection: reading on gets what was buffered, then the end, short of the body.
+    let rest = tokio::task::spawn_blocking(move || read_until_closed(&stream)).await.unwrap();
+    assert!(rest.len() < bytes.len(), "the whole tarball arrived ({} bytes)", rest.len());
+    // Nothing else was disturbed.
+    assert_eq!(sha256_hex(&common::api::download(&app, "heavy", "1.0.0").await), sha256_hex(&bytes));
+}
