@@ -5,15 +5,17 @@
 mod common;
 
 use common::api::{
-    add_owner, create_token, expect_error, get_ok, meta, publish, publish_ok, publish_package, publish_raw, register,
-    remove_owner, rfc3339, sha256_hex, unyank, yank, Meta,
+    add_owner, create_token, expect_error, get_ok, meta, publish, publish_at, publish_ok, publish_package, publish_raw,
+    register, remove_owner, rfc3339, sha256_hex, unyank, yank, Meta,
 };
 use common::tarballs::{
-    dir, file, gzip, gzip_bomb, hardlink, manifest, manifest_with, noise, package, package_from_manifest, symlink,
-    tar_bytes, targz,
+    dir, file, git_archive, gnu_long_name, gzip, gzip_bomb, hardlink, manifest, manifest_with, noise, package,
+    package_from_manifest, pax_global, pax_local, pax_local_raw, pax_record, symlink, tar_bytes,
+    tar_bytes_unterminated, targz, two_gzip_members, Member,
 };
 use common::{spawn, spawn_with, TestApp};
 use raven_registry::storage::Storage;
+use reqwest::multipart::{Form, Part};
 use reqwest::StatusCode;
 use sea_orm::{EntityTrait, PaginatorTrait};
 use serde_json::{json, Value};
@@ -408,6 +410,553 @@ async fn a_body_that_is_not_multipart_gets_the_v1_error_shape() {
         .unwrap();
     expect_error(res, 400, "invalid_request").await;
     assert_empty_registry(&app, &before, "JSON body").await;
+}
+
+// ---------------------------------------------------------------------------------------------
+// 2b. Smuggling: an extractor must see exactly what the check saw (issue 15, item 3)
+// ---------------------------------------------------------------------------------------------
+
+/// Publishes each case as `evil-pkg` 1.0.0 and expects a 400 on the tarball naming `needle`, with
+/// nothing stored.
+async fn expect_refused_tarballs(app: &TestApp, token: &str, cases: Vec<(&str, Vec<u8>, &str)>) {
+    let before = stored(app).await;
+    for (what, bytes, needle) in cases {
+        let res = publish(app, token, "evil-pkg", "1.0.0", bytes).await;
+        let body = expect_invalid(res, "tarball", needle).await;
+        eprintln!("{what}: {}", body["message"]);
+        assert_empty_registry(app, &before, what).await;
+    }
+}
+
+#[tokio::test]
+async fn a_second_gzip_member_or_bytes_after_the_gzip_stream_are_refused() {
+    let app = spawn().await;
+    let token = register(&app, "mallory").await;
+    let m = manifest("evil-pkg", "1.0.0");
+    let valid = tar_bytes(&[file("raven.toml", &m), file("README.md", "# fine\n")]);
+    let open = tar_bytes_unterminated(&[file("raven.toml", &m), file("README.md", "# fine\n")]);
+    let hostile = tar_bytes(&[symlink("link", "/etc/passwd"), file("../../gx", "x")]);
+    let gz = gzip(&valid);
+    let mut cut_mid_header = gzip(&hostile[..700]);
+    cut_mid_header.extend(gzip(&hostile[700..]));
+    let with = |tail: &[u8]| [gz.as_slice(), tail].concat();
+    expect_refused_tarballs(
+        &app,
+        &token,
+        vec![
+            // The reproduction of the issue: the first member ends where a header would start, and
+            // GNU tar and Python carry on into the second, with a symlink and a `..` path.
+            ("second member after an open tar", two_gzip_members(&open, &hostile), "a second gzip member"),
+            ("second member after a complete tar", two_gzip_members(&valid, &hostile), "a second gzip member"),
+            ("two valid members", two_gzip_members(&valid, &valid), "a second gzip member"),
+            ("member split inside a header", [gzip(&open), cut_mid_header].concat(), "a second gzip member"),
+            ("trailing garbage", with(b"garbage after the stream"), "data that is not gzip"),
+            ("trailing zero padding", with(&[0; 1024]), "zero padding"),
+            ("one trailing byte", with(&[0x1f]), "after the end of its gzip stream"),
+            ("tar after the end-of-archive blocks", gzip(&[valid.clone(), hostile.clone()].concat()), "end-of-archive"),
+        ],
+    )
+    .await;
+    // The same archive alone publishes: the refusals are about the extra bytes.
+    let res = publish(&app, &token, "evil-pkg", "1.0.0", gz).await;
+    assert_eq!(res.status(), StatusCode::CREATED);
+}
+
+#[tokio::test]
+async fn pax_global_headers_that_move_or_resize_entries_are_refused() {
+    let app = spawn().await;
+    let token = register(&app, "mallory").await;
+    let m = manifest("evil-pkg", "1.0.0");
+    let with_global = |records: &[(&str, &str)]| targz(&[pax_global(records), file("raven.toml", &m), file("a", "x")]);
+    let comment = ("comment", "0123456789012345678901234567890123456789");
+    expect_refused_tarballs(
+        &app,
+        &token,
+        vec![
+            ("global path", with_global(&[("path", "../../gx")]), "sets \"path\""),
+            ("global path after a comment", with_global(&[comment, ("path", "../../gx")]), "sets \"path\""),
+            ("global linkpath", with_global(&[("linkpath", "/etc/passwd")]), "sets \"linkpath\""),
+            ("global size", with_global(&[("size", "0")]), "sets \"size\""),
+            ("global sparse name", with_global(&[("GNU.sparse.name", "../x")]), "sets \"GNU.sparse.name\""),
+            ("global hdrcharset", with_global(&[("hdrcharset", "BINARY")]), "sets \"hdrcharset\""),
+            ("global xattr", with_global(&[("SCHILY.xattr.security.capability", "x")]), "sets \"SCHILY.xattr"),
+            ("global key twice", with_global(&[comment, comment]), "given twice"),
+            (
+                "global header after a pax header",
+                targz(&[file("raven.toml", &m), pax_local(&[("mtime", "1")]), pax_global(&[comment]), file("a", "x")]),
+                "right after a pax extended header",
+            ),
+        ],
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn extension_headers_are_applied_before_the_checks() {
+    let app = spawn().await;
+    let token = register(&app, "mallory").await;
+    let m = manifest("evil-pkg", "1.0.0");
+    let before_a = |header: Member| targz(&[file("raven.toml", &m), header, file("a", "x")]);
+    let mut newline_in_value = pax_record("path", b"a\n../../evil");
+    newline_in_value.extend(pax_record("mtime", b"1"));
+    expect_refused_tarballs(
+        &app,
+        &token,
+        vec![
+            // The check must judge the path an extractor uses, not the header's name.
+            ("pax path", before_a(pax_local(&[("path", "../evil")])), "'..'"),
+            ("pax absolute path", before_a(pax_local(&[("path", "/etc/cron.d/x")])), "is absolute"),
+            ("GNU long name", before_a(gnu_long_name("../evil")), "'..'"),
+            ("GNU long name, absolute", before_a(gnu_long_name("/etc/evil")), "is absolute"),
+            (
+                "safe pax path, escaping header name",
+                targz(&[file("raven.toml", &m), pax_local(&[("path", "safe")]), file("../evil", "x")]),
+                "extractor that ignores extension headers",
+            ),
+            ("pax linkpath", before_a(pax_local(&[("linkpath", "/etc/passwd")])), "links are not allowed"),
+            ("pax sparse name", before_a(pax_local(&[("GNU.sparse.name", "../x")])), "GNU sparse-file record"),
+            (
+                "pax security xattr",
+                before_a(pax_local(&[("SCHILY.xattr.security.capability", "x")])),
+                "extended attribute",
+            ),
+            ("pax unknown record", before_a(pax_local(&[("SCHILY.fflags", "schg")])), "\"SCHILY.fflags\""),
+            ("pax binary names", before_a(pax_local(&[("hdrcharset", "BINARY")])), "hdrcharset"),
+            ("pax size disagreeing", before_a(pax_local(&[("size", "0")])), "pax size of 0 bytes"),
+            ("pax path twice", before_a(pax_local(&[("path", "b"), ("path", "../evil")])), "given twice"),
+            ("pax value with a newline", before_a(pax_local_raw(newline_in_value)), "contains a newline"),
+            ("pax record malformed", before_a(pax_local_raw(b"99 path=x\n".to_vec())), "malformed"),
+            ("empty pax path", before_a(pax_local(&[("path", "")])), "empty `path`"),
+            (
+                "long name and pax path",
+                targz(&[file("raven.toml", &m), gnu_long_name("b"), pax_local(&[("path", "c")]), file("a", "x")]),
+                "both a GNU long name",
+            ),
+            (
+                "two pax headers",
+                targz(&[
+                    file("raven.toml", &m),
+                    pax_local(&[("path", "b")]),
+                    pax_local(&[("path", "c")]),
+                    file("a", ""),
+                ]),
+                "two pax extended headers",
+            ),
+            (
+                "two long names",
+                targz(&[file("raven.toml", &m), gnu_long_name("b"), gnu_long_name("c"), file("a", "")]),
+                "two GNU long-name headers",
+            ),
+            (
+                "pax header at the end",
+                targz(&[file("raven.toml", &m), pax_local(&[("path", "b")])]),
+                "describes no entry",
+            ),
+            // A symlink hidden behind an extension header is still a symlink.
+            (
+                "pax path on a symlink",
+                targz(&[file("raven.toml", &m), pax_local(&[("path", "innocent")]), symlink("x", "/etc/passwd")]),
+                "is a symlink",
+            ),
+            // The manifest is found, and clashes judged, under the effective path too.
+            (
+                "pax path duplicating raven.toml",
+                targz(&[file("raven.toml", &m), pax_local(&[("path", "raven.toml")]), file("other.toml", "x")]),
+                "duplicate raven.toml",
+            ),
+        ],
+    )
+    .await;
+
+    // Allowed: a pax path that is safe, descriptive records, and a GNU long name.
+    let long = format!("src/{}.rvn", "n".repeat(150));
+    let bytes = targz(&[
+        file("raven.toml", &m),
+        pax_local(&[("path", "src/renamed.rvn"), ("mtime", "1700000000.5"), ("SCHILY.xattr.user.note", "hi")]),
+        file("src/ustar-name.rvn", "fn a() {}\n"),
+        gnu_long_name(&long),
+        file(&long[..90], "fn b() {}\n"),
+    ]);
+    let res = publish(&app, &token, "evil-pkg", "1.0.0", bytes).await;
+    assert_eq!(res.status(), StatusCode::CREATED, "{}", res.text().await.unwrap());
+}
+
+#[tokio::test]
+async fn names_that_collide_by_case_or_normalisation_are_refused() {
+    let app = spawn().await;
+    let token = register(&app, "mallory").await;
+    let m = manifest("evil-pkg", "1.0.0");
+    let (nfc, nfd) = ("caf\u{e9}.txt", "cafe\u{301}.txt");
+    assert_ne!(nfc, nfd);
+    let needle = "same name once case and Unicode normalisation are ignored";
+    expect_refused_tarballs(
+        &app,
+        &token,
+        vec![
+            ("raven.toml and RAVEN.TOML", targz(&[file("raven.toml", &m), file("RAVEN.TOML", "[package]\n")]), needle),
+            ("NFC and NFD", targz(&[file("raven.toml", &m), file(nfc, "a"), file(nfd, "b")]), needle),
+            (
+                "nested case",
+                targz(&[file("raven.toml", &m), file("src/Lib.rvn", "a"), file("src/lib.rvn", "b")]),
+                needle,
+            ),
+            ("directory case", targz(&[file("raven.toml", &m), dir("Src/"), file("src/lib.rvn", "b")]), needle),
+            ("Windows trailing dot", targz(&[file("raven.toml", &m), file("raven.toml.", "x")]), needle),
+            (
+                "through a prefix directory",
+                targz(&[dir("pkg/"), file("pkg/raven.toml", &m), file("pkg/Raven.toml", "x")]),
+                needle,
+            ),
+            (
+                "through a pax path",
+                targz(&[file("raven.toml", &m), pax_local(&[("path", "RAVEN.toml")]), file("x", "x")]),
+                needle,
+            ),
+            ("exact duplicate", targz(&[file("raven.toml", &m), file("a", "1"), file("a", "2")]), "duplicate path"),
+        ],
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn git_archive_output_publishes() {
+    let app = spawn().await;
+    let token = register(&app, "alice").await;
+    // Built like `git archive --format=tar.gz --prefix=gitpkg-1.0.0/ HEAD`: a pax global header
+    // with the commit id as `comment`, and a pax `path` record for a path longer than 100 bytes.
+    let long = format!("src/{}.rvn", "l".repeat(120));
+    let m = manifest("gitpkg", "1.0.0");
+    let bytes = git_archive(
+        "gitpkg-1.0.0",
+        "72b4e0cb93168d77f7bc9cffc9731ccab1cc7a58",
+        &[("README.md", b"# hi\n"), ("raven.toml", m.as_bytes()), (&long, b"x\n"), ("src/lib.rvn", b"fn main() {}\n")],
+    );
+    let body = publish_ok(&app, &token, "gitpkg", "1.0.0", bytes.clone()).await;
+    assert_eq!(body["checksum"], format!("sha256:{}", sha256_hex(&bytes)));
+
+    // And the real thing, when git is installed.
+    let Some(bytes) = real_git_archive(&manifest("gitpkg", "1.0.1")) else {
+        eprintln!("skipping the real `git archive`: git is not installed");
+        return;
+    };
+    publish_ok(&app, &token, "gitpkg", "1.0.1", bytes).await;
+}
+
+/// `git archive --format=tar.gz` of a one-commit repository holding `manifest`, or None without git.
+fn real_git_archive(manifest: &str) -> Option<Vec<u8>> {
+    let dir = tempfile::tempdir().unwrap();
+    let git = |args: &[&str]| {
+        std::process::Command::new("git")
+            .args(["-c", "user.name=t", "-c", "user.email=t@example.com", "-c", "init.defaultBranch=main"])
+            .args(args)
+            .current_dir(dir.path())
+            .output()
+    };
+    if git(&["init", "-q"]).map(|o| !o.status.success()).unwrap_or(true) {
+        return None;
+    }
+    std::fs::write(dir.path().join("raven.toml"), manifest).unwrap();
+    std::fs::write(dir.path().join("README.md"), "# hi\n").unwrap();
+    let long_dir = dir.path().join("src").join("d".repeat(110));
+    std::fs::create_dir_all(&long_dir).unwrap();
+    std::fs::write(long_dir.join("deep.rvn"), "fn main() {}\n").unwrap();
+    assert!(git(&["add", "."]).unwrap().status.success());
+    assert!(git(&["commit", "-qm", "init"]).unwrap().status.success());
+    let out = git(&["archive", "--format=tar.gz", "--prefix=gitpkg/", "HEAD"]).unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    Some(out.stdout)
+}
+
+// ---------------------------------------------------------------------------------------------
+// 2c. The multipart body: every part once (issue 15, item 8)
+// ---------------------------------------------------------------------------------------------
+
+fn tarball_part(bytes: Vec<u8>) -> Part {
+    Part::bytes(bytes).file_name("package.tar.gz").mime_str("application/gzip").unwrap()
+}
+
+async fn publish_form_raw(app: &TestApp, token: &str, form: Form) -> reqwest::Response {
+    app.client.post(app.url("/api/v1/packages/publish")).bearer_auth(token).multipart(form).send().await.unwrap()
+}
+
+#[tokio::test]
+async fn repeated_multipart_parts_are_refused() {
+    let app = spawn().await;
+    let token = register(&app, "alice").await;
+    let before = stored(&app).await;
+    let meta = |name: &str| json!({"name": name, "version": "1.0.0"}).to_string();
+    let pkg = || tarball_part(package("widget", "1.0.0"));
+    let cases: Vec<(&str, Form, &str, &str)> = vec![
+        (
+            "metadata twice",
+            Form::new().text("metadata", meta("widget")).text("metadata", meta("widget")).part("tarball", pkg()),
+            "metadata",
+            "more than one `metadata` part",
+        ),
+        (
+            "metadata after the tarball",
+            Form::new().text("metadata", meta("widget")).part("tarball", pkg()).text("metadata", meta("widget")),
+            "metadata",
+            "more than one `metadata` part",
+        ),
+        (
+            "manifest twice",
+            Form::new().text("manifest", meta("widget")).text("manifest", meta("widget")).part("tarball", pkg()),
+            "manifest",
+            "more than one `manifest` part",
+        ),
+        (
+            "metadata and manifest",
+            Form::new().text("metadata", meta("widget")).text("manifest", meta("widget")).part("tarball", pkg()),
+            "manifest",
+            "both a `metadata` and a `manifest` part",
+        ),
+        (
+            "manifest and metadata",
+            Form::new().text("manifest", meta("widget")).part("tarball", pkg()).text("metadata", meta("widget")),
+            "metadata",
+            "both a `manifest` and a `metadata` part",
+        ),
+        (
+            "tarball twice",
+            Form::new().text("metadata", meta("widget")).part("tarball", pkg()).part("tarball", pkg()),
+            "tarball",
+            "more than one `tarball` part",
+        ),
+        (
+            "unknown part twice",
+            Form::new().text("note", "a").text("note", "b").part("tarball", pkg()),
+            "note",
+            "more than one `note` part",
+        ),
+    ];
+    for (what, form, field, needle) in cases {
+        let res = publish_form_raw(&app, &token, form).await;
+        expect_invalid(res, field, needle).await;
+        assert_empty_registry(&app, &before, what).await;
+    }
+    let mut many = Form::new();
+    for i in 0..20 {
+        many = many.text(format!("extra-{i}"), "x");
+    }
+    let res = publish_form_raw(&app, &token, many.part("tarball", pkg())).await;
+    expect_invalid(res, "multipart", "more than 16 parts").await;
+    assert_empty_registry(&app, &before, "20 parts").await;
+}
+
+/// The shape of the bypass: the budget was chosen from the first `metadata` (an existing package,
+/// so the new-version budget), and a `metadata` after the tarball then named the new package.
+#[tokio::test]
+async fn a_later_metadata_part_cannot_move_a_publish_to_another_budget() {
+    let app = spawn_with(|c| {
+        c.rate_limits_enabled = true;
+        c.rate_limit_publish_new_burst = 1;
+    })
+    .await;
+    let token = register(&app, "alice").await;
+    publish_package(&app, &token, "base", "1.0.0").await; // spends the one new package
+    let before = stored(&app).await;
+    let meta = |name: &str| json!({"name": name, "version": "1.0.0"}).to_string();
+    let form = Form::new()
+        .text("metadata", meta("base"))
+        .part("tarball", tarball_part(package("second", "1.0.0")))
+        .text("metadata", meta("second"));
+    let res = publish_form_raw(&app, &token, form).await;
+    expect_invalid(res, "metadata", "more than one `metadata` part").await;
+    assert_eq!(stored(&app).await, before, "the refused publish left something behind");
+    // The honest request for a second new package meets the exhausted budget.
+    let res = publish(&app, &token, "second", "1.0.0", package("second", "1.0.0")).await;
+    expect_error(res, 429, "rate_limit_exceeded").await;
+}
+
+// ---------------------------------------------------------------------------------------------
+// 2d. Too large: a client that sends everything before reading gets the 413 (issue 15, item 9)
+// ---------------------------------------------------------------------------------------------
+
+/// The configured MAX_TARBALL_BYTES of the 413 tests; the route limit is this plus 256 KiB of
+/// multipart overhead, and what is drained after an early answer at most this much more. Large
+/// enough that an upload between the two does not fit the sockets' buffers (4 MiB to send at most
+/// here): a server that stops reading leaves the client's write failing, as `raven pkg` saw.
+const SMALL_LIMIT: u64 = 8 * 1024 * 1024;
+const ROUTE_LIMIT: u64 = SMALL_LIMIT + 256 * 1024;
+
+/// A multipart body of `parts`: (name, file name, content).
+fn multipart_body(boundary: &str, parts: &[(&str, Option<&str>, &[u8])]) -> Vec<u8> {
+    let mut body = Vec::new();
+    for (name, file_name, content) in parts {
+        body.extend(format!("--{boundary}\r\nContent-Disposition: form-data; name=\"{name}\"").into_bytes());
+        if let Some(f) = file_name {
+            body.extend(format!("; filename=\"{f}\"\r\nContent-Type: application/gzip").into_bytes());
+        }
+        body.extend(b"\r\n\r\n");
+        body.extend_from_slice(content);
+        body.extend(b"\r\n");
+    }
+    body.extend(format!("--{boundary}--\r\n").into_bytes());
+    body
+}
+
+/// Writes the whole request (head, then the body with Content-Length or chunked), and only then
+/// reads the answer to its end. Returns (status, headers, body) or the I/O error that ended it.
+async fn send_all_then_read(
+    addr: std::net::SocketAddr,
+    path: &str,
+    token: &str,
+    body: &[u8],
+    chunked: bool,
+) -> std::io::Result<(u16, String, Value)> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let boundary_type = "multipart/form-data; boundary=XBOUNDARYX";
+    let framing =
+        if chunked { "Transfer-Encoding: chunked".to_owned() } else { format!("Content-Length: {}", body.len()) };
+    let head = format!(
+        "POST {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nAuthorization: Bearer {token}\r\n\
+         Apollo-Require-Preflight: true\r\n\
+         Content-Type: {boundary_type}\r\n{framing}\r\n\r\n"
+    );
+    let mut stream = tokio::net::TcpStream::connect(addr).await?;
+    stream.write_all(head.as_bytes()).await?;
+    if chunked {
+        for chunk in body.chunks(16 * 1024) {
+            stream.write_all(format!("{:x}\r\n", chunk.len()).as_bytes()).await?;
+            stream.write_all(chunk).await?;
+            stream.write_all(b"\r\n").await?;
+        }
+        stream.write_all(b"0\r\n\r\n").await?;
+    } else {
+        stream.write_all(body).await?;
+    }
+    stream.flush().await?;
+    let mut answer = Vec::new();
+    stream.read_to_end(&mut answer).await?;
+    let text = String::from_utf8_lossy(&answer).into_owned();
+    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    let status = head.split(' ').nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
+    let body = if head.to_ascii_lowercase().contains("transfer-encoding: chunked") {
+        // One chunk is enough for these small JSON bodies.
+        body.split_once("\r\n").map(|(_, rest)| rest.rsplit_once("\r\n0\r\n").map_or(rest, |(b, _)| b)).unwrap_or(body)
+    } else {
+        body
+    };
+    Ok((status, head.to_owned(), serde_json::from_str(body).unwrap_or(Value::String(body.to_owned()))))
+}
+
+#[tokio::test]
+async fn an_oversized_upload_sent_in_full_before_reading_gets_the_413() {
+    let app = spawn_with(|c| c.max_tarball_bytes = SMALL_LIMIT).await;
+    let token = register(&app, "alice").await;
+    let before = stored(&app).await;
+    // Over the route's limit, within what is drained after it.
+    let tarball = noise((ROUTE_LIMIT + SMALL_LIMIT - 512 * 1024) as usize, 3);
+
+    // Through reqwest (Content-Length, multipart), as the other tests stand in for `raven pkg`.
+    let res = publish_at(&app.client, &app.base, &token, "big", "1.0.0", tarball.clone())
+        .await
+        .unwrap_or_else(|e| panic!("the upload failed before the answer arrived: {e:?}"));
+    expect_error(res, 413, "payload_too_large").await;
+
+    let publish_body = multipart_body(
+        "XBOUNDARYX",
+        &[
+            ("metadata", None, json!({"name": "big", "version": "1.0.0"}).to_string().as_bytes()),
+            ("tarball", Some("p.tar.gz"), &tarball),
+        ],
+    );
+    let operations =
+        json!({"query": "mutation($t: Upload!) { publish(tarball: $t) { version } }", "variables": {"t": null}});
+    let graphql_body = multipart_body(
+        "XBOUNDARYX",
+        &[
+            ("operations", None, operations.to_string().as_bytes()),
+            ("map", None, json!({"0": ["variables.t"]}).to_string().as_bytes()),
+            ("0", Some("p.tar.gz"), &tarball),
+        ],
+    );
+    assert!(publish_body.len() as u64 > ROUTE_LIMIT && (publish_body.len() as u64) < ROUTE_LIMIT + SMALL_LIMIT);
+    for chunked in [false, true] {
+        let how = if chunked { "chunked" } else { "with Content-Length" };
+        let (status, head, body) =
+            send_all_then_read(app.addr, "/api/v1/packages/publish", &token, &publish_body, chunked)
+                .await
+                .unwrap_or_else(|e| panic!("publish {how}: the connection failed before the answer: {e}"));
+        assert_eq!(status, 413, "publish {how}: {head}\n{body}");
+        assert_eq!(body["error"], "payload_too_large", "publish {how}: {body}");
+        assert!(head.to_ascii_lowercase().contains("connection: close"), "publish {how}: {head}");
+
+        let (status, head, body) = send_all_then_read(app.addr, "/graphql", &token, &graphql_body, chunked)
+            .await
+            .unwrap_or_else(|e| panic!("graphql {how}: the connection failed before the answer: {e}"));
+        assert_eq!(status, 413, "graphql {how}: {head}\n{body}");
+        assert_eq!(body["errors"][0]["extensions"]["code"], "PAYLOAD_TOO_LARGE", "graphql {how}: {body}");
+    }
+    assert_empty_registry(&app, &before, "oversized uploads").await;
+
+    // A client that waits for "100 Continue" is not told to send a body that will be thrown away.
+    {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let head = format!(
+            "POST /api/v1/packages/publish HTTP/1.1\r\nHost: {}\r\nAuthorization: Bearer {token}\r\n\
+             Content-Type: multipart/form-data; boundary=XBOUNDARYX\r\nContent-Length: {}\r\n\
+             Expect: 100-continue\r\n\r\n",
+            app.addr,
+            ROUTE_LIMIT + 1
+        );
+        let mut stream = tokio::net::TcpStream::connect(app.addr).await.unwrap();
+        stream.write_all(head.as_bytes()).await.unwrap();
+        let mut answer = Vec::new();
+        stream.read_to_end(&mut answer).await.unwrap();
+        let answer = String::from_utf8_lossy(&answer);
+        assert!(answer.starts_with("HTTP/1.1 413"), "{answer}");
+        assert!(!answer.contains("100 Continue"), "{answer}");
+    }
+
+    // Refused before the body is read (no token): the answer still arrives.
+    let small = multipart_body("XBOUNDARYX", &[("tarball", Some("p.tar.gz"), &noise(300 * 1024, 5))]);
+    for chunked in [false, true] {
+        let (status, _, body) =
+            send_all_then_read(app.addr, "/api/v1/packages/publish", "not-a-token", &small, chunked)
+                .await
+                .expect("the 401 arrives");
+        assert_eq!((status, body["error"].clone()), (401, json!("authentication_required")), "{body}");
+    }
+}
+
+#[tokio::test]
+async fn a_client_that_sends_past_the_drain_budget_is_disconnected() {
+    use tokio::io::AsyncWriteExt;
+    let app = spawn_with(|c| c.max_tarball_bytes = SMALL_LIMIT).await;
+    let token = register(&app, "alice").await;
+    let before = stored(&app).await;
+    // A chunked upload that would go on for far more than the limit plus the drain budget (and
+    // than the kernel's socket buffers can hold): the server must stop reading and close.
+    const ENDLESS: usize = 256 * 1024 * 1024;
+    let head = format!(
+        "POST /api/v1/packages/publish HTTP/1.1\r\nHost: {}\r\nAuthorization: Bearer {token}\r\n\
+         Content-Type: multipart/form-data; boundary=XBOUNDARYX\r\nTransfer-Encoding: chunked\r\n\r\n",
+        app.addr
+    );
+    let mut stream = tokio::net::TcpStream::connect(app.addr).await.unwrap();
+    stream.write_all(head.as_bytes()).await.unwrap();
+    let start = b"--XBOUNDARYX\r\nContent-Disposition: form-data; name=\"tarball\"; filename=\"p.tar.gz\"\r\n\r\n";
+    let chunk = noise(64 * 1024, 11);
+    let mut sent = 0usize;
+    let outcome: std::io::Result<()> = async {
+        stream.write_all(format!("{:x}\r\n", start.len()).as_bytes()).await?;
+        stream.write_all(start).await?;
+        stream.write_all(b"\r\n").await?;
+        while sent < ENDLESS {
+            stream.write_all(format!("{:x}\r\n", chunk.len()).as_bytes()).await?;
+            stream.write_all(&chunk).await?;
+            stream.write_all(b"\r\n").await?;
+            sent += chunk.len();
+        }
+        Ok(())
+    }
+    .await;
+    assert!(outcome.is_err(), "the server read {sent} bytes without closing the connection");
+    assert!((sent as u64) < ROUTE_LIMIT + SMALL_LIMIT + 64 * 1024 * 1024, "sent {sent}");
+    eprintln!("disconnected after {sent} bytes: {:?}", outcome.unwrap_err());
+    assert_empty_registry(&app, &before, "endless upload").await;
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -49,7 +49,7 @@ pub struct PublishForm {
     /// the `raven.toml` inside the tarball, which is the source of truth. Optional.
     #[schema(required = false)]
     metadata: String,
-    /// Accepted instead of `metadata`.
+    /// Accepted instead of `metadata` (not both: every part appears at most once).
     #[schema(required = false)]
     manifest: String,
     /// The gzip'd tar, with `raven.toml` at its root.
@@ -59,6 +59,32 @@ pub struct PublishForm {
 
 pub fn download_url(state: &AppState, name: &str, version: &str) -> String {
     format!("{}/api/v1/packages/{name}/{version}/download", state.public_url)
+}
+
+/// `raven pkg` sends two parts; a few more leave room for newer clients.
+const MAX_PARTS: usize = 16;
+
+/// Every part name appears once, and `metadata` and `manifest` (two names for one part) not both:
+/// a later part would otherwise silently replace an earlier one, after the publish budget was
+/// already chosen from it.
+fn refuse_repeated_part(seen: &[String], name: &str) -> Result<(), ValidationError> {
+    let field = if name.is_empty() { "multipart" } else { name };
+    if seen.iter().any(|s| s == name) {
+        let shown = if name.is_empty() { "unnamed".to_owned() } else { format!("`{name}`") };
+        return Err(ValidationError::new(field, format!("the multipart body has more than one {shown} part")));
+    }
+    let other = match name {
+        "metadata" => "manifest",
+        "manifest" => "metadata",
+        _ => return Ok(()),
+    };
+    if seen.iter().any(|s| s == other) {
+        return Err(ValidationError::new(
+            field,
+            format!("the multipart body has both a `{other}` and a `{name}` part: send one (they are the same part)"),
+        ));
+    }
+    Ok(())
 }
 
 fn multipart_error(e: axum::extract::multipart::MultipartError) -> AppError {
@@ -87,7 +113,20 @@ pub async fn publish(
     let mut metadata: Option<Metadata> = None;
     let mut tarball: Option<bytes::Bytes> = None;
     let mut charged = false;
+    let mut parts = 0usize;
+    let mut names: Vec<String> = Vec::new();
     while let Some(mut field) = multipart.next_field().await.map_err(multipart_error)? {
+        parts += 1;
+        if parts > MAX_PARTS {
+            return Err(ValidationError::new(
+                "multipart",
+                format!("the multipart body has more than {MAX_PARTS} parts"),
+            )
+            .into());
+        }
+        let name = field.name().unwrap_or_default();
+        refuse_repeated_part(&names, name)?;
+        names.push(name.to_owned());
         match field.name() {
             Some("metadata") | Some("manifest") => {
                 let text = field.text().await.map_err(multipart_error)?;

@@ -131,3 +131,111 @@ pub fn noise(len: usize, mut seed: u64) -> Vec<u8> {
     out.truncate(len);
     out
 }
+
+// ---------------------------------------------------------------------------------------------
+// Extension headers and gzip framing, for the tarballs that try to show an extractor something
+// else than the check
+// ---------------------------------------------------------------------------------------------
+
+/// One pax record, `"<length> <key>=<value>\n"`, the length counting the whole record.
+pub fn pax_record(key: &str, value: &[u8]) -> Vec<u8> {
+    let body = key.len() + 1 + value.len() + 1;
+    let mut len = body + 1;
+    while len.to_string().len() + 1 + body != len {
+        len = len.to_string().len() + 1 + body;
+    }
+    let mut record = format!("{len} {key}=").into_bytes();
+    record.extend_from_slice(value);
+    record.push(b'\n');
+    assert_eq!(record.len(), len);
+    record
+}
+
+/// The records, in order (a key may repeat).
+pub fn pax_records(records: &[(&str, &str)]) -> Vec<u8> {
+    records.iter().flat_map(|(k, v)| pax_record(k, v.as_bytes())).collect()
+}
+
+/// A pax global header (`g`): GNU tar and Python apply its records to every later member.
+pub fn pax_global(records: &[(&str, &str)]) -> Member {
+    Member { path: "pax_global_header".into(), kind: EntryType::XGlobalHeader, data: pax_records(records), link: None }
+}
+
+/// A pax extended header (`x`) with these raw records: they describe the member after it.
+pub fn pax_local_raw(data: Vec<u8>) -> Member {
+    Member { path: "PaxHeaders/member".into(), kind: EntryType::XHeader, data, link: None }
+}
+
+pub fn pax_local(records: &[(&str, &str)]) -> Member {
+    pax_local_raw(pax_records(records))
+}
+
+/// A GNU long-name header (`L`): its data names the member after it.
+pub fn gnu_long_name(name: &str) -> Member {
+    let mut data = name.as_bytes().to_vec();
+    data.push(0);
+    Member { path: "././@LongLink".into(), kind: EntryType::GNULongName, data, link: None }
+}
+
+/// A tar stream without its end-of-archive blocks, as the first part of a smuggling archive.
+pub fn tar_bytes_unterminated(members: &[Member]) -> Vec<u8> {
+    let mut tar = tar_bytes(members);
+    let end = tar.len() - tar.iter().rev().take_while(|b| **b == 0).count();
+    // Keep the padding of the last member's data: cut at the block boundary after it.
+    tar.truncate(end.div_ceil(512) * 512);
+    tar
+}
+
+/// Two gzip members back to back: `gzip -d`, GNU tar and Python read both as one stream.
+pub fn two_gzip_members(first: &[u8], second: &[u8]) -> Vec<u8> {
+    let mut bytes = gzip(first);
+    bytes.extend(gzip(second));
+    bytes
+}
+
+/// What `git archive --format=tar.gz --prefix=<prefix>/ <commit>` writes: a pax global header
+/// whose one record is `comment=<commit id>`, ustar headers, the directories, and a path that does
+/// not fit a ustar header carried by a pax `path` record, under a `<sha>.paxheader` /
+/// `<sha>.data` pair of header names. `files` are (path under the prefix, content); a path longer
+/// than 100 bytes takes the pax form.
+pub fn git_archive(prefix: &str, commit: &str, files: &[(&str, &[u8])]) -> Vec<u8> {
+    fn ustar(path: &str, kind: EntryType, mode: u32, size: u64) -> Header {
+        let mut h = Header::new_ustar();
+        h.set_path(path).unwrap();
+        h.set_entry_type(kind);
+        h.set_mode(mode);
+        h.set_size(size);
+        h.set_mtime(1_700_000_000);
+        h.set_cksum();
+        h
+    }
+    fn append(builder: &mut Builder<Vec<u8>>, path: &str, kind: EntryType, data: &[u8]) {
+        let mode = if kind == EntryType::Directory { 0o775 } else { 0o664 };
+        if path.len() <= 100 {
+            builder.append(&ustar(path, kind, mode, data.len() as u64), data).unwrap();
+            return;
+        }
+        let sha = "e111f02e122b98951dba0f34601912c51ca0adda";
+        let record = pax_record("path", path.as_bytes());
+        let pax = ustar(&format!("{sha}.paxheader"), EntryType::XHeader, 0o666, record.len() as u64);
+        builder.append(&pax, record.as_slice()).unwrap();
+        builder.append(&ustar(&format!("{sha}.data"), kind, mode, data.len() as u64), data).unwrap();
+    }
+    let mut builder = Builder::new(Vec::new());
+    let comment = pax_record("comment", commit.as_bytes());
+    let global = ustar("pax_global_header", EntryType::XGlobalHeader, 0o666, comment.len() as u64);
+    builder.append(&global, comment.as_slice()).unwrap();
+    append(&mut builder, &format!("{prefix}/"), EntryType::Directory, b"");
+    let mut dirs = std::collections::BTreeSet::new();
+    for (path, data) in files {
+        let parts: Vec<&str> = path.split('/').collect();
+        for depth in 1..parts.len() {
+            let dir = parts[..depth].join("/");
+            if dirs.insert(dir.clone()) {
+                append(&mut builder, &format!("{prefix}/{dir}/"), EntryType::Directory, b"");
+            }
+        }
+        append(&mut builder, &format!("{prefix}/{path}"), EntryType::Regular, data);
+    }
+    gzip(&builder.into_inner().unwrap())
+}
