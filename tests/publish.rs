@@ -1260,7 +1260,9 @@ async fn yanking_unknown_versions_and_packages_is_404() {
     publish_package(&app, &token, "widget", "1.0.0").await;
     let before = stored(&app).await;
     expect_error(yank(&app, &token, "widget", "9.9.9").await, 404, "not_found").await;
-    expect_error(yank(&app, &token, "widget", "not-a-version").await, 404, "not_found").await;
+    // A malformed version names nothing that could exist: bad input, not "not found".
+    let body = expect_error(yank(&app, &token, "widget", "not-a-version").await, 400, "invalid_request").await;
+    assert_eq!(body["details"]["field"], "version", "{body}");
     expect_error(yank(&app, &token, "no-such-package", "1.0.0").await, 404, "not_found").await;
     expect_error(unyank(&app, &token, "widget", "9.9.9").await, 404, "not_found").await;
     assert_eq!(stored(&app).await, before);

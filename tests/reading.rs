@@ -822,3 +822,128 @@ async fn a_large_flush_is_written_in_chunks_and_counts_everything_once() {
     assert_eq!(pkg["downloads_last_month"], json!(6), "{pkg}");
     assert_eq!(app.state.downloads.flush(&app.state.db).await.unwrap(), 0, "nothing counted twice");
 }
+
+// ---------------------------------------------------------------------------------------------
+// Which version is latest
+// ---------------------------------------------------------------------------------------------
+
+/// The latest version of `name` as every surface that shows one reports it, with the surface's
+/// name: REST package metadata, REST search, the REST profiles of its owner (public and own),
+/// GraphQL `package`, `search` and `packages`. None where the surface shows no version.
+async fn latest_everywhere(
+    app: &TestApp,
+    owner: &common::api::User,
+    name: &str,
+) -> Vec<(&'static str, Option<String>)> {
+    let text = |v: &Value| v.as_str().filter(|s| !s.is_empty()).map(str::to_owned);
+    let mut seen = Vec::new();
+    let p = get_ok(app, &format!("/api/v1/packages/{name}")).await;
+    seen.push(("REST package latest_version", text(&p["latest_version"])));
+    let hits = search(app, &[("q", name)]).await;
+    let hit = hits["results"].as_array().unwrap().iter().find(|r| r["name"] == name).map(|r| r["version"].clone());
+    seen.push(("REST search version", hit.as_ref().and_then(text)));
+    let username = owner.body["username"].as_str().unwrap();
+    for (surface, path, token) in [
+        ("REST user packages[].version", format!("/api/v1/users/{username}"), None),
+        ("REST me packages[].version", "/api/v1/users/me".to_owned(), Some(owner.token.as_str())),
+    ] {
+        let (status, body) = common::api::get_json(app, &path, token).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        let pkg = body["packages"].as_array().unwrap().iter().find(|p| p["name"] == name).cloned();
+        seen.push((surface, pkg.as_ref().and_then(|p| text(&p["version"]))));
+    }
+    let res = app
+        .gql(
+            "query($n: String!) { package(name: $n) { latestVersion { version } } \
+               search(query: $n) { nodes { name latestVersion { version } } } \
+               packages(first: 100) { nodes { name latestVersion { version } } } }",
+            json!({"n": name}),
+            None,
+        )
+        .await;
+    let data = gql_ok(&res);
+    seen.push(("GraphQL package.latestVersion", text(&data["package"]["latestVersion"]["version"])));
+    for (surface, list) in [("GraphQL search latestVersion", "search"), ("GraphQL packages latestVersion", "packages")]
+    {
+        let node = data[list]["nodes"].as_array().unwrap().iter().find(|n| n["name"] == name).cloned();
+        seen.push((surface, node.as_ref().and_then(|n| text(&n["latestVersion"]["version"]))));
+    }
+    seen
+}
+
+async fn assert_latest(app: &TestApp, owner: &common::api::User, name: &str, expected: Option<&str>) {
+    for (surface, got) in latest_everywhere(app, owner, name).await {
+        assert_eq!(got.as_deref(), expected, "{surface} of {name}");
+    }
+}
+
+/// Packages whose latest version depends on `name`, over REST (a count) and GraphQL (names).
+async fn dependents(app: &TestApp, name: &str) -> (Value, Value) {
+    let stats = get_ok(app, &format!("/api/v1/packages/{name}/stats")).await;
+    let res =
+        app.gql("query($n: String!) { package(name: $n) { dependents { name } } }", json!({"n": name}), None).await;
+    (stats["dependents_count"].clone(), gql_ok(&res)["package"]["dependents"].clone())
+}
+
+/// With 1.0.0 and 2.0.0-alpha.1 published, 1.0.0 is latest everywhere; prereleases are latest only
+/// when no release is left, and a fully yanked package has none. The package's metadata (what
+/// search matches, what its page shows) and "dependents" follow the same rule through publish,
+/// yank and unyank.
+#[tokio::test]
+async fn latest_is_the_highest_release_everywhere_and_prereleases_only_without_one() {
+    let app = spawn().await;
+    let alice = register_user(&app, "alice").await;
+    publish_package(&app, &alice.token, "base", "1.0.0").await;
+    let extra = |d: &str, k: &str| format!("description = \"{d}\"\nkeywords = [\"{k}\"]");
+    publish_with(&app, &alice.token, "lat", "1.0.0", &extra("The stable one", "stable"), "base = \"1\"").await;
+    assert_latest(&app, &alice, "lat", Some("1.0.0")).await;
+    publish_with(&app, &alice.token, "lat", "2.0.0-alpha.1", &extra("The alpha", "alphakw"), "").await;
+    publish_with(&app, &alice.token, "lat", "1.1.0-beta", &extra("The beta", "betakw"), "").await;
+    assert_latest(&app, &alice, "lat", Some("1.0.0")).await;
+    let p = get_ok(&app, "/api/v1/packages/lat").await;
+    assert_eq!(p["description"], "The stable one", "the package shows its latest version's metadata: {p}");
+    assert_eq!(p["keywords"], json!(["stable"]), "{p}");
+    assert_eq!(p["versions"], json!(["1.0.0", "1.1.0-beta", "2.0.0-alpha.1"]), "every version is still listed: {p}");
+    assert!(
+        names(&search(&app, &[("q", "alphakw")]).await["results"]).is_empty(),
+        "a prerelease's keywords are not the package's"
+    );
+    assert_eq!(dependents(&app, "base").await, (json!(1), json!([{"name": "lat"}])));
+
+    // The only release yanked: the highest prerelease left is latest, and its metadata is shown.
+    yank_ok(&app, &alice.token, "lat", "1.0.0").await;
+    assert_latest(&app, &alice, "lat", Some("2.0.0-alpha.1")).await;
+    let p = get_ok(&app, "/api/v1/packages/lat").await;
+    assert_eq!((&p["description"], &p["keywords"]), (&json!("The alpha"), &json!(["alphakw"])), "{p}");
+    assert_eq!(names(&search(&app, &[("q", "alphakw")]).await["results"]), ["lat"]);
+    assert!(names(&search(&app, &[("q", "stable")]).await["results"]).is_empty());
+    assert_eq!(dependents(&app, "base").await, (json!(0), json!([])), "lat's latest no longer depends on base");
+
+    // Unyanked: the release is latest again.
+    let res = common::api::unyank(&app, &alice.token, "lat", "1.0.0").await;
+    assert_eq!(res.status(), StatusCode::OK);
+    assert_latest(&app, &alice, "lat", Some("1.0.0")).await;
+    let p = get_ok(&app, "/api/v1/packages/lat").await;
+    assert_eq!((&p["description"], &p["keywords"]), (&json!("The stable one"), &json!(["stable"])), "{p}");
+    assert_eq!(names(&search(&app, &[("q", "stable")]).await["results"]), ["lat"]);
+
+    // A higher release published after the prereleases takes over; a lower prerelease after it does not.
+    publish_with(&app, &alice.token, "lat", "1.2.0", &extra("The second release", "second"), "").await;
+    publish_with(&app, &alice.token, "lat", "1.3.0-rc.1", &extra("A candidate", "candidate"), "").await;
+    assert_latest(&app, &alice, "lat", Some("1.2.0")).await;
+    assert_eq!(get_ok(&app, "/api/v1/packages/lat").await["description"], "The second release");
+
+    // Every version yanked: no latest (null / "" / left out of search). On the way, once no release
+    // was left, 2.0.0-alpha.1 was latest; its metadata stays.
+    for v in ["1.0.0", "1.1.0-beta", "1.2.0", "1.3.0-rc.1", "2.0.0-alpha.1"] {
+        yank_ok(&app, &alice.token, "lat", v).await;
+    }
+    assert_latest(&app, &alice, "lat", None).await;
+    assert_eq!(get_ok(&app, "/api/v1/packages/lat").await["description"], "The alpha");
+
+    // Only prereleases ever published: the highest one.
+    for v in ["0.1.0-rc.2", "0.1.0-rc.10", "0.1.0-alpha"] {
+        publish_package(&app, &alice.token, "pre-only", v).await;
+    }
+    assert_latest(&app, &alice, "pre-only", Some("0.1.0-rc.10")).await;
+}

@@ -337,8 +337,9 @@ async fn a_database_outage_is_503_while_downloads_keep_working_and_everything_re
     // A version with no blob cannot be told apart from a lost row without the database: 503.
     let res = app.client.get(app.url(&download_path("steady", "7.7.7"))).send().await.unwrap();
     expect_error(res, 503, "service_unavailable").await;
+    // A malformed name is refused before the database or storage is asked.
     let res = app.client.get(app.url(&download_path("Not_A_Name", "1.0.0"))).send().await.unwrap();
-    expect_error(res, 404, "not_found").await;
+    expect_error(res, 400, "invalid_request").await;
 
     // Restore: everything recovers without a restart, and the periodic flusher writes the counts.
     proxy.restore();

@@ -138,7 +138,24 @@ impl Email {
 pub struct Password(String);
 
 impl Password {
+    /// A new password (registration): the length rules of [`Password::presented`], and no control
+    /// characters. A password is typed; a control character in one is nearly always a client or
+    /// paste error (a trailing newline from a pipe, say) that would lock the user out later, and a
+    /// NUL is cut short by C clients. Printable Unicode, spaces and bidi marks are all allowed.
     pub fn parse(input: &str) -> Result<Self, ValidationError> {
+        let password = Self::presented(input)?;
+        if input.chars().any(char::is_control) {
+            return Err(ValidationError::new(
+                "password",
+                "password must not contain control characters (tab and line breaks included)",
+            ));
+        }
+        Ok(password)
+    }
+
+    /// A password presented at login: the length rules only, so an account whose password
+    /// predates the character rule can still sign in. It is hashed, never stored or sent to SQL.
+    pub fn presented(input: &str) -> Result<Self, ValidationError> {
         // Length first, before any other work: the value goes to Argon2 next,
         // and nothing about an oversized input deserves more scrutiny.
         let len = input.len();
@@ -239,6 +256,8 @@ mod tests {
         assert_refused(Username::parse("al.ice"), "username", "may only contain");
         // KELVIN SIGN must not sneak through as 'k'.
         assert_refused(Username::parse("a\u{212A}"), "username", "may only contain");
+        assert_refused(Username::parse("al\0ice"), "username", "may only contain");
+        assert_refused(Username::parse("al\u{202E}ice"), "username", "may only contain");
     }
 
     #[test]
@@ -285,6 +304,16 @@ mod tests {
         assert_refused(Password::parse(&"x".repeat(1025)), "password", "at most 1024 bytes");
         // 600 two-byte characters: 600 chars but 1200 bytes.
         assert_refused(Password::parse(&"\u{e9}".repeat(600)), "password", "at most 1024");
+    }
+
+    #[test]
+    fn new_passwords_refuse_control_characters_login_only_checks_length() {
+        for bad in ["correct\0horse", "correct horse\n", "tab\tseparated", "esc\u{1b}[0m-x"] {
+            assert_refused(Password::parse(bad), "password", "control characters");
+            assert!(Password::presented(bad).is_ok(), "{bad:?}");
+        }
+        assert!(Password::parse("correct horse \u{202E} battery \u{e9}").is_ok());
+        assert_refused(Password::presented("short"), "password", "at least 8 bytes");
     }
 
     #[test]

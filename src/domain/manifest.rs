@@ -11,7 +11,7 @@ use std::str::FromStr;
 use serde::{Deserialize, Serialize};
 use toml::{Table, Value};
 
-use super::{shown, PackageName, PackageVersion, ValidationError};
+use super::{shown, text, PackageName, PackageVersion, ValidationError};
 
 const FILE_FIELD: &str = "raven.toml";
 const DEPS_FIELD: &str = "dependencies";
@@ -154,10 +154,12 @@ fn optional_str<'a>(table: &'a Table, key: &str) -> Result<Option<&'a str>, Vali
     Ok(string_key(table, key)?.map(str::trim).filter(|s| !s.is_empty()))
 }
 
+/// Display text (see [`text::prose`]): one line, no control characters, no bidi overrides.
 fn optional_text(table: &Table, key: &str, max_chars: usize) -> Result<Option<String>, ValidationError> {
-    let Some(s) = optional_str(table, key)? else {
+    let Some(raw) = optional_str(table, key)? else {
         return Ok(None);
     };
+    let s = text::prose(key, raw)?;
     let chars = s.chars().count();
     if chars > max_chars {
         return Err(ValidationError::new(
@@ -165,7 +167,7 @@ fn optional_text(table: &Table, key: &str, max_chars: usize) -> Result<Option<St
             format!("package.{key} must be at most {max_chars} characters long, got {chars}"),
         ));
     }
-    Ok(Some(s.to_owned()))
+    Ok(Some(s))
 }
 
 /// Only http(s): these links are rendered on package pages, and `javascript:`
@@ -174,6 +176,10 @@ fn optional_url(table: &Table, key: &str) -> Result<Option<String>, ValidationEr
     let Some(s) = optional_str(table, key)? else {
         return Ok(None);
     };
+    // The URL parser would drop tabs and line breaks and percent-encode the rest: refused instead,
+    // so what is stored is what the author wrote.
+    text::line(key, s)?;
+    text::no_bidi(key, s)?;
     let refuse = |why: String| {
         Err(ValidationError::new(key, format!("package.{key} must be an http(s) URL: {} {why}", shown(s))))
     };
@@ -198,11 +204,14 @@ fn authors(package: &Table) -> Result<Vec<String>, ValidationError> {
     }
     let mut authors = Vec::with_capacity(list.len());
     for item in list {
-        match item.as_str().map(str::trim) {
-            Some("") => return err("package.authors must not contain empty names"),
-            Some(a) => authors.push(a.to_owned()),
-            None => return err("package.authors must be a list of strings"),
+        let Some(raw) = item.as_str() else {
+            return err("package.authors must be a list of strings");
+        };
+        let author = text::prose("authors", raw)?;
+        if author.is_empty() {
+            return err("package.authors must not contain empty names");
         }
+        authors.push(author);
     }
     Ok(authors)
 }
@@ -411,6 +420,43 @@ x = 1
         let long = format!("license = \"{}\"", "l".repeat(101));
         refused(&with_line("license", &long), "license", "at most 100 characters");
         refused(&with_line("license", "license = 1"), "license", "must be a string");
+    }
+
+    #[test]
+    fn text_fields_refuse_control_characters_and_bidi_overrides() {
+        for (key, line) in [
+            ("description", "description = \"A \\u0000 widget\""),
+            ("description", "description = \"A \\u001B[31m widget\""),
+            ("description", "description = \"A \\u202E widget\""),
+            ("license", "license = \"MIT\\u2066\""),
+            ("license", "license = \"MIT\\u0007\""),
+            ("repository", "repository = \"https://example.com/a\\u0000b\""),
+            ("repository", "repository = \"https://example.com/a\\nb\""),
+            ("repository", "repository = \"https://example.com/\\u202Eb\""),
+        ] {
+            let prefix = line.split(' ').next().unwrap();
+            refused(&with_line(prefix, line), key, key);
+        }
+        refused(&with_line("homepage", "homepage = \"https://exa\\tmple.com\""), "homepage", "control characters");
+        refused(&with_line("authors", "authors = [\"Ada\\u0000\"]"), "authors", "control characters");
+        refused(&with_line("authors", "authors = [\"Ada \\u202D<ada@example.com>\"]"), "authors", "bidirectional");
+        refused(&with_line("keywords", "keywords = [\"ui\\u0000\"]"), "keywords", "may only contain");
+        refused(&with_line("keywords", "keywords = [\"ui\\u202E\"]"), "keywords", "may only contain");
+        refused(&with_deps("\"wid\\u0000get\" = \"1\""), "dependencies", "may only contain");
+        refused(&with_deps("log = \"^1.0\\u0000\""), "dependencies", "invalid version requirement");
+        refused(&with_deps("log = \"^1.0\\u202E\""), "dependencies", "invalid version requirement");
+        refused(&with_line("name", "name = \"http\\u0000client\""), "name", "may only contain");
+        refused(&with_line("version", "version = \"1.2.0\\u0000\""), "version", "not valid SemVer");
+    }
+
+    #[test]
+    fn display_text_is_folded_onto_one_line() {
+        let text = with_line("description", "description = \"\"\"\n  An HTTP client,\n  wrapped.\n\"\"\"");
+        let m = Manifest::parse(&text).unwrap();
+        assert_eq!(m.description.as_deref(), Some("An HTTP client, wrapped."));
+        let m = Manifest::parse(&with_line("authors", "authors = [\"Ada\\n<ada@example.com>\"]")).unwrap();
+        assert_eq!(m.authors, ["Ada <ada@example.com>"]);
+        refused(&with_line("authors", "authors = [\"\\n\\t\"]"), "authors", "empty names");
     }
 
     #[test]

@@ -10,6 +10,7 @@ pub mod account;
 pub mod manifest;
 pub mod names;
 pub mod tarball;
+pub mod text;
 
 /// A refusal of user input. `field` names the input at fault (e.g. "name", "version", "tarball", "raven.toml", "password").
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -22,6 +23,13 @@ pub struct ValidationError {
 impl ValidationError {
     pub fn new(field: impl Into<String>, message: impl Into<String>) -> Self {
         Self { field: field.into(), message: message.into() }
+    }
+
+    /// The same refusal reported under another field name: a GraphQL argument called `package`
+    /// holds a package name that the parser reports as `name`.
+    pub fn in_field(mut self, field: impl Into<String>) -> Self {
+        self.field = field.into();
+        self
     }
 }
 

@@ -59,7 +59,20 @@ const RESERVED_NAMES: &[&str] = &[
 pub struct PackageName(String);
 
 impl PackageName {
+    /// A name for a new package: the shape rules of [`PackageName::lookup`], and not reserved.
     pub fn parse(input: &str) -> Result<Self, ValidationError> {
+        let name = Self::lookup(input)?;
+        if RESERVED_NAMES.contains(&input) {
+            return Err(ValidationError::new(NAME_FIELD, format!("package name {} is reserved", shown(input))));
+        }
+        Ok(name)
+    }
+
+    /// A name to look a package up by. Reads parse with this rather than [`PackageName::parse`]:
+    /// a name of the wrong shape can never exist and is refused as bad input (so no client string
+    /// reaches SQL unchecked), while the reserved list governs new names only, so a package that
+    /// predates a reservation stays readable (and is simply not found otherwise).
+    pub fn lookup(input: &str) -> Result<Self, ValidationError> {
         let err = |message: String| Err(ValidationError::new(NAME_FIELD, message));
         if input.is_empty() {
             return err("package name must not be empty".into());
@@ -85,9 +98,6 @@ impl PackageName {
         }
         if input.ends_with('-') {
             return err(format!("package name must not end with '-': {}", shown(input)));
-        }
-        if RESERVED_NAMES.contains(&input) {
-            return err(format!("package name {} is reserved", shown(input)));
         }
         Ok(Self(input.to_owned()))
     }
@@ -200,6 +210,34 @@ impl From<PackageVersion> for String {
     }
 }
 
+/// The rank of a version as a candidate for a package's latest: every release outranks every
+/// prerelease, then SemVer precedence decides. A stored number that does not parse (none should)
+/// ranks lowest.
+pub fn latest_rank(num: &str) -> (bool, semver::Version) {
+    let v = semver::Version::parse(num).unwrap_or_else(|_| semver::Version::new(0, 0, 0));
+    (v.pre.is_empty(), v)
+}
+
+/// The one rule for which version a package shows as its latest, wherever "latest" appears (REST
+/// `latest_version`, search results, user profiles, GraphQL `latestVersion`, the package's
+/// metadata, "packages whose latest version depends on this one"): the highest non-yanked
+/// release; when no release is left, the highest non-yanked prerelease; when every version is
+/// yanked, none. With 1.0.0 and 2.0.0-alpha.1 published, 1.0.0 is latest (as on crates.io and
+/// npm). crates.io would show a yanked version when nothing else is left; here a fully yanked
+/// package has no latest version and leaves search, since nothing in it should be installed.
+pub fn latest_version<T>(
+    versions: impl IntoIterator<Item = T>,
+    num: impl Fn(&T) -> &str,
+    yanked: impl Fn(&T) -> bool,
+) -> Option<T> {
+    versions
+        .into_iter()
+        .filter(|v| !yanked(v))
+        .map(|v| (latest_rank(num(&v)), v))
+        .max_by(|(a, _), (b, _)| a.cmp(b))
+        .map(|(_, v)| v)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -297,6 +335,16 @@ mod tests {
     }
 
     #[test]
+    fn lookup_checks_the_shape_but_not_the_reserved_list() {
+        assert_eq!(PackageName::lookup("std").unwrap().as_str(), "std");
+        for bad in ["", "a\0b", "Widget", "a--b", "a-", &"a".repeat(65), "wid\u{202E}get"] {
+            let e = PackageName::lookup(bad).expect_err(bad);
+            assert_eq!(e.field, "name");
+            assert!(!e.message.contains(['\0', '\u{202E}']), "control characters are escaped in messages: {e}");
+        }
+    }
+
+    #[test]
     fn name_serde_round_trip_validates() {
         let n: PackageName = serde_json::from_str("\"http-client\"").unwrap();
         assert_eq!(serde_json::to_string(&n).unwrap(), "\"http-client\"");
@@ -351,6 +399,24 @@ mod tests {
         assert_eq!(a.canonical(), b.canonical());
         let pre = PackageVersion::parse("1.0.0-rc.1+x").unwrap();
         assert_eq!(pre.canonical(), "1.0.0-rc.1");
+    }
+
+    #[test]
+    fn latest_is_the_highest_release_then_the_highest_prerelease() {
+        let latest = |list: &[(&'static str, bool)]| latest_version(list.iter(), |v| v.0, |v| v.1).map(|v| v.0);
+        assert_eq!(latest(&[("1.0.0", false), ("2.0.0-alpha.1", false), ("1.1.0-beta", false)]), Some("1.0.0"));
+        assert_eq!(latest(&[("1.2.0", false), ("1.10.0", false), ("1.9.0", false)]), Some("1.10.0"));
+        // The release is yanked: the highest prerelease left.
+        assert_eq!(latest(&[("1.0.0", true), ("2.0.0-alpha.1", false), ("1.1.0-beta", false)]), Some("2.0.0-alpha.1"));
+        assert_eq!(
+            latest(&[("0.1.0-rc.1", false), ("0.1.0-rc.10", false), ("0.1.0-rc.2", false)]),
+            Some("0.1.0-rc.10")
+        );
+        // A lower release still beats a higher prerelease.
+        assert_eq!(latest(&[("0.0.1", false), ("9.0.0-rc.1", false), ("2.0.0", true)]), Some("0.0.1"));
+        assert_eq!(latest(&[("1.0.0", true), ("2.0.0-alpha.1", true)]), None);
+        assert_eq!(latest(&[]), None);
+        assert_eq!(latest_rank("1.0.0+build.1"), (true, semver::Version::parse("1.0.0+build.1").unwrap()));
     }
 
     #[test]

@@ -9,6 +9,7 @@ use super::openapi as doc;
 use super::ApiJson;
 use super::Path;
 use crate::auth::Viewer;
+use crate::domain::{PackageName, Username};
 use crate::error::AppResult;
 use crate::service::packages::{self as pkgs, Role};
 use crate::service::{owners, yank};
@@ -84,7 +85,7 @@ pub struct OwnersBody {
     )
 )]
 pub async fn list(State(state): State<AppState>, Path(name): Path<String>) -> AppResult<Json<OwnersBody>> {
-    let pkg = pkgs::get_by_name(&state.db, &name).await?;
+    let pkg = pkgs::get_by_name(&state.db, PackageName::lookup(&name)?.as_str()).await?;
     let owners = owners::list(&state, pkg.id)
         .await?
         .into_iter()
@@ -131,8 +132,11 @@ pub async fn add(
     Path(name): Path<String>,
     ApiJson(body): ApiJson<AddOwner>,
 ) -> AppResult<Json<AddedOwner>> {
+    // Every input is parsed before any SQL runs.
+    let name = PackageName::lookup(&name)?;
+    let username = Username::parse(&body.username)?;
     let role = Role::parse(&body.role)?;
-    let (_, o) = owners::add(&state, &viewer, &name, &body.username, role).await?;
+    let (_, o) = owners::add(&state, &viewer, name.as_str(), username.as_str(), role).await?;
     Ok(Json(AddedOwner { username: o.user.username, role: o.role, added_at: o.added_at }))
 }
 
@@ -157,6 +161,7 @@ pub async fn remove(
     viewer: Viewer,
     Path((name, username)): Path<(String, String)>,
 ) -> AppResult<Json<RemovedOwner>> {
-    owners::remove(&state, &viewer, &name, &username).await?;
-    Ok(Json(RemovedOwner { username: username.to_ascii_lowercase(), removed: true }))
+    let (name, username) = (PackageName::lookup(&name)?, Username::parse(&username)?);
+    owners::remove(&state, &viewer, name.as_str(), username.as_str()).await?;
+    Ok(Json(RemovedOwner { username: username.into_inner(), removed: true }))
 }

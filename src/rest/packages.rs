@@ -32,7 +32,8 @@ pub struct PackageBody {
     name: String,
     /// "" when none.
     description: String,
-    /// null when every version is yanked.
+    /// The highest non-yanked release, else the highest non-yanked prerelease; null when every
+    /// version is yanked.
     #[schema(required = true)]
     latest_version: Option<String>,
     /// Non-yanked versions, ascending.
@@ -61,11 +62,12 @@ pub struct PackageBody {
     )
 )]
 pub async fn package(State(state): State<AppState>, Path(name): Path<String>) -> AppResult<Response> {
-    let key = BodyKey::Package { name: name.clone(), day: Utc::now().date_naive() };
+    let name = PackageName::lookup(&name)?;
+    let key = BodyKey::Package { name: name.as_str().to_owned(), day: Utc::now().date_naive() };
     cache::json(&state, key, |_| package_body(&state, &name)).await
 }
 
-async fn package_body(state: &AppState, name: &str) -> AppResult<PackageBody> {
+async fn package_body(state: &AppState, name: &PackageName) -> AppResult<PackageBody> {
     let d = catalog::package_detail(state, name).await?;
     let latest = d.latest().map(|v| v.num.clone());
     Ok(PackageBody {
@@ -131,11 +133,12 @@ pub async fn version(
     State(state): State<AppState>,
     Path((name, version)): Path<(String, String)>,
 ) -> AppResult<Response> {
-    let key = BodyKey::Version { name: name.clone(), version: version.clone() };
-    cache::json(&state, key, |_| version_body(&state, &name, &version)).await
+    let (name, parsed) = (PackageName::lookup(&name)?, PackageVersion::parse(&version)?);
+    let key = BodyKey::Version { name: name.as_str().to_owned(), version };
+    cache::json(&state, key, |_| version_body(&state, &name, &parsed)).await
 }
 
-async fn version_body(state: &AppState, name: &str, version: &str) -> AppResult<VersionBody> {
+async fn version_body(state: &AppState, name: &PackageName, version: &PackageVersion) -> AppResult<VersionBody> {
     let v = catalog::version_meta(state, name, version).await?;
     let (mut deps, mut dev) = (serde_json::Map::new(), serde_json::Map::new());
     for dep in catalog::dependencies_of(state, v.id).await? {
@@ -188,7 +191,7 @@ pub struct PackageStatsBody {
     )
 )]
 pub async fn stats(State(state): State<AppState>, Path(name): Path<String>) -> AppResult<Json<PackageStatsBody>> {
-    let s = catalog::package_stats(&state, &name).await?;
+    let s = catalog::package_stats(&state, &PackageName::lookup(&name)?).await?;
     Ok(Json(PackageStatsBody {
         downloads: DownloadsBody {
             total: s.package.downloads,
@@ -241,6 +244,7 @@ pub async fn download(
     headers: HeaderMap,
     Path((name, version)): Path<(String, String)>,
 ) -> AppResult<Response> {
+    let (name, version) = (PackageName::lookup(&name)?, PackageVersion::parse(&version)?);
     let v = match catalog::version_meta(&state, &name, &version).await {
         Ok(v) => v,
         Err(AppError::Unavailable(why)) => {
@@ -329,14 +333,14 @@ fn tarball_headers(
 async fn download_from_storage_alone(
     state: &AppState,
     method: &Method,
-    name: &str,
-    version: &str,
+    name: &PackageName,
+    version: &PackageVersion,
     db_error: String,
 ) -> AppResult<Response> {
-    if PackageName::parse(name).is_err() || PackageVersion::parse(version).is_err() {
-        return Err(AppError::NotFound(format!("{name} {version} not found")));
-    }
-    let key = Storage::key(name, version);
+    // Both were parsed, so the key is one a publish could have written (publish keys by the
+    // version as SemVer prints it, too).
+    let (name, version) = (name.as_str(), version.to_string());
+    let key = Storage::key(name, &version);
     let (size, stream) = match state.storage.get(&key).await {
         Ok(found) => found,
         Err(e) => {
@@ -345,12 +349,12 @@ async fn download_from_storage_alone(
         }
     };
     tracing::warn!(key = %key, reason = %db_error, "database unreachable: serving the tarball from storage alone");
-    let builder = tarball_headers(Response::builder().header(header::CACHE_CONTROL, "no-cache"), name, version, size)?;
+    let builder = tarball_headers(Response::builder().header(header::CACHE_CONTROL, "no-cache"), name, &version, size)?;
     if method == Method::HEAD {
         return builder.body(Body::empty()).map_err(AppError::internal);
     }
     let counter = state.downloads.clone();
-    let (name, version) = (name.to_owned(), version.to_owned());
+    let name = name.to_owned();
     let counted = checked_stream(stream, size, None, move || counter.record(&name, &version));
     builder.body(Body::from_stream(counted)).map_err(AppError::internal)
 }

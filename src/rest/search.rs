@@ -8,7 +8,8 @@ use utoipa::{IntoParams, ToSchema};
 use super::cache::{self, BodyKey};
 use super::openapi as doc;
 use super::Query;
-use crate::error::{AppError, AppResult};
+use crate::domain::{shown, text, ValidationError};
+use crate::error::AppResult;
 use crate::service::search::{self, PackageSort};
 use crate::service::versions;
 use crate::state::AppState;
@@ -50,7 +51,9 @@ pub struct SearchBody {
 fn number(v: Option<String>, name: &str, default: u64) -> AppResult<u64> {
     match v {
         None => Ok(default),
-        Some(s) => s.parse::<u64>().map_err(|_| AppError::BadRequest(format!("{name} must be a non-negative integer"))),
+        Some(s) => s.parse::<u64>().map_err(|_| {
+            ValidationError::new(name, format!("{name} must be a non-negative integer, got {}", shown(&s))).into()
+        }),
     }
 }
 
@@ -60,6 +63,7 @@ fn number(v: Option<String>, name: &str, default: u64) -> AppResult<u64> {
     doc::BadRequest, doc::RateLimited, doc::ServerSide,
 ))]
 pub async fn search(State(state): State<AppState>, Query(p): Query<Params>) -> AppResult<Response> {
+    text::line("q", &p.q)?;
     // Capped rather than refused: `raven pkg` may ask for more than a page.
     let limit = number(p.limit, "limit", 20)?.clamp(1, 100);
     let offset = number(p.offset, "offset", 0)?.min(1 << 40);

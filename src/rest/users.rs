@@ -11,6 +11,7 @@ use super::openapi as doc;
 use super::ApiJson;
 use super::Path;
 use crate::auth::Viewer;
+use crate::domain::{shown, ValidationError};
 use crate::error::{AppError, AppResult};
 use crate::service::{accounts, profiles, tokens};
 use crate::state::AppState;
@@ -176,7 +177,9 @@ pub async fn revoke_token(
     viewer: Viewer,
     Path(token_id): Path<String>,
 ) -> AppResult<Json<RevokedToken>> {
-    let id = Uuid::parse_str(&token_id).map_err(|_| AppError::NotFound(format!("no token {token_id}")))?;
+    // A malformed id names no token that could exist: bad input, like any malformed identifier.
+    let id = Uuid::parse_str(&token_id)
+        .map_err(|_| ValidationError::new("token_id", format!("token_id must be a UUID, got {}", shown(&token_id))))?;
     let row = tokens::revoke(&state, &viewer, id).await?;
     Ok(Json(RevokedToken { token_id: row.id.to_string(), revoked: true }))
 }

@@ -62,8 +62,10 @@ pub async fn register(state: &AppState, reg: Registration) -> AppResult<SignedIn
 /// Unknown email, malformed email and wrong password all answer the same, after the same work.
 #[tracing::instrument(name = "accounts.login", skip_all)]
 pub async fn login(state: &AppState, email: &str, password: &str) -> AppResult<SignedIn> {
-    // Over-long passwords are refused before hashing (cost control), like at registration.
-    let password = Password::parse(password).map_err(|_| AppError::InvalidCredentials)?;
+    // Over-long passwords are refused before hashing (cost control), like at registration. Only the
+    // length: a password set before the character rules of registration must still sign in. The
+    // email is parsed (no control characters) before it reaches SQL.
+    let password = Password::presented(password).map_err(|_| AppError::InvalidCredentials)?;
     let user = match Email::parse(email) {
         Ok(email) => users::Entity::find().filter(users::Column::Email.eq(email.as_str())).one(&state.db).await?,
         Err(_) => None,
@@ -114,7 +116,10 @@ pub async fn find_by_id(state: &AppState, id: Uuid) -> AppResult<Option<users::M
     Ok(users::Entity::find_by_id(id).one(&state.db).await?)
 }
 
-/// Usernames are stored lowercase, so lookups are case-insensitive.
+/// Usernames are stored lowercase, so lookups are case-insensitive. A username of the wrong shape
+/// is refused as bad input (field `username`) before any SQL: every lookup by a client-supplied
+/// username passes here.
 pub async fn find_by_username(state: &AppState, username: &str) -> AppResult<Option<users::Model>> {
-    Ok(users::Entity::find().filter(users::Column::Username.eq(username.to_ascii_lowercase())).one(&state.db).await?)
+    let username = Username::parse(username)?;
+    Ok(users::Entity::find().filter(users::Column::Username.eq(username.as_str())).one(&state.db).await?)
 }

@@ -5,7 +5,7 @@ use uuid::Uuid;
 
 use entity::{dependencies, packages, versions};
 
-use crate::domain::PackageVersion;
+use crate::domain::{PackageName, PackageVersion};
 use crate::error::{AppError, AppResult};
 use crate::service::packages as pkgs;
 use crate::service::search::numbered;
@@ -30,8 +30,9 @@ pub struct VersionFlag {
 }
 
 impl PackageDetail {
+    /// The latest version (see [`crate::domain::latest_version`]).
     pub fn latest(&self) -> Option<&VersionFlag> {
-        self.versions.iter().rev().find(|v| !v.yanked)
+        crate::domain::latest_version(self.versions.iter(), |v| v.num.as_str(), |v| v.yanked)
     }
 }
 
@@ -57,13 +58,13 @@ const PACKAGE_SQL: &str = "SELECT p.id, p.name, p.description, p.license, p.repo
      WHERE p.name = ?";
 
 #[tracing::instrument(name = "catalog.package", skip(state))]
-pub async fn package_detail(state: &AppState, name: &str) -> AppResult<PackageDetail> {
+pub async fn package_detail(state: &AppState, name: &PackageName) -> AppResult<PackageDetail> {
     let backend = state.db.get_database_backend();
     let since = Utc::now().date_naive() - Duration::days(30);
     let row = PackageRow::find_by_statement(Statement::from_sql_and_values(
         backend,
         numbered(backend, PACKAGE_SQL),
-        [since.into(), name.into()],
+        [since.into(), name.as_str().into()],
     ))
     .one(&state.db)
     .await?
@@ -109,9 +110,9 @@ pub struct VersionMeta {
 /// One version by package name and number (build metadata ignored, as for uniqueness), in one
 /// statement.
 #[tracing::instrument(name = "catalog.version_meta", skip(state))]
-pub async fn version_meta(state: &AppState, name: &str, version: &str) -> AppResult<VersionMeta> {
+pub async fn version_meta(state: &AppState, name: &PackageName, version: &PackageVersion) -> AppResult<VersionMeta> {
     let not_found = || AppError::NotFound(format!("{name} {version} not found"));
-    let canonical = PackageVersion::parse(version).map_err(|_| not_found())?.canonical();
+    let canonical = version.canonical();
     let backend = state.db.get_database_backend();
     let sql = "SELECT v.id, p.name AS package_name, v.num, v.authors, v.description, v.license, v.repository, \
                v.homepage, v.keywords, v.sha256, v.size_bytes, v.yanked, v.yanked_at, v.published_at \
@@ -119,7 +120,7 @@ pub async fn version_meta(state: &AppState, name: &str, version: &str) -> AppRes
     VersionMeta::find_by_statement(Statement::from_sql_and_values(
         backend,
         numbered(backend, sql),
-        [name.into(), canonical.into()],
+        [name.as_str().into(), canonical.into()],
     ))
     .one(&state.db)
     .await?
@@ -135,15 +136,18 @@ pub async fn dependencies_of(state: &AppState, version_id: Uuid) -> AppResult<Ve
 }
 
 /// A whole version row (README included) by package name and number, for GraphQL, in one statement.
-pub async fn version_model(state: &AppState, name: &str, version: &str) -> AppResult<Option<versions::Model>> {
-    let Ok(parsed) = PackageVersion::parse(version) else { return Ok(None) };
+pub async fn version_model(
+    state: &AppState,
+    name: &PackageName,
+    version: &PackageVersion,
+) -> AppResult<Option<versions::Model>> {
     let backend = state.db.get_database_backend();
     let sql = "SELECT v.* FROM versions v JOIN packages p ON p.id = v.package_id WHERE p.name = ? AND v.canonical = ?";
     Ok(versions::Entity::find()
         .from_raw_sql(Statement::from_sql_and_values(
             backend,
             numbered(backend, sql),
-            [name.into(), parsed.canonical().into()],
+            [name.as_str().into(), version.canonical().into()],
         ))
         .one(&state.db)
         .await?)
@@ -182,9 +186,9 @@ pub struct PackageStats {
 }
 
 #[tracing::instrument(name = "catalog.package_stats", skip(state))]
-pub async fn package_stats(state: &AppState, name: &str) -> AppResult<PackageStats> {
+pub async fn package_stats(state: &AppState, name: &PackageName) -> AppResult<PackageStats> {
     use sea_orm::PaginatorTrait;
-    let package = pkgs::get_by_name(&state.db, name).await?;
+    let package = pkgs::get_by_name(&state.db, name.as_str()).await?;
     let today = Utc::now().date_naive();
     let ids = [package.id];
     let last_week = downloads_since(&state.db, &ids, today - Duration::days(7)).await?;

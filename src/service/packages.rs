@@ -5,7 +5,7 @@ use uuid::Uuid;
 use entity::{package_owners, packages, versions};
 
 use crate::auth::{Scope, Viewer};
-use crate::domain::PackageVersion;
+use crate::domain::{PackageName, PackageVersion};
 use crate::error::{AppError, AppResult};
 
 /// What a user may do with a package.
@@ -35,8 +35,11 @@ impl Role {
     }
 }
 
+/// A package by name. A name of the wrong shape is refused as bad input (field `name`) before any
+/// SQL: every lookup by a client-supplied name passes here, whichever edge it came from.
 pub async fn find_by_name(db: &impl ConnectionTrait, name: &str) -> AppResult<Option<packages::Model>> {
-    Ok(packages::Entity::find().filter(packages::Column::Name.eq(name)).one(db).await?)
+    let name = PackageName::lookup(name)?;
+    Ok(packages::Entity::find().filter(packages::Column::Name.eq(name.as_str())).one(db).await?)
 }
 
 pub async fn get_by_name(db: &impl ConnectionTrait, name: &str) -> AppResult<packages::Model> {

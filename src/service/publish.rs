@@ -7,7 +7,7 @@ use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter, Set};
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
-use entity::{dependencies, keywords, package_owners, packages, versions};
+use entity::{dependencies, package_owners, packages, versions};
 
 use crate::auth::{Scope, Viewer};
 use crate::domain::{inspect_tarball, Manifest, PackageName, PackageVersion, TarballLimits, ValidationError};
@@ -32,7 +32,10 @@ pub async fn charge_rate_limit(state: &AppState, viewer: &Viewer, name: &str) ->
     if !state.limits.enabled {
         return Ok(());
     }
-    let exists = pkgs::find_by_name(&state.db, &name.to_ascii_lowercase()).await?.is_some();
+    // The claimed name must equal raven.toml's, which must parse: a malformed one is refused here,
+    // before it reaches SQL.
+    let name = PackageName::parse(name)?;
+    let exists = pkgs::find_by_name(&state.db, name.as_str()).await?.is_some();
     state.limits.publish(viewer.user_id, !exists)
 }
 
@@ -59,6 +62,16 @@ pub enum Tarball {
 }
 
 fn check(tarball: Tarball, limits: TarballLimits) -> Result<Checked, ValidationError> {
+    let checked = inspect(tarball, limits)?;
+    // The README is stored and served as text: a document keeps its tabs and line breaks, and no
+    // other control character (a NUL cannot even be stored on PostgreSQL).
+    if let Some(readme) = &checked.readme {
+        crate::domain::text::multiline("readme", readme)?;
+    }
+    Ok(checked)
+}
+
+fn inspect(tarball: Tarball, limits: TarballLimits) -> Result<Checked, ValidationError> {
     match tarball {
         Tarball::File(file) => check_file(file, limits),
         Tarball::Bytes(bytes) => {
@@ -289,14 +302,10 @@ async fn write_rows(
     // Statements in this transaction hold SQLite's single write lock, so a new package skips
     // the latest-version query and the metadata rewrite it would only repeat.
     let package = if is_new {
-        insert_keywords(&txn, package.id, m).await?;
+        vers::insert_keywords(&txn, package.id, &m.keywords).await?;
         package
-    } else if vers::latest_for_packages(&txn, &[package.id]).await?.get(&package.id).map(|v| v.id) == Some(version.id) {
-        adopt_metadata(&txn, package, m, now).await?
     } else {
-        let mut a: packages::ActiveModel = package.into();
-        a.updated_at = Set(now);
-        a.update(&txn).await?
+        vers::show_latest_metadata(&txn, package, now).await?
     };
     audit::record(
         &txn,
@@ -313,38 +322,6 @@ async fn write_rows(
     crate::service::generation::bump(&txn).await?;
     txn.commit().await?;
     Ok(Published { package, version })
-}
-
-/// The package shows the metadata of its latest version.
-async fn adopt_metadata(
-    txn: &sea_orm::DatabaseTransaction,
-    package: packages::Model,
-    m: &Manifest,
-    now: chrono::DateTime<Utc>,
-) -> AppResult<packages::Model> {
-    let id = package.id;
-    let mut a: packages::ActiveModel = package.into();
-    a.description = Set(m.description.clone());
-    a.license = Set(m.license.clone());
-    a.repository = Set(m.repository.clone());
-    a.homepage = Set(m.homepage.clone());
-    a.keywords_text = Set(m.keywords.join(" "));
-    a.updated_at = Set(now);
-    let p = a.update(txn).await?;
-    keywords::Entity::delete_many().filter(keywords::Column::PackageId.eq(id)).exec(txn).await?;
-    insert_keywords(txn, id, m).await?;
-    Ok(p)
-}
-
-async fn insert_keywords(txn: &sea_orm::DatabaseTransaction, package_id: Uuid, m: &Manifest) -> AppResult<()> {
-    if !m.keywords.is_empty() {
-        keywords::Entity::insert_many(
-            m.keywords.iter().map(|k| keywords::ActiveModel { package_id: Set(package_id), keyword: Set(k.clone()) }),
-        )
-        .exec(txn)
-        .await?;
-    }
-    Ok(())
 }
 
 fn version_exists(m: &Manifest) -> AppError {

@@ -165,6 +165,8 @@ pub async fn search(
     offset: u64,
     limit: u64,
 ) -> AppResult<Page> {
+    // The text reaches SQL (the exact-name and prefix matches): no control characters.
+    crate::domain::text::line("query", query)?;
     if terms(query).is_empty() {
         return Ok(Page { hits: Vec::new(), total: 0 });
     }

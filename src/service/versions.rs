@@ -1,14 +1,17 @@
 //! Version lookups shared by REST, GraphQL loaders and profiles.
 use std::collections::HashMap;
 
-use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter};
+use chrono::{DateTime, Utc};
+use sea_orm::{ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseTransaction, EntityTrait, QueryFilter, Set};
 use uuid::Uuid;
 
-use entity::versions;
+use entity::{keywords, packages, versions};
 
+use crate::domain::latest_version;
 use crate::error::AppResult;
 
-/// Orders by SemVer precedence (so 1.10.0 > 1.2.0), which SQL string ordering cannot do.
+/// Orders by SemVer precedence (so 1.10.0 > 1.2.0), which SQL string ordering cannot do. This is
+/// the order of version lists; which version is latest is [`latest_version`]'s rule.
 pub fn semver_key(v: &versions::Model) -> semver::Version {
     semver::Version::parse(&v.num).unwrap_or_else(|_| semver::Version::new(0, 0, 0))
 }
@@ -24,7 +27,8 @@ pub fn without_readme() -> sea_orm::Select<versions::Entity> {
         .column_as(Expr::cust("CAST(NULL AS TEXT)"), "readme")
 }
 
-/// The highest non-yanked version of each package (README left out), in one query.
+/// The latest version of each package that has one (see [`latest_version`]: the highest
+/// non-yanked release, else the highest non-yanked prerelease), README left out, in one query.
 #[tracing::instrument(name = "db.latest_versions", skip_all, fields(n = package_ids.len()))]
 pub async fn latest_for_packages(
     db: &impl ConnectionTrait,
@@ -35,14 +39,67 @@ pub async fn latest_for_packages(
         .filter(versions::Column::Yanked.eq(false))
         .all(db)
         .await?;
-    let mut best: HashMap<Uuid, versions::Model> = HashMap::new();
+    let mut by_package: HashMap<Uuid, Vec<versions::Model>> = HashMap::new();
     for v in rows {
-        match best.get(&v.package_id) {
-            Some(cur) if semver_key(cur) >= semver_key(&v) => {}
-            _ => {
-                best.insert(v.package_id, v);
-            }
+        by_package.entry(v.package_id).or_default().push(v);
+    }
+    Ok(by_package
+        .into_iter()
+        .filter_map(|(id, list)| latest_version(list, |v| v.num.as_str(), |v| v.yanked).map(|v| (id, v)))
+        .collect())
+}
+
+/// The package row shows the metadata of its latest version: description, license, links and
+/// keywords (the denormalised copy that search and the package pages read). Called in the
+/// transaction of every publish to an existing package, yank and unyank, after the version row is
+/// written: it finds the latest version and copies whatever differs, and sets `updated_at`. When
+/// every version is yanked there is no latest, and the metadata stays as it was.
+pub async fn show_latest_metadata(
+    txn: &DatabaseTransaction,
+    package: packages::Model,
+    now: DateTime<Utc>,
+) -> AppResult<packages::Model> {
+    let latest = latest_for_packages(txn, &[package.id]).await?.remove(&package.id);
+    let mut a: packages::ActiveModel = package.clone().into();
+    a.updated_at = Set(now);
+    let mut new_keywords = None;
+    if let Some(v) = latest {
+        if package.description != v.description {
+            a.description = Set(v.description);
+        }
+        if package.license != v.license {
+            a.license = Set(v.license);
+        }
+        if package.repository != v.repository {
+            a.repository = Set(v.repository);
+        }
+        if package.homepage != v.homepage {
+            a.homepage = Set(v.homepage);
+        }
+        // Versions keep keywords comma-joined, packages space-joined (for full-text search).
+        let keywords: Vec<String> = v.keywords.split(',').filter(|k| !k.is_empty()).map(str::to_owned).collect();
+        let text = keywords.join(" ");
+        if package.keywords_text != text {
+            a.keywords_text = Set(text);
+            new_keywords = Some(keywords);
         }
     }
-    Ok(best)
+    let updated = a.update(txn).await?;
+    if let Some(list) = new_keywords {
+        keywords::Entity::delete_many().filter(keywords::Column::PackageId.eq(updated.id)).exec(txn).await?;
+        insert_keywords(txn, updated.id, &list).await?;
+    }
+    Ok(updated)
+}
+
+/// The keyword rows of a package (its keywords are already lowercased and unique).
+pub async fn insert_keywords(txn: &DatabaseTransaction, package_id: Uuid, list: &[String]) -> AppResult<()> {
+    if !list.is_empty() {
+        keywords::Entity::insert_many(
+            list.iter().map(|k| keywords::ActiveModel { package_id: Set(package_id), keyword: Set(k.clone()) }),
+        )
+        .exec(txn)
+        .await?;
+    }
+    Ok(())
 }

@@ -6,6 +6,7 @@ use sea_orm::{ActiveModelTrait, Set};
 use entity::{packages, versions};
 
 use crate::auth::{Scope, Viewer};
+use crate::domain::{text, PackageName, PackageVersion, ValidationError};
 use crate::error::{AppError, AppResult};
 use crate::service::packages::{self as pkgs, Role};
 use crate::service::{audit, versions as vers};
@@ -27,17 +28,22 @@ pub async fn set_yanked(
     yanked: bool,
     reason: Option<String>,
 ) -> AppResult<Yanked> {
+    // Everything the client sent is parsed before the budget is charged or any SQL runs.
+    let name = PackageName::lookup(name)?;
+    let version = PackageVersion::parse(version)?;
+    let reason = match reason {
+        Some(r) => Some(text::prose("reason", &r)?).filter(|r| !r.is_empty()),
+        None => None,
+    };
     if reason.as_ref().is_some_and(|r| r.chars().count() > MAX_REASON_CHARS) {
-        return Err(crate::domain::ValidationError::new(
-            "reason",
-            format!("a yank reason is at most {MAX_REASON_CHARS} characters"),
-        )
-        .into());
+        return Err(
+            ValidationError::new("reason", format!("a yank reason is at most {MAX_REASON_CHARS} characters")).into()
+        );
     }
     state.limits.yank(viewer.user_id)?;
     let (_turn, txn) = crate::db::begin_write(&state.db).await?;
-    let package = pkgs::get_by_name(&txn, name).await?;
-    let row = pkgs::find_version(&txn, package.id, version)
+    let package = pkgs::get_by_name(&txn, name.as_str()).await?;
+    let row = pkgs::find_version(&txn, package.id, &version.to_string())
         .await?
         .ok_or_else(|| AppError::NotFound(format!("{name} {version} not found")))?;
     pkgs::authorise(&txn, viewer, &package, Scope::Yank, Role::Maintainer).await?;
@@ -49,19 +55,10 @@ pub async fn set_yanked(
     let mut a: versions::ActiveModel = row.into();
     a.yanked = Set(yanked);
     a.yanked_at = Set(yanked.then(Utc::now));
-    a.yank_reason = Set(if yanked { reason.filter(|r| !r.trim().is_empty()) } else { None });
+    a.yank_reason = Set(if yanked { reason } else { None });
     let row = a.update(&txn).await?;
     // The latest version may have changed: the package shows the metadata of its new latest.
-    let latest = vers::latest_for_packages(&txn, &[package.id]).await?;
-    let mut p: packages::ActiveModel = package.clone().into();
-    if let Some(v) = latest.get(&package.id) {
-        p.description = Set(v.description.clone());
-        p.license = Set(v.license.clone());
-        p.repository = Set(v.repository.clone());
-        p.homepage = Set(v.homepage.clone());
-    }
-    p.updated_at = Set(Utc::now());
-    let package = p.update(&txn).await?;
+    let package = vers::show_latest_metadata(&txn, package, Utc::now()).await?;
     audit::record(
         &txn,
         audit::AuditEntry {

@@ -1,7 +1,7 @@
 use async_graphql::{Context, Object, Result, ID};
 use uuid::Uuid;
 
-use crate::domain::{Email, Password, Username};
+use crate::domain::{shown, Email, Password, Username, ValidationError};
 use crate::error::AppError;
 use crate::graphql::auth::{viewer, RequireScope};
 use crate::graphql::input::account::{CreateApiTokenInput, RegisterInput};
@@ -50,7 +50,9 @@ impl AccountMutation {
     /// Revokes one of your tokens, effective immediately.
     #[graphql(guard = "RequireScope(None)")]
     async fn revoke_api_token(&self, ctx: &Context<'_>, id: ID) -> Result<ApiToken> {
-        let id = Uuid::parse_str(&id).map_err(|_| AppError::NotFound(format!("no token {}", id.as_str())))?;
+        let id = Uuid::parse_str(&id)
+            .map_err(|_| ValidationError::new("id", format!("id must be a token id (a UUID), got {}", shown(&id))))
+            .map_err(AppError::from)?;
         Ok(ApiToken(tokens::revoke(state(ctx), viewer(ctx)?, id).await?))
     }
 }

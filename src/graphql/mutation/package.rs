@@ -1,6 +1,7 @@
 use async_graphql::{Context, Object, Result, Upload};
 
 use crate::auth::Scope;
+use crate::domain::{PackageName, Username};
 use crate::error::AppError;
 use crate::graphql::auth::{viewer, RequireScope};
 use crate::graphql::object::account::User;
@@ -44,19 +45,28 @@ impl PackageMutation {
         username: String,
         #[graphql(default_with = "OwnerRole::Owner")] role: OwnerRole,
     ) -> Result<PackageOwner> {
+        let (package, username) = owner_args(&package, &username)?;
         let role = match role {
             OwnerRole::Owner => Role::Owner,
             OwnerRole::Maintainer => Role::Maintainer,
         };
-        let (_, o) = owners::add(state(ctx), viewer(ctx)?, &package, &username, role).await?;
+        let (_, o) = owners::add(state(ctx), viewer(ctx)?, package.as_str(), username.as_str(), role).await?;
         Ok(PackageOwner { user: User(o.user.into()), role: o.role, added_at: o.added_at })
     }
 
     /// Removes an owner or maintainer; the last owner cannot be removed.
     #[graphql(guard = "RequireScope(Some(Scope::ChangeOwners))")]
     async fn remove_owner(&self, ctx: &Context<'_>, package: String, username: String) -> Result<Package> {
-        Ok(Package(owners::remove(state(ctx), viewer(ctx)?, &package, &username).await?))
+        let (package, username) = owner_args(&package, &username)?;
+        Ok(Package(owners::remove(state(ctx), viewer(ctx)?, package.as_str(), username.as_str()).await?))
     }
+}
+
+/// The arguments of the owner mutations, parsed before any SQL runs (the package name is reported
+/// under its argument's name, `package`).
+fn owner_args(package: &str, username: &str) -> Result<(PackageName, Username), AppError> {
+    let package = PackageName::lookup(package).map_err(|e| e.in_field("package"))?;
+    Ok((package, Username::parse(username)?))
 }
 
 #[derive(async_graphql::Enum, Clone, Copy, PartialEq, Eq)]

@@ -68,10 +68,11 @@ impl Package {
         self.0.updated_at
     }
 
-    /// The highest non-yanked version.
+    /// The highest non-yanked release; when no release is left, the highest non-yanked
+    /// prerelease; null when every version is yanked.
     async fn latest_version(&self, ctx: &Context<'_>) -> Result<Option<Version>> {
         let all = loaders(ctx).load_one(VersionsOf(self.0.id)).await?.unwrap_or_default();
-        Ok(all.into_iter().find(|v| !v.yanked).map(Version))
+        Ok(crate::domain::latest_version(all, |v| v.num.as_str(), |v| v.yanked).map(Version))
     }
 
     /// Versions, newest SemVer first.

@@ -15,7 +15,7 @@ impl AccountQuery {
         Ok(accounts::find_by_id(state(ctx), v.user_id).await?.map(ViewerObject))
     }
 
-    /// A user by name (case-insensitive), or null.
+    /// A user by name (case-insensitive), or null. A malformed username is BAD_USER_INPUT.
     async fn user(&self, ctx: &Context<'_>, username: String) -> Result<Option<User>> {
         Ok(accounts::find_by_username(state(ctx), &username).await?.map(|u| User(u.into())))
     }

@@ -1,5 +1,7 @@
 use async_graphql::{Context, Object, Result};
 
+use crate::domain::{PackageName, PackageVersion};
+use crate::error::AppError;
 use crate::graphql::loader::{prime_package, prime_packages, request_generation};
 use crate::graphql::object::package::{page, Package, PackageConnection, Version};
 use crate::graphql::relations;
@@ -12,20 +14,23 @@ pub struct PackageQuery;
 
 #[Object]
 impl PackageQuery {
-    /// A package by name, or null.
+    /// A package by name (case-insensitive), or null. A malformed name is BAD_USER_INPUT.
     async fn package(&self, ctx: &Context<'_>, name: String) -> Result<Option<Package>> {
+        let name = PackageName::lookup(&name.to_ascii_lowercase()).map_err(AppError::from)?;
         let generation = request_generation(ctx).await?;
-        let Some(package) = relations::package_by_name(state(ctx), generation, &name.to_ascii_lowercase()).await?
-        else {
+        let Some(package) = relations::package_by_name(state(ctx), generation, name.as_str()).await? else {
             return Ok(None);
         };
         prime_package(ctx, package.id).await?;
         Ok(Some(Package(package)))
     }
 
-    /// One version of a package (build metadata ignored), or null.
+    /// One version of a package (build metadata ignored), or null. A malformed name or version is
+    /// BAD_USER_INPUT.
     async fn version(&self, ctx: &Context<'_>, name: String, version: String) -> Result<Option<Version>> {
-        Ok(catalog::version_model(state(ctx), &name.to_ascii_lowercase(), &version).await?.map(Version))
+        let name = PackageName::lookup(&name.to_ascii_lowercase()).map_err(AppError::from)?;
+        let version = PackageVersion::parse(&version).map_err(AppError::from)?;
+        Ok(catalog::version_model(state(ctx), &name, &version).await?.map(Version))
     }
 
     /// Full-text search over names, keywords and descriptions.
