@@ -162,6 +162,21 @@ pub struct Config {
     /// ...then one per this many seconds.
     #[arg(long, env = "RATE_LIMIT_YANK_PERIOD_SECS", default_value_t = 60, global = true, value_parser = clap::value_parser!(u64).range(1..))]
     pub rate_limit_yank_period_secs: u64,
+    /// Accounts created per window per client IP: REST registrations and each GraphQL `register`
+    /// field (aliases included).
+    #[arg(long, env = "RATE_LIMIT_REGISTER", default_value_t = 10, global = true, value_parser = clap::value_parser!(u32).range(1..))]
+    pub rate_limit_register: u32,
+    /// Tokens a user may mint per window: refreshes and new API tokens, REST calls and each
+    /// GraphQL `refreshToken` / `createApiToken` field.
+    #[arg(long, env = "RATE_LIMIT_TOKENS", default_value_t = 60, global = true, value_parser = clap::value_parser!(u32).range(1..))]
+    pub rate_limit_tokens: u32,
+    /// Owner changes a user may make per window: REST calls and each GraphQL `addOwner` /
+    /// `removeOwner` field.
+    #[arg(long, env = "RATE_LIMIT_OWNERS", default_value_t = 60, global = true, value_parser = clap::value_parser!(u32).range(1..))]
+    pub rate_limit_owners: u32,
+    /// Live login tokens per user; a register, login or refresh at the cap revokes the oldest.
+    #[arg(long, env = "MAX_LOGIN_TOKENS", default_value_t = 50, global = true, value_parser = clap::value_parser!(u32).range(1..=10_000))]
+    pub max_login_tokens: u32,
     /// The request header that carries the client address, set by the proxy in front of the server:
     /// `Fly-Client-IP` (Fly.io), `X-Forwarded-For` (read TRUSTED_PROXY_HOPS entries from the right),
     /// or another single-address header such as `X-Real-IP`. Unset: the TCP peer is the client.

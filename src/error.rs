@@ -165,10 +165,14 @@ fn is_unavailable(e: &DbErr) -> bool {
             | SqlxError::Protocol(_) => true,
             SqlxError::Database(db) => {
                 // SQLite: SQLITE_BUSY (5) / SQLITE_LOCKED (6) and their extended codes.
-                // PostgreSQL: class 08 (connection), 57P01..03 (shutdown), 53300 (too many connections).
+                // PostgreSQL: class 08 (connection), 57P01..03 (shutdown), 53300 (too many connections),
+                // 40001 / 40P01 (serialization failure, deadlock: the transaction was rolled back
+                // and the same request may simply be retried).
                 let code = db.code().map(|c| c.into_owned()).unwrap_or_default();
-                matches!(code.as_str(), "5" | "6" | "261" | "262" | "517" | "53300" | "57P01" | "57P02" | "57P03")
-                    || code.starts_with("08")
+                matches!(
+                    code.as_str(),
+                    "5" | "6" | "261" | "262" | "517" | "53300" | "57P01" | "57P02" | "57P03" | "40001" | "40P01"
+                ) || code.starts_with("08")
             }
             _ => false,
         },

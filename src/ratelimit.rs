@@ -61,7 +61,7 @@ pub struct Bucket<K: std::hash::Hash + Eq + Clone> {
 }
 
 /// What a check tells the client.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Verdict {
     pub limit: u32,
     pub remaining: u32,
@@ -69,6 +69,52 @@ pub struct Verdict {
     pub reset: u64,
     /// Seconds to wait, when refused.
     pub retry_after: Option<u64>,
+}
+
+impl Verdict {
+    /// The tighter of two verdicts: a refusal (the longer wait of two), else the one with fewer
+    /// requests left (the smaller limit on a tie). This is the one a request's `X-RateLimit-*`
+    /// headers report when it was charged to several buckets.
+    pub fn tighter(self, other: Verdict) -> Verdict {
+        match (self.retry_after, other.retry_after) {
+            (Some(a), Some(b)) => {
+                if b > a {
+                    other
+                } else {
+                    self
+                }
+            }
+            (Some(_), None) => self,
+            (None, Some(_)) => other,
+            (None, None) => {
+                if (other.remaining, other.limit) < (self.remaining, self.limit) {
+                    other
+                } else {
+                    self
+                }
+            }
+        }
+    }
+}
+
+tokio::task_local! {
+    /// The tightest verdict of the buckets charged while the current request is handled: the
+    /// middleware puts the request budget's verdict here, every charge made inside handlers and
+    /// GraphQL resolvers (registration, login, tokens, owners, publish, yank; once per GraphQL
+    /// field) tightens it, and the middleware reports what is left in the response headers. A
+    /// task-local rather than a request extension: resolvers see the GraphQL context, not the HTTP
+    /// request, and the transport that builds that context need not know about it. Handlers and
+    /// resolvers run inside the middleware's future (nothing between them spawns); a charge made
+    /// outside any request (seeding, a spawned task) is enforced all the same, only not reported.
+    static CHARGED: Arc<std::sync::Mutex<Verdict>>;
+}
+
+/// Tightens the current request's reported verdict with `v` (no-op outside a request).
+fn report(v: Verdict) {
+    let _ = CHARGED.try_with(|cell| {
+        let mut tightest = cell.lock().unwrap_or_else(|e| e.into_inner());
+        *tightest = tightest.tighter(v);
+    });
 }
 
 fn epoch_now() -> u64 {
@@ -136,6 +182,12 @@ pub struct RateLimits {
     pub publish_new: Bucket<Uuid>,
     pub publish_version: Bucket<Uuid>,
     pub yank: Bucket<Uuid>,
+    /// Accounts created per client IP (REST register and each GraphQL `register` field).
+    pub register: Bucket<IpAddr>,
+    /// Tokens minted per user: refreshes and new API tokens (each GraphQL field).
+    pub tokens: Bucket<Uuid>,
+    /// Owner changes per user: add, remove, change of role (each GraphQL field).
+    pub owners: Bucket<Uuid>,
 }
 
 impl RateLimits {
@@ -159,6 +211,9 @@ impl RateLimits {
                 Duration::from_secs(c.rate_limit_publish_version_period_secs),
             ),
             yank: Bucket::new(UserKey, c.rate_limit_yank_burst, Duration::from_secs(c.rate_limit_yank_period_secs)),
+            register: Bucket::per_window(IpKey, c.rate_limit_register, window),
+            tokens: Bucket::per_window(UserKey, c.rate_limit_tokens, window),
+            owners: Bucket::per_window(UserKey, c.rate_limit_owners, window),
         }
     }
 
@@ -171,9 +226,16 @@ impl RateLimits {
         self.publish_new.purge();
         self.publish_version.purge();
         self.yank.purge();
+        self.register.purge();
+        self.tokens.purge();
+        self.owners.purge();
     }
 
+    /// Reports a charge to the current request and turns a refused one into the 429 error.
     fn refuse(&self, kind: &str, v: Verdict) -> Result<Verdict, AppError> {
+        if self.enabled {
+            report(v);
+        }
         match v.retry_after {
             Some(retry_after) if self.enabled => {
                 tracing::info!(kind, retry_after, "rate limit refusal");
@@ -214,6 +276,31 @@ impl RateLimits {
         self.refuse("yank", self.yank.check(&user)).map(|_| ())
     }
 
+    /// One account creation from `ip` (a request without a usable address shares one bucket).
+    pub fn register(&self, ip: Option<IpAddr>) -> Result<(), AppError> {
+        if !self.enabled {
+            return Ok(());
+        }
+        let ip = ip.unwrap_or(Ipv4Addr::UNSPECIFIED.into());
+        self.refuse("register", self.register.check(&ip)).map(|_| ())
+    }
+
+    /// One token minted for `user` (a refresh or a new API token).
+    pub fn tokens(&self, user: Uuid) -> Result<(), AppError> {
+        if !self.enabled {
+            return Ok(());
+        }
+        self.refuse("tokens", self.tokens.check(&user)).map(|_| ())
+    }
+
+    /// One owner change by `user`.
+    pub fn owners(&self, user: Uuid) -> Result<(), AppError> {
+        if !self.enabled {
+            return Ok(());
+        }
+        self.refuse("owners", self.owners.check(&user)).map(|_| ())
+    }
+
     /// The client address: the peer, or the one header CLIENT_IP_HEADER names (see `client_ip`).
     pub fn client_ip(&self, headers: &HeaderMap, peer: Option<SocketAddr>) -> Option<IpAddr> {
         self.client_ip.client_ip(headers, peer)
@@ -246,7 +333,9 @@ fn set_headers(headers: &mut HeaderMap, v: &Verdict) {
 }
 
 /// The request budget: anonymous requests per client IP, signed-in requests per user. REST and
-/// GraphQL share it; a GraphQL request counts once.
+/// GraphQL share it; a GraphQL request counts once here, and each of its mutation fields is
+/// charged again to that mutation's own bucket. The `X-RateLimit-*` headers report the tightest
+/// bucket charged while handling the request (see `CHARGED`).
 pub async fn middleware(State(state): State<AppState>, req: Request, next: Next) -> Response {
     let peer = req.extensions().get::<ConnectInfo<SocketAddr>>().map(|c| c.0);
     let ip = state.limits.client_ip(req.headers(), peer);
@@ -268,19 +357,31 @@ pub async fn middleware(State(state): State<AppState>, req: Request, next: Next)
             state.limits.anonymous.check(&ip)
         }
     };
-    let mut res = match verdict.retry_after {
+    let (mut res, verdict) = match verdict.retry_after {
         Some(retry_after) => {
             tracing::info!(retry_after, path = %req.uri().path(), "request budget exhausted");
             crate::metrics::rate_limited(if UserKey.extract(&req).is_ok() { "authenticated" } else { "anonymous" });
-            if req.uri().path() == "/graphql" {
+            let res = if req.uri().path() == "/graphql" {
                 graphql_refusal(retry_after)
             } else {
                 AppError::RateLimited { retry_after }.into_response()
-            }
+            };
+            (res, verdict)
         }
-        None => next.run(req).await,
+        None => {
+            // The handler's own charges (per REST call, per GraphQL field) may be tighter.
+            let charged = Arc::new(std::sync::Mutex::new(verdict));
+            let res = CHARGED.scope(charged.clone(), next.run(req)).await;
+            let tightest = *charged.lock().unwrap_or_else(|e| e.into_inner());
+            (res, tightest)
+        }
     };
     set_headers(res.headers_mut(), &verdict);
+    // A GraphQL field refused by its own bucket leaves the response 200 (the other fields ran);
+    // the wait is still announced.
+    if let Some(retry_after) = verdict.retry_after {
+        res.headers_mut().entry(axum::http::header::RETRY_AFTER).or_insert(HeaderValue::from(retry_after));
+    }
     res
 }
 

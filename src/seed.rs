@@ -445,7 +445,7 @@ async fn seed_users(state: &AppState) -> anyhow::Result<(Vec<Viewer>, usize)> {
             email: Email::parse(&email)?,
             password: Password::parse(SEED_PASSWORD)?,
         };
-        let signed_in = match accounts::register(state, reg).await {
+        let signed_in = match accounts::register(state, None, reg).await {
             Ok(s) => {
                 created += 1;
                 s

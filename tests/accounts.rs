@@ -376,3 +376,117 @@ async fn api_tokens_cannot_mint_or_manage_tokens() {
     assert_eq!(res.status(), 200);
     assert_eq!(get_me(&app, narrow_token).await.status(), 401);
 }
+
+/// Live API tokens of the user (login tokens aside), counted in the database.
+async fn live_tokens(app: &TestApp, user_id: uuid::Uuid, login: bool) -> Vec<entity::api_tokens::Model> {
+    use entity::api_tokens::{Column, Entity};
+    use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder};
+    let rows = Entity::find()
+        .filter(Column::UserId.eq(user_id))
+        .filter(Column::RevokedAt.is_null())
+        .filter(Column::ExpiresAt.gt(chrono::Utc::now()))
+        .order_by_asc(Column::CreatedAt)
+        .all(&app.state.db)
+        .await
+        .unwrap();
+    rows.into_iter().filter(|t| (t.name == "login") == login).collect()
+}
+
+/// Issue 15, item 5: 495 live API tokens and 20 creations at once made 504 (the cap is 500): the
+/// count ran under READ COMMITTED without a lock. Several users race at once; each ends with
+/// exactly 500, five creations win and the rest are refused with 409.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_token_creation_stops_at_the_cap() {
+    use sea_orm::{EntityTrait, Set};
+    const USERS: usize = 4;
+    const CAP: usize = raven_registry::service::tokens::MAX_LIVE_TOKENS as usize;
+    let app = spawn().await;
+    let mut users = Vec::new();
+    for u in 0..USERS {
+        let reg = register_with(&app, &format!("capped{u}"), &format!("capped{u}@example.com"), PASSWORD).await;
+        let user_id: uuid::Uuid = reg.user_id.parse().unwrap();
+        let now = chrono::Utc::now();
+        let rows = (0..CAP - 5).map(|i| entity::api_tokens::ActiveModel {
+            id: Set(uuid::Uuid::new_v4()),
+            user_id: Set(user_id),
+            name: Set(format!("bulk-{i}")),
+            scopes: Set("yank".into()),
+            created_at: Set(now),
+            expires_at: Set(now + chrono::Duration::days(30)),
+            last_used_at: Set(None),
+            revoked_at: Set(None),
+        });
+        entity::api_tokens::Entity::insert_many(rows).exec(&app.state.db).await.unwrap();
+        users.push((reg.token, user_id));
+    }
+    let app = &app;
+    let creations = users.iter().flat_map(|(token, _)| {
+        (0..20).map(move |i| {
+            app.client
+                .post(app.url("/api/v1/users/me/tokens"))
+                .bearer_auth(token)
+                .json(&json!({"name": format!("race-{i}"), "expires_in_days": 7}))
+                .send()
+        })
+    });
+    let answers: Vec<u16> =
+        futures::future::join_all(creations).await.into_iter().map(|r| r.unwrap().status().as_u16()).collect();
+    for (u, (_, user_id)) in users.iter().enumerate() {
+        let mine = &answers[u * 20..(u + 1) * 20];
+        assert!(mine.iter().all(|s| *s == 201 || *s == 409), "only created or refused: {mine:?}");
+        assert_eq!(live_tokens(app, *user_id, false).await.len(), CAP, "user {u} ends at the cap: {mine:?}");
+        assert_eq!(mine.iter().filter(|s| **s == 201).count(), 5, "exactly the room left is used: {mine:?}");
+    }
+}
+
+/// Issue 15, item 6: login tokens are capped per user (MAX_LOGIN_TOKENS); a sign-in at the cap
+/// revokes the oldest login token instead of being refused, also when sign-ins race.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn login_tokens_are_capped_and_the_oldest_revoked() {
+    const CAP: usize = 5;
+    let app = common::spawn_with(|c| c.max_login_tokens = CAP as u32).await;
+    let reg = register_with(&app, "session", "session@example.com", PASSWORD).await;
+    let user_id: uuid::Uuid = reg.user_id.parse().unwrap();
+    let login = || {
+        app.client
+            .post(app.url("/api/v1/auth/login"))
+            .json(&json!({"email": "session@example.com", "password": PASSWORD}))
+            .send()
+    };
+    // One at a time: the registration's token and the first logins go first.
+    let mut issued = vec![reg.token.clone()];
+    for _ in 0..CAP + 2 {
+        let body: Value = login().await.unwrap().json().await.unwrap();
+        issued.push(body["token"].as_str().unwrap().to_owned());
+    }
+    let live = live_tokens(&app, user_id, true).await;
+    assert_eq!(live.len(), CAP);
+    for (i, token) in issued.iter().enumerate() {
+        let expected = if i + CAP >= issued.len() { 200 } else { 401 };
+        assert_eq!(get_me(&app, token).await.status(), expected, "token {i} of {}", issued.len());
+    }
+    // API tokens are not login tokens: neither counted nor revoked by sign-ins.
+    let api = create_token(&app, issued.last().unwrap(), json!({"name": "ci", "expires_in_days": 7})).await;
+    let api = api["token"].as_str().unwrap().to_owned();
+
+    // Twenty at once.
+    let answers = futures::future::join_all((0..20).map(|_| login())).await;
+    assert!(answers.iter().all(|r| r.as_ref().unwrap().status() == 200));
+    assert_eq!(live_tokens(&app, user_id, true).await.len(), CAP, "racing sign-ins stay within the cap");
+    assert_eq!(get_me(&app, &api).await.status(), 200, "the API token survives");
+
+    // A refresh at the cap revokes the presented token and keeps the cap.
+    let newest = live_tokens(&app, user_id, true).await;
+    let body: Value = login().await.unwrap().json().await.unwrap();
+    let current = body["token"].as_str().unwrap().to_owned();
+    let res = app.client.post(app.url("/api/v1/auth/refresh")).bearer_auth(&current).send().await.unwrap();
+    assert_eq!(res.status(), 200);
+    let live = live_tokens(&app, user_id, true).await;
+    assert_eq!(live.len(), CAP);
+    assert_eq!(get_me(&app, &current).await.status(), 401, "the refreshed token is rotated out");
+    // Of the five before, only the oldest went (to make room for the login); the refresh rotated the
+    // login's own token out, so it needed no room.
+    let survivors: Vec<uuid::Uuid> =
+        newest.iter().map(|t| t.id).filter(|id| live.iter().any(|l| l.id == *id)).collect();
+    assert_eq!(survivors, newest[1..].iter().map(|t| t.id).collect::<Vec<_>>());
+}

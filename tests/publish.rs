@@ -1348,6 +1348,154 @@ async fn owners_list_and_the_last_owner_rule() {
     expect_error(remove_owner(&app, &bob, "widget", "bob").await, 409, "conflict").await;
 }
 
+/// Issue 15, item 5: two owners removing each other (or each demoting or removing themselves) at the
+/// same moment. Each check saw two owners and each write went ahead, leaving packages without an
+/// owner (on PostgreSQL, under READ COMMITTED, in about half the trials). Every package keeps
+/// exactly one owner, one request of each pair wins, and the other is refused (403: no longer an
+/// owner, or 409: the last owner), never a 500.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn racing_owner_changes_never_leave_a_package_without_an_owner() {
+    #[derive(Clone, Copy, Debug)]
+    enum Race {
+        /// alice removes bob while bob removes alice.
+        RemoveEachOther,
+        /// Both demote themselves to maintainer.
+        DemoteThemselves,
+        /// Both remove themselves.
+        RemoveThemselves,
+    }
+    const TRIALS: usize = 20;
+    let app = spawn().await;
+    let alice = register(&app, "alice").await;
+    let bob = register(&app, "bob").await;
+    let mut trials = Vec::new();
+    for i in 0..TRIALS {
+        for race in [Race::RemoveEachOther, Race::DemoteThemselves, Race::RemoveThemselves] {
+            if i >= TRIALS / 2 && !matches!(race, Race::RemoveEachOther) {
+                continue;
+            }
+            let name = format!("race-{i}-{}", trials.len());
+            publish_package(&app, &alice, &name, "1.0.0").await;
+            assert_eq!(add_owner(&app, &alice, &name, "bob", "owner").await.status(), 200);
+            trials.push((name, race));
+        }
+    }
+    // Every pair at once, all pairs at once.
+    let attempt = |token: &str, name: &str, race: Race, me: &str, other: &str| {
+        let (token, name, me, other) = (token.to_owned(), name.to_owned(), me.to_owned(), other.to_owned());
+        let app = &app;
+        async move {
+            match race {
+                Race::RemoveEachOther => remove_owner(app, &token, &name, &other).await,
+                Race::DemoteThemselves => add_owner(app, &token, &name, &me, "maintainer").await,
+                Race::RemoveThemselves => remove_owner(app, &token, &name, &me).await,
+            }
+            .status()
+        }
+    };
+    let pairs = trials.iter().map(|(name, race)| {
+        let a = attempt(&alice, name, *race, "alice", "bob");
+        let b = attempt(&bob, name, *race, "bob", "alice");
+        async move { (name.clone(), *race, futures::join!(a, b)) }
+    });
+    let outcomes = futures::future::join_all(pairs).await;
+    let mut broken = Vec::new();
+    for (name, race, (a, b)) in outcomes {
+        let list = owners(&app, &name).await;
+        let full = list["owners"].as_array().unwrap().iter().filter(|o| o["role"] == "owner").count();
+        let mut answers = [a.as_u16(), b.as_u16()];
+        answers.sort();
+        // One wins; the other is no longer an owner (403) or would leave none (409).
+        if full != 1 || !(answers == [200, 403] || answers == [200, 409]) {
+            broken.push(format!("{name} ({race:?}): {full} owners left, answers {answers:?}: {list}"));
+        }
+    }
+    assert!(
+        broken.is_empty(),
+        "{} of {} races broke the one-owner rule:\n{}",
+        broken.len(),
+        trials.len(),
+        broken.join("\n")
+    );
+}
+
+/// Issue 15, item 5 (the same shape elsewhere): a package shows the metadata of its latest
+/// version, which yank, unyank and publish each recompute and write back. Two of them on one
+/// package at once each computed it without the other's change, on PostgreSQL, and the last to
+/// commit won. With the package row locked first, the package always ends showing its real latest.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn racing_yanks_and_publishes_keep_the_latest_metadata() {
+    const TRIALS: usize = 10;
+    let app = spawn().await;
+    let alice = register(&app, "alice").await;
+    let described = |name: &str, version: &str| {
+        package_from_manifest(&manifest_with(name, version, &format!("description = \"v{version}\""), ""))
+    };
+    for i in 0..TRIALS {
+        for version in ["1.0.0", "2.0.0", "3.0.0"] {
+            let name = format!("yanked-{i}");
+            publish_ok(&app, &alice, &name, version, described(&name, version)).await;
+        }
+        let name = format!("bumped-{i}");
+        publish_ok(&app, &alice, &name, "1.0.0", described(&name, "1.0.0")).await;
+    }
+    let races = (0..TRIALS).map(|i| {
+        let (app, alice) = (&app, &alice);
+        let (yanked, bumped) = (format!("yanked-{i}"), format!("bumped-{i}"));
+        async move {
+            let (a, b, c, d) = futures::join!(
+                yank(app, alice, &yanked, "3.0.0"),
+                yank(app, alice, &yanked, "2.0.0"),
+                publish(app, alice, &bumped, "1.2.0", described(&bumped, "1.2.0")),
+                publish(app, alice, &bumped, "1.1.0", described(&bumped, "1.1.0")),
+            );
+            [a.status().as_u16(), b.status().as_u16(), c.status().as_u16(), d.status().as_u16()]
+        }
+    });
+    let answers = futures::future::join_all(races).await;
+    assert!(answers.iter().all(|a| *a == [200, 200, 201, 201]), "{answers:?}");
+    let rows = entity::packages::Entity::find().all(&app.state.db).await.unwrap();
+    let mut wrong = Vec::new();
+    for p in rows {
+        let expected = if p.name.starts_with("yanked-") { "v1.0.0" } else { "v1.2.0" };
+        if p.description.as_deref() != Some(expected) {
+            wrong.push(format!("{} shows {:?}, not {expected}", p.name, p.description));
+        }
+    }
+    assert!(wrong.is_empty(), "{} of {} packages show stale metadata:\n{}", wrong.len(), 2 * TRIALS, wrong.join("\n"));
+}
+
+/// Yanks lock the package row and then write a version row; the download flush writes version and
+/// package rows of many packages in one transaction. Unless both take rows in the same order
+/// (package, then its versions), a yank and a flush can each hold what the other waits for, and
+/// PostgreSQL aborts one of them as a deadlock. Yanks and flushes on one package, at once, many
+/// times: every yank answers 200 and every flush succeeds with exact counts.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn yanks_racing_download_flushes_never_deadlock() {
+    const ROUNDS: usize = 30;
+    const VERSIONS: [&str; 4] = ["1.0.0", "1.1.0", "1.2.0", "1.3.0"];
+    let app = spawn().await;
+    let alice = register(&app, "alice").await;
+    for v in VERSIONS {
+        publish_package(&app, &alice, "busy", v).await;
+    }
+    for round in 0..ROUNDS {
+        for v in VERSIONS {
+            app.state.downloads.record("busy", v);
+        }
+        let yanked = VERSIONS[round % VERSIONS.len()];
+        let (a, b, flushed) = futures::join!(
+            yank(&app, &alice, "busy", yanked),
+            unyank(&app, &alice, "busy", VERSIONS[(round + 1) % VERSIONS.len()]),
+            app.state.downloads.flush(&app.state.db),
+        );
+        assert_eq!((a.status(), b.status()), (StatusCode::OK, StatusCode::OK), "round {round}");
+        flushed.unwrap_or_else(|e| panic!("round {round}: the flush failed: {e}"));
+    }
+    let pkg = entity::packages::Entity::find().all(&app.state.db).await.unwrap();
+    assert_eq!(pkg[0].downloads, (ROUNDS * VERSIONS.len()) as i64);
+}
+
 // ---------------------------------------------------------------------------------------------
 // 8. Dependencies
 // ---------------------------------------------------------------------------------------------

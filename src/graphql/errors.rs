@@ -56,4 +56,12 @@ fn map(e: &mut ServerError) {
     if let Some(f) = field {
         ext.set("field", f);
     }
+    // A field refused by its own budget says how long to wait, like a refused request does.
+    let retry_after = match e.source::<AppError>() {
+        Some(AppError::RateLimited { retry_after }) => Some(*retry_after),
+        _ => None,
+    };
+    if let Some(secs) = retry_after {
+        e.extensions.get_or_insert_with(Default::default).set("retryAfter", secs);
+    }
 }

@@ -47,12 +47,13 @@ pub struct RegisterResponse {
 ))]
 pub async fn register(
     State(state): State<AppState>,
+    client: Option<Extension<ClientIp>>,
     ApiJson(body): ApiJson<RegisterBody>,
 ) -> AppResult<(StatusCode, Json<RegisterResponse>)> {
     // Password first: an over-long one is refused before anything else is looked at.
     let password = Password::parse(&body.password)?;
     let reg = Registration { username: Username::parse(&body.username)?, email: Email::parse(&body.email)?, password };
-    let s = accounts::register(&state, reg).await?;
+    let s = accounts::register(&state, client.map(|c| c.0 .0), reg).await?;
     Ok((
         StatusCode::CREATED,
         Json(RegisterResponse {

@@ -134,7 +134,8 @@ pub struct CreatedToken {
     request_body = CreateTokenBody,
     responses(
         (status = 201, description = "The new token; its text is shown only here", body = CreatedToken),
-        doc::BadRequest, doc::Unauthorized, doc::Forbidden, doc::PayloadTooLarge, doc::RateLimited, doc::ServerSide,
+        doc::BadRequest, doc::Unauthorized, doc::Forbidden, doc::Conflict, doc::PayloadTooLarge, doc::RateLimited,
+        doc::ServerSide,
     )
 )]
 pub async fn create_token(

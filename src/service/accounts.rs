@@ -1,4 +1,6 @@
 //! Accounts: register, login, refresh, and reading users.
+use std::net::IpAddr;
+
 use chrono::Utc;
 use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter, Set};
 use uuid::Uuid;
@@ -24,7 +26,10 @@ pub struct SignedIn {
 }
 
 #[tracing::instrument(name = "accounts.register", skip_all, fields(username = %reg.username.as_str()))]
-pub async fn register(state: &AppState, reg: Registration) -> AppResult<SignedIn> {
+pub async fn register(state: &AppState, client: Option<IpAddr>, reg: Registration) -> AppResult<SignedIn> {
+    // Every registration attempt is charged to the client's address (REST calls and each GraphQL
+    // `register` field alike), before any lookup or hash.
+    state.limits.register(client)?;
     // Cheap checks first, so a taken name does not cost an Argon2 hash; the unique indexes still
     // decide races.
     if find_by_username(state, reg.username.as_str()).await?.is_some() {
@@ -76,35 +81,55 @@ pub async fn login(state: &AppState, email: &str, password: &str) -> AppResult<S
         _ => return Err(AppError::InvalidCredentials),
     };
     let (_turn, txn) = crate::db::begin_write(&state.db).await?;
-    let token =
-        tokens::issue(&txn, state, user.id, LOGIN_TOKEN_NAME, &Scopes::all(), tokens::login_lifetime(state)).await?;
-    audit::record(&txn, audit::account(user.id, "login", serde_json::json!({ "token_id": token.row.id }))).await?;
+    // An account deleted since the password check answers like a wrong password.
+    tokens::lock_user(&txn, user.id).await.map_err(|e| match e {
+        AppError::Unauthenticated(_) => AppError::InvalidCredentials,
+        other => other,
+    })?;
+    let (token, evicted) = tokens::issue_login(&txn, state, user.id).await?;
+    audit::record(
+        &txn,
+        audit::account(user.id, "login", serde_json::json!({ "token_id": token.row.id, "evicted_token_ids": evicted })),
+    )
+    .await?;
     txn.commit().await?;
     Ok(SignedIn { user, token })
 }
 
 /// Rotates a login token: issues a fresh one and revokes the one presented. API tokens cannot be
-/// refreshed (they would come back with every scope).
+/// refreshed (they would come back with every scope). Each call (each GraphQL `refreshToken` field)
+/// is charged to the user's token budget, and the login-token cap holds.
 #[tracing::instrument(name = "accounts.refresh", skip_all, fields(user_id = %viewer.user_id))]
 pub async fn refresh(state: &AppState, viewer: &Viewer) -> AppResult<SignedIn> {
     viewer.require_login_token()?;
-    let user = find_by_id(state, viewer.user_id)
-        .await?
-        .ok_or_else(|| AppError::Unauthenticated("the account no longer exists".into()))?;
+    state.limits.tokens(viewer.user_id)?;
     let (_turn, txn) = crate::db::begin_write(&state.db).await?;
-    let token =
-        tokens::issue(&txn, state, user.id, LOGIN_TOKEN_NAME, &Scopes::all(), tokens::login_lifetime(state)).await?;
-    entity::api_tokens::Entity::update_many()
+    let user = tokens::lock_user(&txn, viewer.user_id).await?;
+    // The presented token is revoked first, so its slot is free for the new one. A token rotates
+    // once: the viewer was authenticated when the request arrived, and an earlier `refreshToken`
+    // field of the same request (or a concurrent refresh, which the user lock queues behind this
+    // one) may have revoked it since. Without this, 2,000 aliased fields minted 2,000 tokens.
+    let rotated = entity::api_tokens::Entity::update_many()
         .col_expr(entity::api_tokens::Column::RevokedAt, sea_orm::sea_query::Expr::value(Utc::now()))
         .filter(entity::api_tokens::Column::Id.eq(viewer.token_id))
+        .filter(entity::api_tokens::Column::UserId.eq(viewer.user_id))
+        .filter(entity::api_tokens::Column::RevokedAt.is_null())
         .exec(&txn)
         .await?;
+    if rotated.rows_affected == 0 {
+        return Err(AppError::Unauthenticated("this login token was already refreshed or revoked".into()));
+    }
+    let (token, evicted) = tokens::issue_login(&txn, state, user.id).await?;
     audit::record(
         &txn,
         audit::account(
             user.id,
             "token_refresh",
-            serde_json::json!({ "old_token_id": viewer.token_id, "token_id": token.row.id }),
+            serde_json::json!({
+                "old_token_id": viewer.token_id,
+                "token_id": token.row.id,
+                "evicted_token_ids": evicted,
+            }),
         ),
     )
     .await?;

@@ -39,8 +39,10 @@ impl DownloadCounter {
     /// chunk that fails are put back, to be retried by the next flush; committed chunks are not.
     #[tracing::instrument(name = "db.flush_downloads", skip_all)]
     pub async fn flush(&self, db: &DatabaseConnection) -> AppResult<usize> {
-        let batch: Vec<(Key, i64)> =
+        let mut batch: Vec<(Key, i64)> =
             std::mem::take(&mut *self.pending.lock().expect("download counter lock")).into_iter().collect();
+        // Rows are locked package by package, in name order (see `write`).
+        batch.sort_unstable_by(|a, b| a.0.cmp(&b.0));
         let mut written = 0;
         let mut chunks = batch.chunks(CHUNK);
         while let Some(chunk) = chunks.next() {
@@ -105,22 +107,27 @@ async fn write(db: &DatabaseConnection, chunk: &[(Key, i64)]) -> AppResult<usize
         // Downloads are only recorded for versions that exist; one deleted since is skipped.
         let Ok(canonical) = PackageVersion::parse(version).map(|v| v.canonical()) else { continue };
         let Some(&(version_id, package_id)) = ids.get(&(name.clone(), canonical)) else { continue };
+        // The package row first, then its version's: the order of every other writer that takes
+        // both (yank and publish lock the package row first). In the other order a yank and a
+        // flush could each hold a row the other waited for, and PostgreSQL aborted one of them as
+        // a deadlock. Keys arrive sorted by name, so concurrent flushes (one per instance) take
+        // package rows in the same order too.
+        packages::Entity::update_many()
+            .col_expr(packages::Column::Downloads, Expr::col(packages::Column::Downloads).add(*n))
+            .filter(packages::Column::Id.eq(package_id))
+            .exec(&txn)
+            .await?;
+        versions::Entity::update_many()
+            .col_expr(versions::Column::Downloads, Expr::col(versions::Column::Downloads).add(*n))
+            .filter(versions::Column::Id.eq(version_id))
+            .exec(&txn)
+            .await?;
         txn.execute_raw(Statement::from_sql_and_values(
             backend,
             upsert.clone(),
             [version_id.into(), (*day).into(), (*n).into()],
         ))
         .await?;
-        versions::Entity::update_many()
-            .col_expr(versions::Column::Downloads, Expr::col(versions::Column::Downloads).add(*n))
-            .filter(versions::Column::Id.eq(version_id))
-            .exec(&txn)
-            .await?;
-        packages::Entity::update_many()
-            .col_expr(packages::Column::Downloads, Expr::col(packages::Column::Downloads).add(*n))
-            .filter(packages::Column::Id.eq(package_id))
-            .exec(&txn)
-            .await?;
         written += 1;
     }
     // Counts show in search and browse pages.

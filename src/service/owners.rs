@@ -1,5 +1,7 @@
 //! Package owners: owners may do everything, maintainers may publish and yank. Only owners manage
-//! owners, and a package always keeps at least one owner.
+//! owners, and a package always keeps at least one owner: every change locks the package row first
+//! (`packages::lock_by_name`), so two owners removing each other, or both stepping down, at once
+//! run one after the other and the second sees the first's change.
 use chrono::Utc;
 use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder, Set};
 use uuid::Uuid;
@@ -48,11 +50,12 @@ pub async fn add(
     username: &str,
     role: Role,
 ) -> AppResult<(packages::Model, Owner)> {
+    state.limits.owners(viewer.user_id)?;
     let user = accounts::find_by_username(state, username)
         .await?
         .ok_or_else(|| AppError::NotFound(format!("no user {username}")))?;
     let (_turn, txn) = crate::db::begin_write(&state.db).await?;
-    let pkg = pkgs::get_by_name(&txn, package).await?;
+    let pkg = pkgs::lock_by_name(&txn, package).await?;
     pkgs::authorise(&txn, viewer, &pkg, Scope::ChangeOwners, Role::Owner).await?;
     let now = Utc::now();
     let existing = package_owners::Entity::find_by_id((pkg.id, user.id)).one(&txn).await?;
@@ -96,11 +99,12 @@ pub async fn add(
 
 #[tracing::instrument(name = "owners.remove", skip(state, viewer), fields(user_id = %viewer.user_id))]
 pub async fn remove(state: &AppState, viewer: &Viewer, package: &str, username: &str) -> AppResult<packages::Model> {
+    state.limits.owners(viewer.user_id)?;
     let user = accounts::find_by_username(state, username)
         .await?
         .ok_or_else(|| AppError::NotFound(format!("no user {username}")))?;
     let (_turn, txn) = crate::db::begin_write(&state.db).await?;
-    let pkg = pkgs::get_by_name(&txn, package).await?;
+    let pkg = pkgs::lock_by_name(&txn, package).await?;
     pkgs::authorise(&txn, viewer, &pkg, Scope::ChangeOwners, Role::Owner).await?;
     let row = package_owners::Entity::find_by_id((pkg.id, user.id))
         .one(&txn)
@@ -126,6 +130,7 @@ pub async fn remove(state: &AppState, viewer: &Viewer, package: &str, username: 
     Ok(pkg)
 }
 
+/// Call only with the package row locked (see the module comment).
 async fn ensure_another_owner(txn: &sea_orm::DatabaseTransaction, package_id: Uuid, name: &str) -> AppResult<()> {
     let owners = package_owners::Entity::find()
         .filter(package_owners::Column::PackageId.eq(package_id))

@@ -1,5 +1,6 @@
 //! Package lookups and the authorisation questions every write asks.
-use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter};
+use sea_orm::sea_query::LockType;
+use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QuerySelect};
 use uuid::Uuid;
 
 use entity::{package_owners, packages, versions};
@@ -44,6 +45,32 @@ pub async fn find_by_name(db: &impl ConnectionTrait, name: &str) -> AppResult<Op
 
 pub async fn get_by_name(db: &impl ConnectionTrait, name: &str) -> AppResult<packages::Model> {
     find_by_name(db, name).await?.ok_or_else(|| AppError::NotFound(format!("package {name} not found")))
+}
+
+/// The package, its row locked until the transaction ends. Every write that checks something of
+/// a package and then writes on the strength of it (the last-owner rule, the latest version whose
+/// metadata the package shows) takes this first, so on PostgreSQL, where each statement of a READ
+/// COMMITTED transaction sees what committed before it started, two such writes run one after the
+/// other and the second checks what the first wrote. `FOR NO KEY UPDATE` is the lock an UPDATE of
+/// the row would take: it queues these writers without blocking inserts that merely reference the
+/// package. SQLite has no row locks (sea-query leaves the clause out there) and needs none: a write
+/// transaction holds the database's only write lock from its `BEGIN IMMEDIATE` (`db::begin_write`).
+pub async fn lock_by_name(txn: &sea_orm::DatabaseTransaction, name: &str) -> AppResult<packages::Model> {
+    packages::Entity::find()
+        .filter(packages::Column::Name.eq(name))
+        .lock(LockType::NoKeyUpdate)
+        .one(txn)
+        .await?
+        .ok_or_else(|| AppError::NotFound(format!("package {name} not found")))
+}
+
+/// Locks the package row by id, like [`lock_by_name`], and returns it as it is now.
+pub async fn lock_by_id(txn: &sea_orm::DatabaseTransaction, id: Uuid) -> AppResult<packages::Model> {
+    packages::Entity::find_by_id(id)
+        .lock(LockType::NoKeyUpdate)
+        .one(txn)
+        .await?
+        .ok_or_else(|| AppError::NotFound("the package no longer exists".into()))
 }
 
 /// A version by its number; build metadata is ignored, as it is for uniqueness.

@@ -228,7 +228,15 @@ async fn write_rows(
     // A new package is created with this version's metadata; only its keywords remain to write.
     let is_new = existing.is_none();
     let package = match existing {
-        Some(p) => p,
+        // Locked, then authorised again: the checks before the upload ran outside this transaction.
+        // A concurrent owner change has either committed (and is seen here) or waits for this
+        // commit, and a concurrent publish of another version or a yank waits too, so the latest
+        // version chosen below is the latest one.
+        Some(p) => {
+            let p = pkgs::lock_by_id(&txn, p.id).await?;
+            pkgs::authorise(&txn, viewer, &p, Scope::PublishUpdate, Role::Maintainer).await?;
+            p
+        }
         None => {
             let p = packages::ActiveModel {
                 id: Set(Uuid::new_v4()),

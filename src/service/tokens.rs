@@ -1,11 +1,13 @@
 //! API tokens: creation, listing, revocation, and authentication of a presented token.
 use chrono::{DateTime, Duration, Utc};
+use sea_orm::sea_query::{Expr, LockType};
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder, Set,
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect,
+    Set,
 };
 use uuid::Uuid;
 
-use entity::api_tokens;
+use entity::{api_tokens, users};
 
 use crate::auth::{Scopes, Viewer};
 use crate::domain::ValidationError;
@@ -13,7 +15,8 @@ use crate::error::{AppError, AppResult};
 use crate::service::audit;
 use crate::state::AppState;
 
-/// Beyond this many live tokens a user must revoke some first.
+/// Beyond this many live API tokens a user must revoke some first. Login tokens are not counted:
+/// they have their own cap (MAX_LOGIN_TOKENS), at which the oldest is revoked instead.
 pub const MAX_LIVE_TOKENS: u64 = 500;
 pub const LOGIN_TOKEN_NAME: &str = "login";
 /// last_used_at is refreshed at most this often, so reads do not turn into writes.
@@ -83,6 +86,56 @@ pub fn login_lifetime(state: &AppState) -> Duration {
     Duration::days(i64::from(state.config.login_token_days))
 }
 
+/// Locks the user's row until the transaction ends. Token writes that count the user's tokens and
+/// then insert one (the API-token cap, the login-token cap) take it first, so on PostgreSQL two of
+/// them run one after the other and the second counts the first's token: under READ COMMITTED, 20
+/// concurrent creations at 495 live tokens made 504. `FOR NO KEY UPDATE` does not block inserts
+/// that merely reference the user. SQLite needs no row lock (one writer at a time, see
+/// `db::begin_write`; sea-query leaves the clause out there).
+pub async fn lock_user(txn: &sea_orm::DatabaseTransaction, user_id: Uuid) -> AppResult<users::Model> {
+    users::Entity::find_by_id(user_id)
+        .lock(LockType::NoKeyUpdate)
+        .one(txn)
+        .await?
+        .ok_or_else(|| AppError::Unauthenticated("the account no longer exists".into()))
+}
+
+/// Issues a login token (login, refresh) within the login-token cap: when the user
+/// already holds `max_login_tokens` live login tokens, the oldest are revoked to make room, so a
+/// sign-in is never refused for it. Call with the user's row locked (`lock_user`). Returns the new
+/// token and the ids of the tokens it evicted.
+pub async fn issue_login(
+    txn: &sea_orm::DatabaseTransaction,
+    state: &AppState,
+    user_id: Uuid,
+) -> AppResult<(IssuedToken, Vec<Uuid>)> {
+    let now = Utc::now();
+    // The newest `max - 1` stay; the new token makes `max`. (Ids only, newest first; SQLite allows
+    // no OFFSET without a LIMIT, so the skip happens here.)
+    let keep = state.config.max_login_tokens.max(1) as usize - 1;
+    let evicted: Vec<Uuid> = live_tokens_query(user_id, now)
+        .filter(api_tokens::Column::Name.eq(LOGIN_TOKEN_NAME))
+        .select_only()
+        .column(api_tokens::Column::Id)
+        .order_by_desc(api_tokens::Column::CreatedAt)
+        .order_by_desc(api_tokens::Column::Id)
+        .into_tuple::<Uuid>()
+        .all(txn)
+        .await?
+        .into_iter()
+        .skip(keep)
+        .collect();
+    if !evicted.is_empty() {
+        api_tokens::Entity::update_many()
+            .col_expr(api_tokens::Column::RevokedAt, Expr::value(now))
+            .filter(api_tokens::Column::Id.is_in(crate::service::inlist::padded(evicted.iter().copied())))
+            .exec(txn)
+            .await?;
+    }
+    let issued = issue(txn, state, user_id, LOGIN_TOKEN_NAME, &Scopes::all(), login_lifetime(state)).await?;
+    Ok((issued, evicted))
+}
+
 /// Verifies a presented token: signature and claims, then its row (exists, same user, not revoked,
 /// not expired). Every instance reads the row, so a revocation anywhere is seen everywhere at once.
 #[tracing::instrument(name = "auth.authenticate", skip_all)]
@@ -113,11 +166,16 @@ pub async fn authenticate(state: &AppState, token: &str) -> AppResult<Viewer> {
 #[tracing::instrument(name = "tokens.create", skip_all, fields(user_id = %viewer.user_id))]
 pub async fn create(state: &AppState, viewer: &Viewer, req: NewToken) -> AppResult<IssuedToken> {
     viewer.require_login_token()?;
+    state.limits.tokens(viewer.user_id)?;
     let (_turn, txn) = crate::db::begin_write(&state.db).await?;
-    let live = live_tokens_query(viewer.user_id, Utc::now()).count(&txn).await?;
+    lock_user(&txn, viewer.user_id).await?;
+    let live = live_tokens_query(viewer.user_id, Utc::now())
+        .filter(api_tokens::Column::Name.ne(LOGIN_TOKEN_NAME))
+        .count(&txn)
+        .await?;
     if live >= MAX_LIVE_TOKENS {
         return Err(AppError::Conflict(format!(
-            "you already have {MAX_LIVE_TOKENS} live tokens: revoke some before creating more"
+            "you already have {MAX_LIVE_TOKENS} live API tokens: revoke some before creating more"
         )));
     }
     let issued =

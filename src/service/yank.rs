@@ -42,7 +42,9 @@ pub async fn set_yanked(
     }
     state.limits.yank(viewer.user_id)?;
     let (_turn, txn) = crate::db::begin_write(&state.db).await?;
-    let package = pkgs::get_by_name(&txn, name.as_str()).await?;
+    // Locked: the package shows the metadata of its latest version, which a concurrent yank or
+    // publish of another version would otherwise compute from a state this one is changing.
+    let package = pkgs::lock_by_name(&txn, name.as_str()).await?;
     let row = pkgs::find_version(&txn, package.id, &version.to_string())
         .await?
         .ok_or_else(|| AppError::NotFound(format!("{name} {version} not found")))?;
