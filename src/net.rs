@@ -118,12 +118,19 @@ pub fn open_file_limit() -> Option<u64> {
         if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) } != 0 || lim.rlim_cur == libc::RLIM_INFINITY {
             return None;
         }
-        Some(lim.rlim_cur as u64)
+        Some(rlim_u64(lim.rlim_cur))
     }
     #[cfg(not(unix))]
     {
         None
     }
+}
+
+/// `rlim_t` is u64 on Linux, not on every unix.
+#[cfg(unix)]
+#[allow(clippy::unnecessary_cast)]
+fn rlim_u64(v: libc::rlim_t) -> u64 {
+    v as u64
 }
 
 /// Raises the soft open-file limit to the hard one, as Go's runtime and most servers do: the soft
@@ -140,13 +147,13 @@ pub fn raise_open_file_limit() -> Option<(u64, u64)> {
             }
             let before = lim.rlim_cur;
             if lim.rlim_max == libc::RLIM_INFINITY || before >= lim.rlim_max {
-                return Some((before as u64, before as u64));
+                return Some((rlim_u64(before), rlim_u64(before)));
             }
             lim.rlim_cur = lim.rlim_max;
             if libc::setrlimit(libc::RLIMIT_NOFILE, &lim) != 0 {
-                return Some((before as u64, before as u64));
+                return Some((rlim_u64(before), rlim_u64(before)));
             }
-            Some((before as u64, lim.rlim_cur as u64))
+            Some((rlim_u64(before), rlim_u64(lim.rlim_cur)))
         }
     }
     #[cfg(not(unix))]
