@@ -108,8 +108,6 @@ pub fn connection_cap(configured: usize, open_file_limit: Option<u64>, db_connec
 }
 
 /// The soft RLIMIT_NOFILE, or None when unlimited or unknown.
-// rlim_t is u64 on Linux but not on every unix target: the casts are there for the others.
-#[allow(clippy::unnecessary_cast)]
 pub fn open_file_limit() -> Option<u64> {
     #[cfg(unix)]
     {
@@ -135,7 +133,6 @@ fn rlim_u64(v: libc::rlim_t) -> u64 {
 
 /// Raises the soft open-file limit to the hard one, as Go's runtime and most servers do: the soft
 /// default of many systems (1024) is below MAX_CONNECTIONS' default. Returns (before, after).
-#[allow(clippy::unnecessary_cast)]
 pub fn raise_open_file_limit() -> Option<(u64, u64)> {
     #[cfg(unix)]
     {
