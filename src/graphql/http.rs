@@ -25,8 +25,8 @@ const GRAPHQL_RESPONSE_JSON: &str = "application/graphql-response+json";
 /// Headers only a preflighted cross-origin request can carry (Apollo's CSRF convention).
 pub const APOLLO_REQUIRE_PREFLIGHT: &str = "apollo-require-preflight";
 pub const APOLLO_OPERATION_NAME: &str = "x-apollo-operation-name";
-/// Errors one response reports at most: a document repeating one mistake (a duplicated argument
-/// or variable) must not answer with thousands of copies of it.
+/// Request errors (syntax, validation) one response reports at most: a document repeating one
+/// mistake (a duplicated argument or variable) must not answer with thousands of copies of it.
 const MAX_ERRORS: usize = 20;
 
 #[derive(Clone)]
@@ -304,9 +304,19 @@ async fn execute(schema: &RegistrySchema, mut request: Request, headers: &Header
         return request_error(StatusCode::BAD_REQUEST, "an Upload must be a file part of a GraphQL multipart request");
     }
     let mut response = schema.execute(request).await;
-    if response.errors.len() > MAX_ERRORS {
-        let omitted = response.errors.len() - MAX_ERRORS + 1;
-        response.errors.truncate(MAX_ERRORS - 1);
+    // Only request errors (no path) are cut: field errors are one per field that ran, so
+    // GRAPHQL_MAX_FIELDS bounds them, and each tells its field's own outcome.
+    let request_errors = response.errors.iter().filter(|e| e.path.is_empty()).count();
+    if request_errors > MAX_ERRORS {
+        let omitted = request_errors - MAX_ERRORS + 1;
+        let mut kept = 0;
+        response.errors.retain(|e| {
+            if !e.path.is_empty() {
+                return true;
+            }
+            kept += 1;
+            kept < MAX_ERRORS
+        });
         let mut more = async_graphql::ServerError::new(format!("{omitted} more errors omitted"), None);
         more.extensions.get_or_insert_with(Default::default).set("code", "BAD_REQUEST");
         response.errors.push(more);
