@@ -6,6 +6,7 @@ mod common;
 use std::sync::atomic::Ordering;
 
 use common::api::{download, register, sha256_hex};
+use common::documents::{aliases, fan_out};
 use common::tarballs;
 use common::TestApp;
 use serde_json::{json, Value};
@@ -214,25 +215,6 @@ async fn batch_queries_have_few_shapes_whatever_the_batch_size() {
 }
 
 // ---- Document limits (issue 15): refused before validation or execution, with rate limits on ----
-
-/// `{ ...F<n> }` where each fragment spreads the one below it twice: 2^n copies of `leaf`.
-fn fan_out(n: usize, leaf: &str) -> String {
-    let mut q = format!("{{ ...F{n} }}\n");
-    for i in (1..=n).rev() {
-        q.push_str(&format!("fragment F{i} on Query {{ ...F{} ...F{} }}\n", i - 1, i - 1));
-    }
-    q.push_str(&format!("fragment F0 on Query {{ {leaf} }}\n"));
-    q
-}
-
-fn aliases(n: usize, field: &str) -> String {
-    let mut q = String::from("{");
-    for i in 0..n {
-        q.push_str(&format!(" a{i}: {field}"));
-    }
-    q.push('}');
-    q
-}
 
 /// Posts a document; returns the status, the body and the statements the server ran meanwhile.
 async fn post_document(app: &TestApp, query: &str) -> (u16, Value, u64) {

@@ -12,6 +12,7 @@ use common::api::{
     register_request, registration, sha256_hex, PASSWORD,
 };
 use common::capture::Capture;
+use common::documents::{aliases, fan_out};
 use common::proxy::spawn_behind_proxy;
 use common::tarballs::{dir, file, manifest, noise, package, targz};
 use common::{free_port, spawn, spawn_with, TestApp};
@@ -1067,21 +1068,7 @@ async fn hostile_graphql_documents_are_refused_before_execution_and_memory_stays
     let executed_before = executed(&metrics().await);
     assert_eq!(executed_before, 4.0);
 
-    let fan_out = |n: usize, leaf: &str| {
-        let mut q = format!("{{ ...F{n} }}\n");
-        for i in (1..=n).rev() {
-            q.push_str(&format!("fragment F{i} on Query {{ ...F{} ...F{} }}\n", i - 1, i - 1));
-        }
-        q + &format!("fragment F0 on Query {{ {leaf} }}\n")
-    };
-    let alias_flood = |n: usize| {
-        let mut q = String::with_capacity(n * 16);
-        q.push('{');
-        for i in 0..n {
-            q.push_str(&format!(" a{i}:__typename"));
-        }
-        q + "}"
-    };
+    let alias_flood = |n: usize| aliases(n, "__typename");
     let documents = [
         (fan_out(30, "__typename"), "QUERY_TOO_COMPLEX"),
         (fan_out(24, "stats { totalPackages }"), "QUERY_TOO_COMPLEX"),

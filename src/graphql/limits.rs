@@ -253,7 +253,7 @@ mod tests {
     }
 
     /// `{ ...F<n> }` where each fragment spreads the one below it twice: 2^n leaves.
-    pub(crate) fn fan_out(n: usize, leaf: &str) -> String {
+    fn fan_out(n: usize, leaf: &str) -> String {
         let mut q = format!("{{ ...F{n} }}\n");
         for i in (1..=n).rev() {
             q.push_str(&format!("fragment F{i} on Query {{ ...F{} ...F{} }}\n", i - 1, i - 1));

@@ -5,6 +5,7 @@
 
 pub mod api;
 pub mod capture;
+pub mod documents;
 pub mod proxy;
 pub mod tarballs;
 
