@@ -37,7 +37,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Fsck(args) => {
             let app = raven_registry::build(config).await?;
-            let report = raven_registry::fsck::run(&app.state, args.repair).await?;
+            let report = raven_registry::service::fsck::run(&app.state, args.repair).await?;
             print!("{report}");
             if report.is_clean() {
                 Ok(())

@@ -16,7 +16,7 @@ use common::documents::{aliases, fan_out};
 use common::proxy::spawn_behind_proxy;
 use common::tarballs::{dir, file, manifest, noise, package, targz};
 use common::{free_port, spawn, spawn_with, TestApp};
-use raven_registry::fsck::{self, BlobFault, OrphanState};
+use raven_registry::service::fsck::{self, BlobFault, OrphanState};
 use raven_registry::storage::Storage;
 use reqwest::StatusCode;
 use sea_orm::{EntityTrait, PaginatorTrait};
