@@ -93,6 +93,15 @@ fn endpoint(method: &str, path: &str, upload_limit: usize, drain: drain::Budget)
     }
 }
 
+/// The OpenAPI document of the REST routes as the committed `openapi.json` holds it: pretty JSON with a
+/// final newline. `raven-registry openapi` prints it; `tests/openapi.rs` fails when the file drifts.
+pub fn openapi_json() -> String {
+    use utoipa::OpenApi as _;
+    let mut text = rest::openapi::ApiDoc::openapi().to_pretty_json().expect("the OpenAPI document serializes");
+    text.push('\n');
+    text
+}
+
 pub fn router(state: AppState, schema: RegistrySchema) -> Router {
     let upload_limit = (state.config.max_tarball_bytes + UPLOAD_OVERHEAD) as usize;
     // Up to MAX_TARBALL_BYTES past the limit, or 10 s, is read and discarded after an early answer.

@@ -135,3 +135,18 @@ async fn every_reference_resolves() {
     walk(&doc, &doc, &mut seen);
     assert!(seen > 20, "the document references its schemas ({seen} references)");
 }
+
+/// `openapi.json` in the repository is the document the code generates, like `schema.graphql` for
+/// GraphQL; and the server serves that same document.
+#[tokio::test]
+async fn committed_openapi_json_matches_the_code() {
+    let committed = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/openapi.json"))
+        .expect("openapi.json is committed");
+    let printed = raven_registry::http::openapi_json();
+    assert!(committed == printed, "openapi.json is out of date: run `cargo run -- openapi > openapi.json`");
+
+    let app = common::spawn().await;
+    let served = document(&app).await;
+    let committed: Value = serde_json::from_str(&committed).expect("openapi.json is JSON");
+    assert!(served == committed, "the server serves a document other than openapi.json");
+}
