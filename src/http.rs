@@ -1,4 +1,4 @@
-//! The routes of the server, each declared once (see [`rest_routes`]), and its middleware stack.
+//! The routes of the server, each REST route declared once (`rest_routes`), and its middleware stack.
 use std::convert::Infallible;
 use std::time::Duration;
 
