@@ -1,11 +1,12 @@
 //! The OpenAPI document at /api/v1/openapi.json describes exactly the REST routes the server serves.
 //!
 //! Each REST route is declared once (`rest_routes` in src/http.rs, with utoipa-axum's `routes!`), and
-//! that one list yields both the router and the document. This test holds the two halves against each
-//! other on the running server: every documented operation is served (it must not fall through to the
-//! 404 fallback nor answer 405), and on every documented path every other method answers 405 with an
-//! `Allow` header naming exactly the documented methods. `/graphql` and `/metrics` are served but
-//! stay out of the document. The committed `openapi.json` must be the generated document.
+//! that one list yields both the router and the document; the committed `openapi.json` must be that
+//! document, and `/graphql` and `/metrics` stay out of it. This test holds the router and the document
+//! against each other on the running server: a 405 must name exactly the documented methods of its
+//! path in `Allow`, and it requests every documented operation (it must not fall through to the 404
+//! fallback nor answer 405) and every other method on the
+//! same paths (those must answer 405). Adding a route without documenting it fails here.
 mod common;
 
 use std::collections::{BTreeMap, BTreeSet};
