@@ -1,4 +1,4 @@
-//! The one route table of the server and its middleware stack.
+//! The routes of the server, each REST route declared once (`rest_routes`), and its middleware stack.
 use std::convert::Infallible;
 use std::time::Duration;
 
@@ -6,7 +6,7 @@ use axum::body::Body;
 use axum::extract::DefaultBodyLimit;
 use axum::http::{header, HeaderName, Method, Request, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{delete, get, head, post, put, MethodRouter};
+use axum::routing::{get, MethodRouter};
 use axum::{Extension, Router};
 use tower_http::classify::{ServerErrorsAsFailures, SharedClassifier};
 use tower_http::compression::predicate::{And, NotForContentType, Predicate};
@@ -15,6 +15,8 @@ use tower_http::cors::{Any, CorsLayer};
 use tower_http::limit::RequestBodyLimitLayer;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::trace::TraceLayer;
+use utoipa_axum::router::{OpenApiRouter, UtoipaMethodRouterExt};
+use utoipa_axum::routes;
 
 use crate::graphql::http::GraphqlEndpoint;
 use crate::graphql::RegistrySchema;
@@ -34,91 +36,99 @@ const JSON_BODY_LIMIT: usize = 1024 * 1024;
 /// Room for multipart framing and the metadata part around a maximal tarball.
 const UPLOAD_OVERHEAD: u64 = 256 * 1024;
 
-/// Every route of the REST side of the server (`/health`, `/ready` and the `/api/v1` shim), as
-/// (method, path). The router is built from this table (see [`endpoint`]), and the OpenAPI document
-/// served at `/api/v1/openapi.json` must describe exactly these operations: `tests/openapi.rs`
-/// checks both directions. `/graphql` and `/metrics` are not part of the REST contract.
-pub const API_ROUTES: &[(&str, &str)] = &[
-    ("GET", "/health"),
-    ("GET", "/ready"),
-    ("GET", "/api/v1/openapi.json"),
-    ("POST", "/api/v1/auth/register"),
-    ("POST", "/api/v1/auth/login"),
-    ("POST", "/api/v1/auth/refresh"),
-    ("GET", "/api/v1/users/me"),
-    ("POST", "/api/v1/users/me/tokens"),
-    ("DELETE", "/api/v1/users/me/tokens/{token_id}"),
-    ("GET", "/api/v1/users/{username}"),
-    ("GET", "/api/v1/stats"),
-    ("GET", "/api/v1/search"),
-    ("POST", "/api/v1/packages/publish"),
-    ("GET", "/api/v1/packages/{name}"),
-    ("GET", "/api/v1/packages/{name}/stats"),
-    ("GET", "/api/v1/packages/{name}/owners"),
-    ("PUT", "/api/v1/packages/{name}/owners"),
-    ("DELETE", "/api/v1/packages/{name}/owners/{username}"),
-    ("GET", "/api/v1/packages/{name}/{version}"),
-    ("DELETE", "/api/v1/packages/{name}/{version}"),
-    ("GET", "/api/v1/packages/{name}/{version}/download"),
-    ("HEAD", "/api/v1/packages/{name}/{version}/download"),
-    ("PUT", "/api/v1/packages/{name}/{version}/unyank"),
-];
+/// The limits of the upload route: its body limit and the budget of its [`drain`].
+#[derive(Clone, Copy)]
+struct Uploads {
+    limit: usize,
+    drain: drain::Budget,
+}
 
-/// The handler of one entry of [`API_ROUTES`].
-fn endpoint(method: &str, path: &str, upload_limit: usize, drain: drain::Budget) -> MethodRouter<AppState> {
-    use rest::{auth, health, owners, packages, publish, search, stats, users};
-    match (method, path) {
-        ("GET", "/health") => get(health::health),
-        ("GET", "/ready") => get(health::ready),
-        ("GET", "/api/v1/openapi.json") => get(rest::openapi::openapi_json),
-        ("POST", "/api/v1/auth/register") => post(auth::register),
-        ("POST", "/api/v1/auth/login") => post(auth::login),
-        ("POST", "/api/v1/auth/refresh") => post(auth::refresh),
-        ("GET", "/api/v1/users/me") => get(users::me),
-        ("POST", "/api/v1/users/me/tokens") => post(users::create_token),
-        ("DELETE", "/api/v1/users/me/tokens/{token_id}") => delete(users::revoke_token),
-        ("GET", "/api/v1/users/{username}") => get(users::show),
-        ("GET", "/api/v1/stats") => get(stats::registry_stats),
-        ("GET", "/api/v1/search") => get(search::search),
-        // Only uploads get the tarball limit.
-        ("POST", "/api/v1/packages/publish") => post(publish::publish)
+impl Uploads {
+    fn for_state(state: &AppState) -> Self {
+        let limit = (state.config.max_tarball_bytes + UPLOAD_OVERHEAD) as usize;
+        // Up to MAX_TARBALL_BYTES past the limit, or 10 s, is read and discarded after an early answer.
+        let drain =
+            drain::Budget { max_body_bytes: limit as u64 + state.config.max_tarball_bytes, max_time: drain::MAX_TIME };
+        Uploads { limit, drain }
+    }
+
+    /// Only uploads get the tarball limit (the JSON limit is lifted for them), a v1 413, and the drain.
+    fn wrap(self, route: MethodRouter<AppState>) -> MethodRouter<AppState> {
+        route
             .layer::<_, Infallible>(DefaultBodyLimit::disable())
-            .layer(RequestBodyLimitLayer::new(upload_limit))
+            .layer(RequestBodyLimitLayer::new(self.limit))
             .layer(axum::middleware::map_response(too_large_as_v1))
-            .layer(axum::middleware::from_fn_with_state(drain, drain::middleware)),
-        ("GET", "/api/v1/packages/{name}") => get(packages::package),
-        ("GET", "/api/v1/packages/{name}/stats") => get(packages::stats),
-        ("GET", "/api/v1/packages/{name}/owners") => get(owners::list),
-        ("PUT", "/api/v1/packages/{name}/owners") => put(owners::add),
-        ("DELETE", "/api/v1/packages/{name}/owners/{username}") => delete(owners::remove),
-        ("GET", "/api/v1/packages/{name}/{version}") => get(packages::version),
-        ("DELETE", "/api/v1/packages/{name}/{version}") => delete(owners::yank),
-        ("GET", "/api/v1/packages/{name}/{version}/download") => get(packages::download),
-        ("HEAD", "/api/v1/packages/{name}/{version}/download") => head(packages::download),
-        ("PUT", "/api/v1/packages/{name}/{version}/unyank") => put(owners::unyank),
-        _ => panic!("{method} {path} is listed in API_ROUTES but has no handler in http::endpoint"),
+            .layer(axum::middleware::from_fn_with_state(self.drain, drain::middleware))
     }
 }
 
-pub fn router(state: AppState, schema: RegistrySchema) -> Router {
-    let upload_limit = (state.config.max_tarball_bytes + UPLOAD_OVERHEAD) as usize;
-    // Up to MAX_TARBALL_BYTES past the limit, or 10 s, is read and discarded after an early answer.
-    let drain = drain::Budget {
-        max_body_bytes: upload_limit as u64 + state.config.max_tarball_bytes,
-        max_time: drain::MAX_TIME,
-    };
-
+/// Every route of the REST side of the server (`/health`, `/ready` and the `/api/v1` shim), each
+/// declared once, here: the handler's `#[utoipa::path]` attribute gives its method(s), path and
+/// documentation, and `routes!` both routes it and adds its operation to the OpenAPI document (the
+/// router and the document are two halves of what this returns; see [`router`] and [`openapi`]). A
+/// route-specific layer wraps its entry (the upload limit and drain of publish). Only `routes!`
+/// entries go in this list, one handler each (a `routes!` of handlers on different paths would
+/// route every path to all of them), so that nothing is served undocumented. `/graphql` and
+/// `/metrics` are routed in [`router`] and are not part of the REST contract nor of the document.
+fn rest_routes(uploads: Uploads) -> OpenApiRouter<AppState> {
+    use rest::{auth, health, openapi, owners, packages, publish, search, stats, users};
+    use utoipa::OpenApi as _;
+    let routes = [
+        routes!(health::health),
+        routes!(health::ready),
+        routes!(openapi::openapi_json),
+        routes!(auth::register),
+        routes!(auth::login),
+        routes!(auth::refresh),
+        routes!(users::me),
+        routes!(users::create_token),
+        routes!(users::revoke_token),
+        routes!(users::show),
+        routes!(stats::registry_stats),
+        routes!(search::search),
+        routes!(publish::publish).map(|route| uploads.wrap(route)),
+        routes!(packages::package),
+        routes!(packages::stats),
+        routes!(owners::list),
+        routes!(owners::add),
+        routes!(owners::remove),
+        routes!(packages::version),
+        routes!(owners::yank),
+        // GET and HEAD (`method(get, head)`).
+        routes!(packages::download),
+        routes!(owners::unyank),
+    ];
     // Routes on one path with different methods merge into one method router.
-    let rest_routes = API_ROUTES
-        .iter()
-        .fold(Router::new(), |r, &(method, path)| r.route(path, endpoint(method, path, upload_limit, drain)));
+    routes.into_iter().fold(OpenApiRouter::with_openapi(openapi::ApiDoc::openapi()), OpenApiRouter::routes)
+}
+
+/// The OpenAPI document of the REST routes, from the same declaration as the router.
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    // The upload limits do not show in the document.
+    let uploads = Uploads { limit: 0, drain: drain::Budget { max_body_bytes: 0, max_time: drain::MAX_TIME } };
+    rest::openapi::finish(rest_routes(uploads).split_for_parts().1)
+}
+
+/// The OpenAPI document of the REST routes as the committed `openapi.json` holds it: pretty JSON with a
+/// final newline. `raven-registry openapi` prints it; `tests/openapi.rs` fails when the file drifts.
+pub fn openapi_json() -> String {
+    let mut text = openapi().to_pretty_json().expect("the OpenAPI document serializes");
+    text.push('\n');
+    text
+}
+
+pub fn router(state: AppState, schema: RegistrySchema) -> Router {
+    let uploads = Uploads::for_state(&state);
+    let (rest_routes, document) = rest_routes(uploads).split_for_parts();
+    // `GET /api/v1/openapi.json` serves the document of the very routes it is part of.
+    let rest_routes = rest_routes.layer(Extension(rest::openapi::Served::new(rest::openapi::finish(document))));
 
     let graphql_routes = Router::new()
         .route("/graphql", get(graphql::http::get).post(graphql::http::post))
         // async-graphql reads the body itself, so DefaultBodyLimit would not apply: limit the stream.
-        .layer(RequestBodyLimitLayer::new(upload_limit))
+        .layer(RequestBodyLimitLayer::new(uploads.limit))
         .layer(axum::middleware::map_response(too_large_as_graphql))
-        .layer(axum::middleware::from_fn_with_state(drain, drain::middleware));
+        .layer(axum::middleware::from_fn_with_state(uploads.drain, drain::middleware));
 
     Router::new()
         .route("/metrics", get(metrics::render))

@@ -31,6 +31,10 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             print!("{}", raven_registry::graphql::sdl());
             Ok(())
         }
+        Command::Openapi => {
+            print!("{}", raven_registry::http::openapi_json());
+            Ok(())
+        }
         Command::Seed(args) => {
             let app = raven_registry::build(config).await?;
             raven_registry::seed::run(&app.state, &args).await
