@@ -71,7 +71,7 @@ impl Uploads {
 /// route every path to all of them), so that nothing is served undocumented. `/graphql` and
 /// `/metrics` are routed in [`router`] and are not part of the REST contract nor of the document.
 fn rest_routes(uploads: Uploads) -> OpenApiRouter<AppState> {
-    use rest::{auth, health, openapi, owners, packages, publish, search, stats, users};
+    use rest::{auth, health, openapi, owners, packages, publish, search, stats, users, yank};
     use utoipa::OpenApi as _;
     let routes = [
         routes!(health::health),
@@ -93,10 +93,10 @@ fn rest_routes(uploads: Uploads) -> OpenApiRouter<AppState> {
         routes!(owners::add),
         routes!(owners::remove),
         routes!(packages::version),
-        routes!(owners::yank),
+        routes!(yank::yank),
         // GET and HEAD (`method(get, head)`).
         routes!(packages::download),
-        routes!(owners::unyank),
+        routes!(yank::unyank),
     ];
     // Routes on one path with different methods merge into one method router.
     routes.into_iter().fold(OpenApiRouter::with_openapi(openapi::ApiDoc::openapi()), OpenApiRouter::routes)

@@ -8,6 +8,7 @@ pub mod publish;
 pub mod search;
 pub mod stats;
 pub mod users;
+pub mod yank;
 
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{FromRequest, FromRequestParts, Request};

@@ -7,8 +7,8 @@ use sea_orm::{DatabaseConnection, DbBackend, FromQueryResult, Statement, Value};
 
 use entity::packages;
 
-use crate::error::AppResult;
 use crate::db::numbered;
+use crate::error::AppResult;
 use crate::service::cache::PageKey;
 use crate::service::generation;
 use crate::state::AppState;
