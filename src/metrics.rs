@@ -20,7 +20,6 @@ use std::sync::OnceLock;
 use metrics::{counter, describe_counter, describe_gauge, describe_histogram, gauge, Unit};
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 
-
 /// Upper bounds (seconds) of the latency histograms: 1 ms to 30 s.
 const LATENCY_BUCKETS: &[f64] = &[0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0];
 
@@ -134,4 +133,3 @@ pub fn cache_lookup(cache: &'static str, hit: bool) {
 pub fn rate_limited(kind: &str) {
     counter!("raven_rate_limited_total", "kind" => kind.to_owned()).increment(1);
 }
-

@@ -181,10 +181,7 @@ impl Storage {
                 Ok(Some(url))
             }
             Some(Redirect::Presigned(signer, ttl)) => {
-                storage_op("sign", async {
-                    Ok(Some(signer.signed_url(http::Method::GET, key, *ttl).await?))
-                })
-                .await
+                storage_op("sign", async { Ok(Some(signer.signed_url(http::Method::GET, key, *ttl).await?)) }).await
             }
         }
     }

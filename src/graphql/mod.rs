@@ -9,11 +9,11 @@ pub mod http;
 pub mod input;
 pub mod limits;
 pub mod loader;
+pub mod metrics;
 pub mod multipart;
 pub mod mutation;
 pub mod object;
 pub mod query;
-pub mod metrics;
 
 use async_graphql::{EmptySubscription, Schema, SchemaBuilder};
 

@@ -74,4 +74,3 @@ pub async fn track(req: Request, next: Next) -> Response {
         .record(start.elapsed().as_secs_f64());
     res
 }
-

@@ -90,4 +90,3 @@ fn graphql_refusal(retry_after: u64) -> Response {
     res.headers_mut().insert(axum::http::header::RETRY_AFTER, HeaderValue::from(retry_after));
     res
 }
-

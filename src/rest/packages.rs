@@ -262,10 +262,9 @@ pub async fn download(
     }
     let cache_control = if t.sha256.is_some() { IMMUTABLE } else { "no-cache" };
     match t.delivery {
-        Delivery::NotModified => builder
-            .header(header::CACHE_CONTROL, cache_control)
-            .status(StatusCode::NOT_MODIFIED)
-            .body(Body::empty()),
+        Delivery::NotModified => {
+            builder.header(header::CACHE_CONTROL, cache_control).status(StatusCode::NOT_MODIFIED).body(Body::empty())
+        }
         Delivery::Redirect(url) => builder
             .status(StatusCode::FOUND)
             .header(header::LOCATION, url)

@@ -14,7 +14,7 @@ use uuid::Uuid;
 use entity::{packages, versions};
 
 use crate::service::read::batch::OwnerRow;
-use crate::service::search::{Page, PackageSort};
+use crate::service::search::{PackageSort, Page};
 use crate::service::stats::Totals;
 
 /// The four caches, sized from the configuration (0 turns one off).
@@ -57,10 +57,20 @@ pub type PageCache = GenerationCache<PageKey, Page>;
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum BodyKey {
     /// The last-month download count depends on the day.
-    Package { name: String, day: NaiveDate },
-    Version { name: String, version: String },
+    Package {
+        name: String,
+        day: NaiveDate,
+    },
+    Version {
+        name: String,
+        version: String,
+    },
     /// A REST search page: the search text trimmed and lowercased.
-    Search { q: String, limit: u64, offset: u64 },
+    Search {
+        q: String,
+        limit: u64,
+        offset: u64,
+    },
 }
 
 /// Serialized JSON bodies.

@@ -11,9 +11,9 @@ use uuid::Uuid;
 
 use entity::{packages, versions};
 
+use crate::db::numbered;
 use crate::domain::PackageVersion;
 use crate::error::AppResult;
-use crate::db::numbered;
 
 type Key = (String, String, NaiveDate);
 

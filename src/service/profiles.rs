@@ -4,8 +4,8 @@ use uuid::Uuid;
 
 use entity::packages;
 
-use crate::error::AppResult;
 use crate::db::numbered;
+use crate::error::AppResult;
 use crate::service::versions;
 use crate::state::AppState;
 

@@ -9,10 +9,10 @@ use uuid::Uuid;
 
 use entity::{api_tokens, users};
 
+pub use crate::auth::LOGIN_TOKEN_NAME;
 use crate::auth::{Scopes, Viewer};
 use crate::domain::ValidationError;
 use crate::error::{AppError, AppResult};
-pub use crate::auth::LOGIN_TOKEN_NAME;
 use crate::service::audit;
 use crate::state::AppState;
 

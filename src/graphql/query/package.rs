@@ -2,11 +2,11 @@ use async_graphql::{Context, Object, Result};
 
 use crate::domain::{PackageName, PackageVersion};
 use crate::error::AppError;
+use crate::graphql::enums::PackageSort;
 use crate::graphql::loader::{prime_package, prime_packages, request_generation};
 use crate::graphql::object::package::{page, Package, PackageConnection, Version};
 use crate::graphql::{cursor, state};
 use crate::service::read::{catalog, relations};
-use crate::graphql::enums::PackageSort;
 use crate::service::search;
 
 #[derive(Default)]

@@ -120,8 +120,7 @@ pub async fn owners_of(db: &DatabaseConnection, package_ids: &[Uuid]) -> AppResu
         "SELECT o.package_id, o.role, o.added_at, u.id, u.username, u.created_at \
          FROM package_owners o JOIN users u ON u.id = o.user_id WHERE o.package_id IN ({list}) ORDER BY o.added_at"
     );
-    let stmt =
-        sea_orm::Statement::from_sql_and_values(backend, crate::db::numbered(backend, &sql), values);
+    let stmt = sea_orm::Statement::from_sql_and_values(backend, crate::db::numbered(backend, &sql), values);
     for r in OwnerJoin::find_by_statement(stmt).all(db).await? {
         out.entry(r.package_id).or_default().push(OwnerRow { user: r.user, role: r.role, added_at: r.added_at });
     }

@@ -5,10 +5,10 @@ use uuid::Uuid;
 
 use entity::{dependencies, packages, versions};
 
+use crate::db::numbered;
 use crate::domain::{PackageName, PackageVersion};
 use crate::error::{AppError, AppResult};
 use crate::service::packages as pkgs;
-use crate::db::numbered;
 use crate::state::AppState;
 
 /// What the REST package metadata shows, read in two statements: the package row with its first
@@ -163,8 +163,7 @@ pub async fn package_stats(state: &AppState, name: &PackageName) -> AppResult<Pa
 
 /// Packages whose latest version depends on `package`.
 pub async fn dependents(state: &AppState, package: &packages::Model) -> AppResult<Vec<packages::Model>> {
-    let deps =
-        dependencies::Entity::find().filter(dependencies::Column::Name.eq(&package.name)).all(&state.db).await?;
+    let deps = dependencies::Entity::find().filter(dependencies::Column::Name.eq(&package.name)).all(&state.db).await?;
     if deps.is_empty() {
         return Ok(Vec::new());
     }
