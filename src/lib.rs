@@ -60,7 +60,7 @@ async fn flush_downloads_periodically(state: AppState) {
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tick.tick().await;
-        if let Err(e) = state.downloads.flush(&state.db).await {
+        if let Err(e) = service::fetch::flush_counts(&state).await {
             tracing::warn!(error = %e, pending = state.downloads.pending_total(), "download counts not flushed yet; will retry");
         }
     }
@@ -82,6 +82,8 @@ pub async fn build(config: Config) -> anyhow::Result<App> {
     let storage = Storage::from_config(&config)?;
     let (db, db_statements) = db::connect(&config).await?;
     db::migrate(&db).await?;
+    let search = Arc::new(service::search_index::SearchIndex::new()?);
+    search.load(&db).await?;
     let state = AppState {
         db,
         storage,
@@ -91,6 +93,7 @@ pub async fn build(config: Config) -> anyhow::Result<App> {
         downloads: Default::default(),
         limits: Arc::new(ratelimit::RateLimits::from_config(&config)),
         db_statements,
+        search,
         caches: Arc::new(service::cache::Caches::new(config.page_cache_entries, config.metadata_cache_entries)),
         jwt_secret: jwt_secret.into(),
         config: Arc::new(config),
@@ -112,6 +115,7 @@ impl App {
         let flusher = tokio::spawn(flush_downloads_periodically(state.clone()));
         let purger = tokio::spawn(ratelimit::purge_periodically(state.limits.clone()));
         let upkeep = tokio::spawn(crate::metrics::upkeep_periodically());
+
         let (stopping_tx, stopping_rx) = tokio::sync::oneshot::channel::<()>();
         let signal = async move {
             shutdown.await;

@@ -24,6 +24,8 @@ pub struct AppState {
     pub hasher: PasswordHasher,
     pub downloads: Arc<DownloadCounter>,
     pub limits: Arc<RateLimits>,
+    /// The in-process search index (kept current through the catalog generation).
+    pub search: Arc<crate::service::search_index::SearchIndex>,
     /// Caches valid for one catalog generation (search pages, REST bodies, GraphQL relations, totals).
     pub caches: Arc<Caches>,
     /// Statements run on `db` since start.

@@ -119,8 +119,10 @@ async fn with_the_caches_off_every_read_runs_its_queries() {
     let (_, first) = search_counted(&app, "uncached").await;
     let (body, second) = search_counted(&app, "uncached").await;
     assert_eq!(names(&body), ["uncached-pkg"]);
-    assert_eq!(first, second, "no generation check and no saved statement without the cache");
-    assert_eq!(second, 2, "the search and the latest-version lookup");
+    // The search index checks the generation even without caches (that is how it stays current);
+    // the first search after the publish also catches the index up.
+    assert!(first >= second, "{first} then {second}");
+    assert_eq!(second, 3, "the generation check, the page's packages and their latest versions");
 }
 
 #[tokio::test]

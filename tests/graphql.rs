@@ -131,6 +131,10 @@ async fn a_page_costs_a_constant_number_of_statements() {
              latestVersion {{ version }} downloads {{ total lastMonth }} }} }} }}"
         )
     };
+    // The first search after the publishes also catches the search index up (once per catalog
+    // change, whatever the page size): that is not what is measured here.
+    let (_, warm) = statements_of(&app, &page(1)).await;
+    assert_eq!(warm["errors"], Value::Null, "{warm}");
     let (small, body5) = statements_of(&app, &page(5)).await;
     assert_eq!(body5["errors"], Value::Null, "{body5}");
     assert_eq!(body5["data"]["search"]["nodes"].as_array().unwrap().len(), 5);

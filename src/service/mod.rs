@@ -15,6 +15,7 @@ pub mod publish;
 pub mod read;
 pub mod readme;
 pub mod search;
+pub mod search_index;
 pub mod stats;
 pub mod tokens;
 pub mod versions;

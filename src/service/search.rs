@@ -1,5 +1,7 @@
-//! Search and browse. Ranking: exact name, then name prefix, then full-text rank, ties broken by
-//! downloads. PostgreSQL uses the weighted tsvector + GIN index, SQLite FTS5 with bm25. The user's
+//! Search and browse. Search by relevance goes to the in-process index (`search_index`): exact name,
+//! then name prefix, then text relevance, ties broken by downloads, the same on both databases.
+//! Other orders of a search, and browsing, are SQL: PostgreSQL uses the weighted tsvector + GIN
+//! index, SQLite FTS5 with bm25. The user's
 //! words are reduced to [a-z0-9] terms and passed as bound parameters, so `%`, `_`, quotes and FTS
 //! operators are never syntax.
 use chrono::{Duration, Utc};
@@ -49,16 +51,7 @@ struct Count {
     n: i64,
 }
 
-/// Lowercase alphanumeric terms of the query, at most 8.
-pub fn terms(query: &str) -> Vec<String> {
-    query
-        .to_lowercase()
-        .split(|c: char| !c.is_ascii_alphanumeric())
-        .filter(|t| !t.is_empty())
-        .map(|t| t.chars().take(64).collect())
-        .take(8)
-        .collect()
-}
+pub use crate::service::search_index::terms;
 
 fn like_escape(s: &str) -> String {
     s.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_")
@@ -141,7 +134,29 @@ pub async fn search(
         return Ok(Page { hits: Vec::new(), total: 0 });
     }
     let key = PageKey { query: Some(query.trim().to_lowercase()), sort, offset, limit, day: Utc::now().date_naive() };
-    cached(state, generation, key, search_uncached(&state.db, query, sort, offset, limit)).await
+    if sort != PackageSort::Relevance {
+        // Other orders (downloads, dates, names) of the matches are rare: SQL ranks them.
+        return cached(state, generation, key, search_uncached(&state.db, query, sort, offset, limit)).await;
+    }
+    let generation = match generation {
+        Some(g) => g,
+        None => generation::current(&state.db).await?,
+    };
+    state.search.ensure(&state.db, generation).await?;
+    cached(state, Some(generation), key, from_index(state, query, offset, limit)).await
+}
+
+/// A page ranked by the search index, its packages read in one statement.
+async fn from_index(state: &AppState, query: &str, offset: u64, limit: u64) -> AppResult<Page> {
+    let ranked = state.search.search(query, offset, limit)?;
+    let ids: Vec<_> = ranked.hits.iter().map(|(id, _)| *id).collect();
+    let mut packages = crate::service::read::batch::packages_by_id(&state.db, &ids).await?;
+    let hits = ranked
+        .hits
+        .into_iter()
+        .filter_map(|(id, score)| packages.remove(&id).map(|package| Hit { package, score }))
+        .collect();
+    Ok(Page { hits, total: ranked.total })
 }
 
 /// Every visible package in the chosen order, through the page cache.

@@ -1,0 +1,160 @@
+//! Search through the in-process index: one ranking on both databases (exact name, name prefix,
+//! text relevance, downloads, name), exact totals and stable pages, prefixes and several words,
+//! and an index that follows every publish, yank and download count, on this instance at once and
+//! on another instance sharing the database.
+mod common;
+
+use std::time::Duration;
+
+use common::api::*;
+use common::tarballs;
+use common::TestApp;
+use serde_json::Value;
+
+async fn search(app: &TestApp, q: &str, limit: u64, offset: u64) -> Value {
+    get_ok(app, &format!("/api/v1/search?q={}&limit={limit}&offset={offset}", urlencode(q))).await
+}
+
+fn urlencode(q: &str) -> String {
+    q.bytes()
+        .map(|b| if b.is_ascii_alphanumeric() || b == b'-' { (b as char).to_string() } else { format!("%{b:02X}") })
+        .collect()
+}
+
+fn names(body: &Value) -> Vec<String> {
+    body["results"].as_array().unwrap().iter().map(|r| r["name"].as_str().unwrap().to_owned()).collect()
+}
+
+async fn publish_described(app: &TestApp, token: &str, name: &str, extra: &str) {
+    let manifest = tarballs::manifest_with(name, "1.0.0", extra, "");
+    publish_ok(app, token, name, "1.0.0", tarballs::package_from_manifest(&manifest)).await;
+}
+
+#[tokio::test]
+async fn exact_name_then_name_prefix_then_text_then_downloads_then_name() {
+    let app = common::spawn().await;
+    let token = register(&app, "ranker").await;
+    // Text matches only (the name does not start with the query): keyword weighs more than
+    // description; equal text scores fall back to downloads, then to the name.
+    publish_described(&app, &token, "zeta-desc", "description = \"a widget helper\"").await;
+    publish_described(&app, &token, "beta-desc", "description = \"a widget helper\"").await;
+    publish_described(&app, &token, "alpha-desc", "description = \"a widget helper\"").await;
+    publish_described(&app, &token, "kw-only", "keywords = [\"widget\"]").await;
+    // Name prefix, and the exact name.
+    publish_described(&app, &token, "widget-extra", "description = \"more\"").await;
+    publish_described(&app, &token, "widget", "description = \"the widget\"").await;
+    // An unrelated package is never a hit.
+    publish_described(&app, &token, "unrelated", "description = \"nothing here\"").await;
+
+    // beta-desc gets a download: among the three equal descriptions it comes first.
+    download(&app, "beta-desc", "1.0.0").await;
+    raven_registry::service::fetch::flush_counts(&app.state).await.expect("flush");
+
+    let body = search(&app, "widget", 20, 0).await;
+    assert_eq!(body["total"], 6, "{body}");
+    assert_eq!(
+        names(&body),
+        ["widget", "widget-extra", "kw-only", "beta-desc", "alpha-desc", "zeta-desc"],
+        "exact, prefix, keyword over description, downloads, then name: {body}"
+    );
+    let scores: Vec<f64> = body["results"].as_array().unwrap().iter().map(|r| r["score"].as_f64().unwrap()).collect();
+    assert!(scores[0] >= 1000.0 && (100.0..1000.0).contains(&scores[1]) && scores[2] < 100.0, "{scores:?}");
+    assert_eq!(scores[3], scores[4], "equal text scores are ordered by downloads, not by score: {scores:?}");
+}
+
+#[tokio::test]
+async fn totals_are_exact_and_pages_cover_the_order_once() {
+    let app = common::spawn().await;
+    let token = register(&app, "pager").await;
+    for i in 0..23 {
+        publish_described(&app, &token, &format!("pagepkg-{i:02}"), "description = \"paging fixture\"").await;
+    }
+    let whole = search(&app, "paging", 100, 0).await;
+    assert_eq!(whole["total"], 23);
+    let all = names(&whole);
+    assert_eq!(all.len(), 23);
+    let mut paged = Vec::new();
+    for offset in (0..30).step_by(5) {
+        let page = search(&app, "paging", 5, offset).await;
+        assert_eq!(page["total"], 23, "every page reports the whole count: {page}");
+        paged.extend(names(&page));
+    }
+    assert_eq!(paged, all, "pages are disjoint, in the same order, and cover every hit");
+    let past = search(&app, "paging", 5, 50).await;
+    assert_eq!((past["total"].as_u64(), names(&past).len()), (Some(23), 0));
+}
+
+#[tokio::test]
+async fn every_word_must_match_as_a_word_prefix() {
+    let app = common::spawn().await;
+    let token = register(&app, "worder").await;
+    publish_described(&app, &token, "fast-parser", "description = \"parses quickly\"").await;
+    publish_described(&app, &token, "slow-parser", "description = \"parses slowly\"").await;
+    publish_described(&app, &token, "fast-writer", "keywords = [\"serializer\"]").await;
+
+    let hits = |body: &Value| {
+        let mut n = names(body);
+        n.sort();
+        n
+    };
+    assert_eq!(hits(&search(&app, "fast pars", 20, 0).await), ["fast-parser"]);
+    assert_eq!(hits(&search(&app, "PARS fast", 20, 0).await), ["fast-parser"], "word order and case do not matter");
+    assert_eq!(hits(&search(&app, "pars", 20, 0).await), ["fast-parser", "slow-parser"]);
+    assert_eq!(hits(&search(&app, "serial", 20, 0).await), ["fast-writer"], "keywords are searched");
+    assert_eq!(hits(&search(&app, "quick", 20, 0).await), ["fast-parser"], "descriptions are searched");
+    assert_eq!(hits(&search(&app, "arser", 20, 0).await), Vec::<String>::new(), "prefixes, not substrings");
+    assert_eq!(hits(&search(&app, "fast-p", 20, 0).await), ["fast-parser"], "a name prefix with its dash");
+    // GraphQL reads the same index.
+    let body = app.gql("{ search(query: \"fast pars\") { totalCount nodes { name } } }", Value::Null, None).await;
+    assert_eq!(body["data"]["search"]["totalCount"], 1, "{body}");
+    assert_eq!(body["data"]["search"]["nodes"][0]["name"], "fast-parser");
+}
+
+#[tokio::test]
+async fn publish_yank_and_unyank_are_searchable_at_once() {
+    let app = common::spawn().await;
+    let token = register(&app, "fresher").await;
+    assert_eq!(search(&app, "freshpkg", 20, 0).await["total"], 0);
+    publish_described(&app, &token, "freshpkg", "description = \"first words\"").await;
+    assert_eq!(names(&search(&app, "freshpkg", 20, 0).await), ["freshpkg"]);
+    assert_eq!(search(&app, "first", 20, 0).await["total"], 1);
+
+    // A new version's metadata replaces the old words.
+    let manifest = tarballs::manifest_with("freshpkg", "1.1.0", "description = \"second words\"", "");
+    publish_ok(&app, &token, "freshpkg", "1.1.0", tarballs::package_from_manifest(&manifest)).await;
+    assert_eq!(search(&app, "first", 20, 0).await["total"], 0, "the old description is gone");
+    assert_eq!(search(&app, "second", 20, 0).await["total"], 1);
+
+    // A package whose every version is yanked leaves search, and comes back when one is unyanked.
+    yank_ok(&app, &token, "freshpkg", "1.0.0").await;
+    yank_ok(&app, &token, "freshpkg", "1.1.0").await;
+    assert_eq!(search(&app, "freshpkg", 20, 0).await["total"], 0);
+    assert_eq!(unyank(&app, &token, "freshpkg", "1.0.0").await.status(), 200);
+    assert_eq!(names(&search(&app, "freshpkg", 20, 0).await), ["freshpkg"]);
+}
+
+/// Polls `check` on `app` until it holds, for at most 10 s (a guard, not a timing assertion).
+async fn eventually(what: &str, mut check: impl AsyncFnMut() -> bool) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while !check().await {
+        assert!(tokio::time::Instant::now() < deadline, "{what}: not seen within 10 s");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test]
+async fn another_instance_sharing_the_database_follows_publishes_and_yanks() {
+    let a = common::spawn().await;
+    let b = common::start(a.config.clone(), None, tempfile::tempdir().unwrap()).await;
+    let token = register(&a, "twoinst").await;
+    // b has loaded its index and answered once before a writes.
+    assert_eq!(search(&b, "twinpkg", 20, 0).await["total"], 0);
+
+    publish_described(&a, &token, "twinpkg", "description = \"made on a\"").await;
+    eventually("b finds the package published through a", async || {
+        names(&search(&b, "twinpkg", 20, 0).await) == ["twinpkg"]
+    })
+    .await;
+    yank_ok(&a, &token, "twinpkg", "1.0.0").await;
+    eventually("b drops the package yanked through a", async || search(&b, "twinpkg", 20, 0).await["total"] == 0).await;
+}
