@@ -4,7 +4,7 @@
 //! table in both directions, and checks the table against the running router by requesting every
 //! route (it must not fall through to the 404 fallback nor answer 405) and every other method on the
 //! same paths (those must answer 405). Adding a route without documenting it fails here.
-mod common;
+use crate::testkit as common;
 
 use std::collections::BTreeSet;
 
