@@ -21,7 +21,7 @@ pub const MTIME: u64 = 1_700_000_000;
 /// use raven_registry::domain::tarball::build::package_targz;
 /// use raven_registry::domain::{inspect_tarball, TarballLimits};
 ///
-/// let manifest = "[package]\nname = \"demo\"\nversion = \"1.0.0\"\n";
+/// let manifest = "[package]\nname = \"demo\"\nversion = \"1.0.0\"\nauthors = [\"Ada\"]\n";
 /// let bytes = package_targz(&[("raven.toml", manifest), ("src/lib.rvn", "fn main() {}\n")]);
 /// let contents = inspect_tarball(bytes.as_slice(), &TarballLimits::default()).unwrap();
 /// assert_eq!(contents.entries, 3, "raven.toml, src/ and src/lib.rvn");
