@@ -22,6 +22,8 @@ pub enum Command {
     Migrate,
     /// Print the GraphQL schema (SDL) to stdout.
     Schema,
+    /// Print the OpenAPI document of the REST API (JSON) to stdout.
+    Openapi,
     /// Fill the database with realistic demo data through the service layer.
     Seed(SeedArgs),
     /// Check blobs against version rows: missing or corrupt blobs, and orphan blobs.

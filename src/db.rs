@@ -123,3 +123,21 @@ pub async fn begin_write(db: &DatabaseConnection) -> Result<(WriteTurn, sea_orm:
         .await?;
     Ok((WriteTurn(turn), txn))
 }
+
+/// Numbers `?` placeholders as `$n` for PostgreSQL.
+pub fn numbered(backend: sea_orm::DbBackend, text: &str) -> String {
+    if backend != sea_orm::DbBackend::Postgres {
+        return text.to_owned();
+    }
+    let mut out = String::with_capacity(text.len() + 8);
+    let mut n = 0;
+    for c in text.chars() {
+        if c == '?' {
+            n += 1;
+            out.push_str(&format!("${n}"));
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}

@@ -2,13 +2,29 @@
 //!
 //! `build` assembles the whole application from a [`Config`]; `main`, the tests and the benchmark all
 //! go through it, so they exercise the same router, middleware and services.
+//!
+//! # Layers
+//! Modules form layers, and a module imports (`use crate::...` or a `crate::` path) only modules of
+//! its own layer or below; the test `layers` at the bottom of this file reads every source file
+//! and fails on an import that points up. From the bottom:
+//!
+//! 0. `domain`, `config`, `memory`, `secret`: pure types and rules, no I/O;
+//! 1. `metrics`, `telemetry`: recorders and log fields, callable from anywhere;
+//! 2. `error`, `db`, `storage`: the error type and the connections to the outside world;
+//! 3. `auth`, `client_ip`, `ratelimit`: identity, client addresses and request budgets;
+//! 4. `service`, `state`: every query and write, the read model and the caches; `AppState` is
+//!    the context services run in, made of parts from this layer and below;
+//! 5. `extract`, `rest`, `graphql`: the two front ends (and what they share), thin shells that
+//!    parse input into domain types, call services and shape the answer;
+//! 6. `http`, `net`: the route table, middleware and the accept loop;
+//! 7. `seed`: commands built on everything above; this file assembles the application.
 pub mod auth;
 pub mod client_ip;
 pub mod config;
 pub mod db;
 pub mod domain;
 pub mod error;
-pub mod fsck;
+pub mod extract;
 pub mod graphql;
 pub mod http;
 pub mod memory;
@@ -75,10 +91,7 @@ pub async fn build(config: Config) -> anyhow::Result<App> {
         downloads: Default::default(),
         limits: Arc::new(ratelimit::RateLimits::from_config(&config)),
         db_statements,
-        pages: Arc::new(service::search::PageCache::new(config.page_cache_entries)),
-        bodies: Arc::new(rest::cache::BodyCache::new(config.metadata_cache_entries)),
-        relations: Arc::new(graphql::relations::RelationCache::new(config.metadata_cache_entries)),
-        stats: Arc::new(service::stats::StatsCache::new(config.metadata_cache_entries.min(1))),
+        caches: Arc::new(service::cache::Caches::new(config.page_cache_entries, config.metadata_cache_entries)),
         jwt_secret: jwt_secret.into(),
         config: Arc::new(config),
     };
@@ -128,5 +141,135 @@ impl App {
         }
         state.db.close_by_ref().await.ok();
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod layers {
+    //! Checks the layer rule of the crate documentation against the source.
+    use std::collections::BTreeMap;
+    use std::path::Path;
+
+    /// The layer of each top-level module.
+    const LAYERS: &[(&str, u8)] = &[
+        ("domain", 0),
+        ("config", 0),
+        ("memory", 0),
+        ("secret", 0),
+        ("metrics", 1),
+        ("telemetry", 1),
+        ("error", 2),
+        ("db", 2),
+        ("storage", 2),
+        ("auth", 3),
+        ("client_ip", 3),
+        ("ratelimit", 3),
+        ("service", 4),
+        ("state", 4),
+        ("extract", 5),
+        ("rest", 5),
+        ("graphql", 5),
+        ("http", 6),
+        ("net", 6),
+        ("seed", 7),
+    ];
+
+    /// The top-level modules named after `crate::` in `code`, comments left out: `crate::a::b`,
+    /// and each first segment of a group `crate::{a::x, b}`.
+    fn imported_modules(code: &str) -> Vec<String> {
+        let code: String = code
+            .lines()
+            .map(|l| match l.find("//") {
+                Some(i) => &l[..i],
+                None => l,
+            })
+            .collect::<Vec<_>>()
+            .join("\n");
+        let ident = |s: &str| s.chars().take_while(|c| c.is_ascii_alphanumeric() || *c == '_').collect::<String>();
+        let mut out = Vec::new();
+        let mut rest = code.as_str();
+        while let Some(i) = rest.find("crate::") {
+            let preceded_by_ident =
+                rest[..i].chars().next_back().is_some_and(|c| c.is_ascii_alphanumeric() || c == '_' || c == '$');
+            rest = &rest[i + "crate::".len()..];
+            if preceded_by_ident {
+                continue;
+            }
+            if let Some(group) = rest.strip_prefix('{') {
+                // Top-level items of the group: split at commas outside nested braces.
+                let (mut depth, mut start) = (0usize, 0usize);
+                for (j, c) in group.char_indices() {
+                    match c {
+                        '{' => depth += 1,
+                        '}' if depth == 0 => {
+                            out.push(ident(group[start..j].trim()));
+                            break;
+                        }
+                        '}' => depth -= 1,
+                        ',' if depth == 0 => {
+                            out.push(ident(group[start..j].trim()));
+                            start = j + 1;
+                        }
+                        _ => {}
+                    }
+                }
+            } else {
+                out.push(ident(rest));
+            }
+        }
+        out.retain(|m| !m.is_empty());
+        out
+    }
+
+    fn rust_files(dir: &Path, out: &mut Vec<std::path::PathBuf>) {
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                rust_files(&path, out);
+            } else if path.extension().is_some_and(|e| e == "rs") {
+                out.push(path);
+            }
+        }
+    }
+
+    #[test]
+    fn imports_point_down_the_layers() {
+        let layers: BTreeMap<&str, u8> = LAYERS.iter().copied().collect();
+        let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+        let mut files = Vec::new();
+        rust_files(&src, &mut files);
+        let mut violations = Vec::new();
+        let mut checked = 0;
+        for file in files {
+            let rel = file.strip_prefix(&src).unwrap();
+            let top = rel.iter().next().unwrap().to_str().unwrap().trim_end_matches(".rs");
+            if matches!(top, "lib" | "main") {
+                continue; // the top: may import anything
+            }
+            let Some(&own) = layers.get(top) else {
+                violations.push(format!("{}: module `{top}` has no layer in LAYERS", rel.display()));
+                continue;
+            };
+            for module in imported_modules(&std::fs::read_to_string(&file).unwrap()) {
+                checked += 1;
+                match layers.get(module.as_str()) {
+                    Some(&theirs) if theirs <= own => {}
+                    Some(&theirs) => violations
+                        .push(format!("{}: `{top}` (layer {own}) imports `{module}` (layer {theirs})", rel.display())),
+                    // Items of the crate root (`crate::Config`, `crate::SHUTDOWN_GRACE`) belong to the top.
+                    None if module.chars().next().is_some_and(|c| c.is_ascii_uppercase()) => violations
+                        .push(format!("{}: `{top}` imports `crate::{module}` from the crate root", rel.display())),
+                    None => violations.push(format!("{}: `crate::{module}` is not a known module", rel.display())),
+                }
+            }
+        }
+        assert!(checked > 100, "the scan found only {checked} imports: is it reading the source?");
+        assert!(violations.is_empty(), "imports that point up the layers:\n{}", violations.join("\n"));
+    }
+
+    #[test]
+    fn the_scan_sees_paths_groups_and_not_comments() {
+        let code = "use crate::{auth::Viewer, error::{AppError, AppResult}};\nlet x = crate::http::router();\n// crate::seed\nmacro $crate::x";
+        assert_eq!(imported_modules(code), ["auth", "error", "http"]);
     }
 }

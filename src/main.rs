@@ -31,13 +31,17 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             print!("{}", raven_registry::graphql::sdl());
             Ok(())
         }
+        Command::Openapi => {
+            print!("{}", raven_registry::http::openapi_json());
+            Ok(())
+        }
         Command::Seed(args) => {
             let app = raven_registry::build(config).await?;
             raven_registry::seed::run(&app.state, &args).await
         }
         Command::Fsck(args) => {
             let app = raven_registry::build(config).await?;
-            let report = raven_registry::fsck::run(&app.state, args.repair).await?;
+            let report = raven_registry::service::fsck::run(&app.state, args.repair).await?;
             print!("{report}");
             if report.is_clean() {
                 Ok(())

@@ -15,21 +15,11 @@
 //! - `raven_build_info{version,git_sha}`.
 //!
 //! Every instance has its own counters: Prometheus sums them across instances.
-use std::collections::HashSet;
-use std::future::Future;
-use std::sync::{Arc, Mutex, OnceLock};
-use std::time::{Duration, Instant};
+use std::sync::OnceLock;
 
-use async_graphql::extensions::{Extension, ExtensionContext, ExtensionFactory, NextExecute, NextRequest};
-use axum::extract::{MatchedPath, Request, State};
-use axum::http::{header, Method};
-use axum::middleware::Next;
-use axum::response::{IntoResponse, Response};
-use metrics::{counter, describe_counter, describe_gauge, describe_histogram, gauge, histogram, Unit};
+use metrics::{counter, describe_counter, describe_gauge, describe_histogram, gauge, Unit};
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 
-use crate::state::AppState;
-use crate::storage::StorageError;
 
 /// Upper bounds (seconds) of the latency histograms: 1 ms to 30 s.
 const LATENCY_BUCKETS: &[f64] = &[0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0];
@@ -118,71 +108,6 @@ pub async fn upkeep_periodically() {
     }
 }
 
-/// `GET /metrics`: the Prometheus text exposition format.
-pub async fn render(State(state): State<AppState>) -> Response {
-    let handle = install();
-    observe_database(&state).await;
-    handle.run_upkeep();
-    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], handle.render()).into_response()
-}
-
-/// Statement count and pool state, read at scrape time.
-async fn observe_database(state: &AppState) {
-    use std::sync::atomic::Ordering;
-    counter!("raven_db_statements_total").absolute(state.db_statements.load(Ordering::Relaxed));
-    gauge!("raven_db_pool_max_connections").set(f64::from(state.config.db_max_connections));
-    const PROBE_TIMEOUT: Duration = Duration::from_secs(1);
-    let (size, idle, waited) = match state.db.get_database_backend() {
-        sea_orm::DbBackend::Postgres => {
-            let pool = state.db.get_postgres_connection_pool();
-            let (size, idle) = (pool.size(), pool.num_idle());
-            let start = Instant::now();
-            let _ = tokio::time::timeout(PROBE_TIMEOUT, pool.acquire()).await;
-            (size, idle, start.elapsed())
-        }
-        sea_orm::DbBackend::Sqlite => {
-            let pool = state.db.get_sqlite_connection_pool();
-            let (size, idle) = (pool.size(), pool.num_idle());
-            let start = Instant::now();
-            let _ = tokio::time::timeout(PROBE_TIMEOUT, pool.acquire()).await;
-            (size, idle, start.elapsed())
-        }
-        _ => return,
-    };
-    let idle = idle as f64;
-    gauge!("raven_db_pool_connections", "state" => "idle").set(idle);
-    gauge!("raven_db_pool_connections", "state" => "in_use").set((f64::from(size) - idle).max(0.0));
-    gauge!("raven_db_pool_acquire_seconds").set(waited.min(PROBE_TIMEOUT).as_secs_f64());
-}
-
-fn method_label(m: &Method) -> &'static str {
-    match *m {
-        Method::GET => "GET",
-        Method::HEAD => "HEAD",
-        Method::POST => "POST",
-        Method::PUT => "PUT",
-        Method::DELETE => "DELETE",
-        Method::PATCH => "PATCH",
-        Method::OPTIONS => "OPTIONS",
-        _ => "other",
-    }
-}
-
-/// Middleware: counts and times every request by route template, method and status. It runs
-/// inside the trace span, and lets the request's code add fields to that span (see `telemetry`).
-pub async fn track(req: Request, next: Next) -> Response {
-    let route = req.extensions().get::<MatchedPath>().map_or_else(|| "unmatched".to_owned(), |p| p.as_str().to_owned());
-    let method = method_label(req.method());
-    let start = Instant::now();
-    let res = crate::telemetry::within_request(next.run(req)).await;
-    let status = res.status().as_u16().to_string();
-    counter!("raven_http_requests_total", "method" => method, "route" => route.clone(), "status" => status)
-        .increment(1);
-    histogram!("raven_http_request_duration_seconds", "method" => method, "route" => route)
-        .record(start.elapsed().as_secs_f64());
-    res
-}
-
 /// A version was published.
 pub fn published(name: &str, version: &str) {
     counter!("raven_publishes_total").increment(1);
@@ -210,83 +135,3 @@ pub fn rate_limited(kind: &str) {
     counter!("raven_rate_limited_total", "kind" => kind.to_owned()).increment(1);
 }
 
-/// Times one storage operation and counts its failures. A missing blob is an outcome, not an error.
-pub async fn storage_op<T>(
-    op: &'static str,
-    fut: impl Future<Output = Result<T, StorageError>>,
-) -> Result<T, StorageError> {
-    let start = Instant::now();
-    let res = fut.await;
-    let outcome = match &res {
-        Ok(_) => "ok",
-        Err(StorageError::NotFound(_)) => "not_found",
-        Err(_) => "error",
-    };
-    histogram!("raven_storage_operation_duration_seconds", "op" => op, "outcome" => outcome)
-        .record(start.elapsed().as_secs_f64());
-    if outcome == "error" {
-        counter!("raven_storage_errors_total", "op" => op).increment(1);
-    }
-    res
-}
-
-/// Operation names come from clients: beyond this many distinct names they are counted as `(other)`,
-/// so a client cannot grow the metric without bound.
-const MAX_OPERATION_NAMES: usize = 200;
-
-fn operation_label(name: Option<&str>) -> String {
-    static SEEN: OnceLock<Mutex<HashSet<String>>> = OnceLock::new();
-    let Some(name) = name.filter(|n| !n.is_empty()) else {
-        return "(anonymous)".to_owned();
-    };
-    let mut seen = SEEN.get_or_init(Default::default).lock().unwrap_or_else(|e| e.into_inner());
-    if seen.contains(name) {
-        return name.to_owned();
-    }
-    if seen.len() >= MAX_OPERATION_NAMES {
-        return "(other)".to_owned();
-    }
-    seen.insert(name.to_owned());
-    name.to_owned()
-}
-
-/// async-graphql extension: counts operations by name and outcome (`ok`, or `error` when the
-/// response carries any error). Requests refused before execution (parse or validation errors) are
-/// counted under the operation `(invalid)`.
-pub struct GraphqlMetrics;
-
-impl ExtensionFactory for GraphqlMetrics {
-    fn create(&self) -> Arc<dyn Extension> {
-        Arc::new(GraphqlMetricsExtension::default())
-    }
-}
-
-#[derive(Default)]
-struct GraphqlMetricsExtension {
-    operation: Mutex<Option<String>>,
-}
-
-#[async_trait::async_trait]
-impl Extension for GraphqlMetricsExtension {
-    async fn request(&self, ctx: &ExtensionContext<'_>, next: NextRequest<'_>) -> async_graphql::Response {
-        let start = Instant::now();
-        let response = next.run(ctx).await;
-        let operation =
-            self.operation.lock().unwrap_or_else(|e| e.into_inner()).take().unwrap_or_else(|| "(invalid)".to_owned());
-        let outcome = if response.errors.is_empty() { "ok" } else { "error" };
-        counter!("raven_graphql_operations_total", "operation" => operation.clone(), "outcome" => outcome).increment(1);
-        histogram!("raven_graphql_operation_duration_seconds", "operation" => operation)
-            .record(start.elapsed().as_secs_f64());
-        response
-    }
-
-    async fn execute(
-        &self,
-        ctx: &ExtensionContext<'_>,
-        operation_name: Option<&str>,
-        next: NextExecute<'_>,
-    ) -> async_graphql::Response {
-        *self.operation.lock().unwrap_or_else(|e| e.into_inner()) = Some(operation_label(operation_name));
-        next.run(ctx, operation_name).await
-    }
-}

@@ -464,7 +464,7 @@ pub async fn run(state: &AppState, args: &SeedArgs) -> anyhow::Result<()> {
     let mut last_report = Instant::now();
     for (i, p) in plan.iter().enumerate() {
         let viewer = &viewers[p.owner];
-        let existing = pkgs::find_by_name(&state.db, &p.name).await?;
+        let existing = pkgs::find_by_name(&state.db, &PackageName::lookup(&p.name)?).await?;
         let mut published_here = 0;
         for k in 0..args.versions {
             let v = version(k);
@@ -488,7 +488,8 @@ pub async fn run(state: &AppState, args: &SeedArgs) -> anyhow::Result<()> {
             new_packages += 1;
             if let Some(m) = p.maintainer {
                 let role = Role::Maintainer;
-                crate::service::owners::add(state, viewer, &p.name, USERS[m].0, role)
+                let (name, user) = (PackageName::lookup(&p.name)?, Username::parse(USERS[m].0)?);
+                crate::service::owners::add(state, viewer, &name, &user, role)
                     .await
                     .map_err(|e| anyhow::anyhow!("adding a maintainer to {}: {e}", p.name))?;
             }

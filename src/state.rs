@@ -1,10 +1,14 @@
-//! Shared state of one server instance.
+//! The context every service call runs in: one server instance's connections, keys, limits and
+//! caches. It sits at the service layer and is made only of parts from that layer and below
+//! (none of which imports it); `lib.rs::build` assembles it.
 use std::sync::Arc;
 
 use sea_orm::DatabaseConnection;
 
 use crate::auth::{PasswordHasher, TokenKeys};
 use crate::config::Config;
+use crate::ratelimit::RateLimits;
+use crate::service::cache::Caches;
 use crate::service::downloads::DownloadCounter;
 use crate::storage::Storage;
 
@@ -19,15 +23,9 @@ pub struct AppState {
     pub keys: TokenKeys,
     pub hasher: PasswordHasher,
     pub downloads: Arc<DownloadCounter>,
-    pub limits: Arc<crate::ratelimit::RateLimits>,
-    /// Search and browse pages of the current catalog generation.
-    pub pages: Arc<crate::service::search::PageCache>,
-    /// Serialized REST package and version metadata of the current catalog generation.
-    pub bodies: Arc<crate::rest::cache::BodyCache>,
-    /// GraphQL package relations and packages by name of the current catalog generation.
-    pub relations: Arc<crate::graphql::relations::RelationCache>,
-    /// Registry totals of the current catalog generation.
-    pub stats: Arc<crate::service::stats::StatsCache>,
+    pub limits: Arc<RateLimits>,
+    /// Caches valid for one catalog generation (search pages, REST bodies, GraphQL relations, totals).
+    pub caches: Arc<Caches>,
     /// Statements run on `db` since start.
     pub db_statements: Arc<std::sync::atomic::AtomicU64>,
 }

@@ -103,7 +103,7 @@ impl Storage {
 
     #[tracing::instrument(name = "storage.put_file", skip(self, file), fields(key = %key))]
     pub async fn put_file(&self, key: &Path, mut file: tokio::fs::File) -> Result<(), StorageError> {
-        crate::metrics::storage_op("put_file", async {
+        storage_op("put_file", async {
             let upload = self.store.put_multipart(key).await?;
             let mut writer = WriteMultipart::new_with_chunk_size(upload, 5 * 1024 * 1024);
             let mut buf = vec![0u8; 256 * 1024];
@@ -129,7 +129,7 @@ impl Storage {
 
     #[tracing::instrument(name = "storage.put", skip(self, bytes), fields(key = %key, len = bytes.len()))]
     pub async fn put(&self, key: &Path, bytes: Bytes) -> Result<(), StorageError> {
-        crate::metrics::storage_op("put", async {
+        storage_op("put", async {
             self.store.put(key, PutPayload::from_bytes(bytes)).await?;
             Ok(())
         })
@@ -139,7 +139,7 @@ impl Storage {
     /// Opens a blob for streaming: its size and a stream of chunks.
     #[tracing::instrument(name = "storage.get", skip(self), fields(key = %key))]
     pub async fn get(&self, key: &Path) -> Result<(u64, BlobStream), StorageError> {
-        crate::metrics::storage_op("get", async {
+        storage_op("get", async {
             let res = self.store.get(key).await?;
             let size = res.meta.size;
             let stream = res.into_stream().map_err(std::io::Error::other).boxed();
@@ -149,17 +149,17 @@ impl Storage {
     }
 
     pub async fn get_bytes(&self, key: &Path) -> Result<Bytes, StorageError> {
-        crate::metrics::storage_op("get", async { Ok(self.store.get(key).await?.bytes().await?) }).await
+        storage_op("get", async { Ok(self.store.get(key).await?.bytes().await?) }).await
     }
 
     #[tracing::instrument(name = "storage.head", skip(self), fields(key = %key))]
     pub async fn size(&self, key: &Path) -> Result<u64, StorageError> {
-        crate::metrics::storage_op("head", async { Ok(self.store.head(key).await?.size) }).await
+        storage_op("head", async { Ok(self.store.head(key).await?.size) }).await
     }
 
     #[tracing::instrument(name = "storage.delete", skip(self), fields(key = %key))]
     pub async fn delete(&self, key: &Path) -> Result<(), StorageError> {
-        crate::metrics::storage_op("delete", async {
+        storage_op("delete", async {
             match self.store.delete(key).await {
                 Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
                 Err(e) => Err(e.into()),
@@ -181,7 +181,7 @@ impl Storage {
                 Ok(Some(url))
             }
             Some(Redirect::Presigned(signer, ttl)) => {
-                crate::metrics::storage_op("sign", async {
+                storage_op("sign", async {
                     Ok(Some(signer.signed_url(http::Method::GET, key, *ttl).await?))
                 })
                 .await
@@ -191,7 +191,7 @@ impl Storage {
 
     /// Every blob key, for fsck and tests.
     pub async fn list_keys(&self) -> Result<Vec<String>, StorageError> {
-        crate::metrics::storage_op("list", async {
+        storage_op("list", async {
             let metas: Vec<_> = self.store.list(Some(&Path::from("packages"))).try_collect().await?;
             Ok(metas.into_iter().map(|m| m.location.to_string()).collect())
         })
@@ -200,7 +200,7 @@ impl Storage {
 
     /// Readiness probe: the store answers (a missing probe object still proves it is reachable).
     pub async fn check(&self) -> Result<(), StorageError> {
-        crate::metrics::storage_op("check", async {
+        storage_op("check", async {
             match self.store.head(&Path::from(".ready-probe")).await {
                 Ok(_) | Err(object_store::Error::NotFound { .. }) => Ok(()),
                 Err(e) => Err(e.into()),
@@ -221,7 +221,7 @@ impl Storage {
     /// Writes the blob only if nothing is stored under the key yet (atomically, on every backend).
     #[tracing::instrument(name = "storage.put_new", skip(self, bytes), fields(key = %key, len = bytes.len()))]
     pub async fn put_new(&self, key: &Path, bytes: Bytes) -> Result<PutOutcome, StorageError> {
-        crate::metrics::storage_op("put_new", async {
+        storage_op("put_new", async {
             let opts = object_store::PutOptions { mode: object_store::PutMode::Create, ..Default::default() };
             match self.store.put_opts(key, PutPayload::from_bytes(bytes), opts).await {
                 Ok(_) => Ok(PutOutcome::Created),
@@ -234,10 +234,30 @@ impl Storage {
 
     /// Seconds since the blob was last written.
     pub async fn age_secs(&self, key: &Path) -> Result<i64, StorageError> {
-        crate::metrics::storage_op("head", async {
+        storage_op("head", async {
             let meta = self.store.head(key).await?;
             Ok((chrono::Utc::now() - meta.last_modified).num_seconds())
         })
         .await
     }
+}
+
+/// Times one storage operation and counts its failures. A missing blob is an outcome, not an error.
+async fn storage_op<T>(
+    op: &'static str,
+    fut: impl std::future::Future<Output = Result<T, StorageError>>,
+) -> Result<T, StorageError> {
+    let start = std::time::Instant::now();
+    let res = fut.await;
+    let outcome = match &res {
+        Ok(_) => "ok",
+        Err(StorageError::NotFound(_)) => "not_found",
+        Err(_) => "error",
+    };
+    metrics::histogram!("raven_storage_operation_duration_seconds", "op" => op, "outcome" => outcome)
+        .record(start.elapsed().as_secs_f64());
+    if outcome == "error" {
+        metrics::counter!("raven_storage_errors_total", "op" => op).increment(1);
+    }
+    res
 }

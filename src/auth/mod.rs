@@ -8,13 +8,15 @@ use std::fmt;
 
 pub use password::PasswordHasher;
 pub use token::TokenKeys;
-pub use viewer::{MaybeViewer, Viewer};
+pub use viewer::Viewer;
+
+/// The name of the token that login and registration issue (the session token).
+pub const LOGIN_TOKEN_NAME: &str = "login";
 
 use crate::domain::ValidationError;
 
 /// What a token may do. Login tokens carry all of them.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, async_graphql::Enum)]
-#[graphql(rename_items = "SCREAMING_SNAKE_CASE")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Scope {
     PublishNew,
     PublishUpdate,

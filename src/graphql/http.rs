@@ -62,7 +62,7 @@ impl FromRequestParts<AppState> for Auth {
     type Rejection = std::convert::Infallible;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
-        Ok(Auth(crate::auth::viewer::resolve(parts, state).await))
+        Ok(Auth(crate::extract::resolve_viewer(parts, state).await))
     }
 }
 

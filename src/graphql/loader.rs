@@ -11,8 +11,8 @@ use uuid::Uuid;
 use entity::{dependencies, packages, versions};
 
 use crate::error::AppError;
-use crate::graphql::relations::{self, RequestGeneration};
-use crate::service::batch::{self, OwnerRow};
+use crate::service::read::batch::{self, OwnerRow};
+use crate::service::read::relations::{self, RequestGeneration};
 
 pub type Loaders = DataLoader<Batch, HashMapCache>;
 
@@ -138,7 +138,7 @@ async fn prime(
 /// The request's catalog generation when the relation cache is on (read once per request).
 pub async fn request_generation(ctx: &async_graphql::Context<'_>) -> Result<Option<i64>, AppError> {
     let state = crate::graphql::state(ctx);
-    if !state.relations.enabled() {
+    if !state.caches.relations.enabled() {
         return Ok(None);
     }
     ctx.data_unchecked::<Loaders>().loader().generation.get(state).await.map(Some)

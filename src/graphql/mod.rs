@@ -3,6 +3,7 @@
 pub mod auth;
 pub mod cursor;
 pub mod depth;
+pub mod enums;
 pub mod errors;
 pub mod http;
 pub mod input;
@@ -12,7 +13,7 @@ pub mod multipart;
 pub mod mutation;
 pub mod object;
 pub mod query;
-pub mod relations;
+pub mod metrics;
 
 use async_graphql::{EmptySubscription, Schema, SchemaBuilder};
 
@@ -36,7 +37,7 @@ fn builder() -> SchemaBuilder<Query, Mutation, EmptySubscription> {
         .extension(depth::DataDepthLimit(MAX_DEPTH))
         .limit_complexity(MAX_COMPLEXITY)
         .extension(errors::ErrorMapping)
-        .extension(crate::metrics::GraphqlMetrics)
+        .extension(metrics::GraphqlMetrics)
 }
 
 pub fn build_schema(state: AppState) -> RegistrySchema {

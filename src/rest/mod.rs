@@ -1,6 +1,5 @@
 //! The `raven pkg` REST shim under /api/v1: thin handlers that call service/ and shape the v1 JSON.
 pub mod auth;
-pub mod cache;
 pub mod health;
 pub mod openapi;
 pub mod owners;
@@ -16,6 +15,13 @@ use axum::http::request::Parts;
 use serde::de::DeserializeOwned;
 
 use crate::error::AppError;
+
+/// A JSON body computed (or cached) by the read model, answered as is.
+pub fn json_body(body: bytes::Bytes) -> crate::error::AppResult<axum::response::Response> {
+    use axum::http::{header, HeaderValue};
+    use axum::response::IntoResponse;
+    Ok(([(header::CONTENT_TYPE, HeaderValue::from_static("application/json"))], body).into_response())
+}
 
 /// Unknown paths answer in the v1 error shape too.
 pub async fn not_found() -> AppError {

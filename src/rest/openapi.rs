@@ -1,20 +1,22 @@
 //! The OpenAPI 3.1 document of the REST shim, served at `GET /api/v1/openapi.json`.
 //!
 //! It is generated with utoipa from the handlers' `#[utoipa::path]` annotations and the response
-//! structs they serialize. The routes it lists must be exactly [`crate::http::API_ROUTES`]
-//! (`tests/openapi.rs` checks that against the running server); `.ci/schemathesis` fuzzes the server
-//! against it.
+//! structs they serialize, collected by the same list that routes them (`rest_routes` in
+//! `crate::http`, with utoipa-axum's `routes!`): a route is declared once, and is documented by being
+//! routed. [`ApiDoc`] holds what is not per route (info, tags, shared schemas); the committed
+//! `openapi.json` is this document (a test fails when it drifts; regenerate it with
+//! `cargo run -- openapi > openapi.json`). `tests/openapi.rs` checks it against the running server;
+//! `.ci/schemathesis` fuzzes the server against it.
 use std::collections::BTreeMap;
-use std::sync::LazyLock;
 
 use axum::http::header;
 use axum::response::IntoResponse;
+use axum::Extension;
+use bytes::Bytes;
 use utoipa::openapi::header::HeaderBuilder;
 use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
 use utoipa::openapi::{ContentBuilder, Ref, RefOr, Response, ResponseBuilder};
 use utoipa::{Modify, OpenApi, ToSchema};
-
-use super::{auth, health, owners, packages, publish, search, stats, users};
 
 /// Name of the bearer security scheme in the document.
 pub const BEARER: &str = "bearer";
@@ -29,32 +31,7 @@ pub const BEARER: &str = "bearer";
             strings. The web frontend speaks GraphQL at `/graphql` instead (not described here).",
         license(name = "MIT OR Apache-2.0")
     ),
-    paths(
-        health::health,
-        health::ready,
-        openapi_json,
-        auth::register,
-        auth::login,
-        auth::refresh,
-        users::me,
-        users::create_token,
-        users::revoke_token,
-        users::show,
-        stats::registry_stats,
-        search::search,
-        publish::publish,
-        packages::package,
-        packages::stats,
-        owners::list,
-        owners::add,
-        owners::remove,
-        packages::version,
-        owners::yank,
-        packages::download,
-        owners::unyank,
-    ),
     components(schemas(ErrorBody, ErrorCode, ErrorDetails, OwnerRole, TokenScope)),
-    modifiers(&BearerScheme, &UniqueOperationIds),
     tags(
         (name = "health", description = "Liveness and readiness"),
         (name = "auth", description = "Accounts and login tokens"),
@@ -66,8 +43,23 @@ pub const BEARER: &str = "bearer";
 )]
 pub struct ApiDoc;
 
-static DOCUMENT: LazyLock<String> =
-    LazyLock::new(|| ApiDoc::openapi().to_json().expect("the OpenAPI document serializes"));
+/// Completes the document collected from the routes: the bearer security scheme, and operation ids
+/// made unique. (Modifiers in `#[openapi(...)]` would run before any route is added.)
+pub fn finish(mut doc: utoipa::openapi::OpenApi) -> utoipa::openapi::OpenApi {
+    BearerScheme.modify(&mut doc);
+    UniqueOperationIds.modify(&mut doc);
+    doc
+}
+
+/// The finished document as served, serialized once when the router is built.
+#[derive(Clone)]
+pub struct Served(Bytes);
+
+impl Served {
+    pub fn new(doc: utoipa::openapi::OpenApi) -> Self {
+        Served(doc.to_json().expect("the OpenAPI document serializes").into())
+    }
+}
 
 /// The OpenAPI document of this API.
 #[utoipa::path(
@@ -80,8 +72,8 @@ static DOCUMENT: LazyLock<String> =
         RateLimited,
     )
 )]
-pub async fn openapi_json() -> impl IntoResponse {
-    ([(header::CONTENT_TYPE, "application/json")], DOCUMENT.as_str())
+pub async fn openapi_json(Extension(Served(doc)): Extension<Served>) -> impl IntoResponse {
+    ([(header::CONTENT_TYPE, "application/json")], doc)
 }
 
 struct BearerScheme;

@@ -9,7 +9,7 @@ use super::openapi as doc;
 use super::ApiJson;
 use super::Path;
 use crate::auth::Viewer;
-use crate::domain::{PackageName, Username};
+use crate::domain::{PackageName, PackageVersion, Username};
 use crate::error::AppResult;
 use crate::service::packages::{self as pkgs, Role};
 use crate::service::{owners, yank};
@@ -40,6 +40,7 @@ pub async fn yank(
     viewer: Viewer,
     Path((name, version)): Path<(String, String)>,
 ) -> AppResult<Json<YankBody>> {
+    let (name, version) = (PackageName::lookup(&name)?, PackageVersion::parse(&version)?);
     let y = yank::set_yanked(&state, &viewer, &name, &version, true, None).await?;
     Ok(Json(YankBody { name: y.package.name, version: y.version.num, yanked: true, yanked_at: y.version.yanked_at }))
 }
@@ -58,6 +59,7 @@ pub async fn unyank(
     viewer: Viewer,
     Path((name, version)): Path<(String, String)>,
 ) -> AppResult<Json<YankBody>> {
+    let (name, version) = (PackageName::lookup(&name)?, PackageVersion::parse(&version)?);
     let y = yank::set_yanked(&state, &viewer, &name, &version, false, None).await?;
     Ok(Json(YankBody { name: y.package.name, version: y.version.num, yanked: false, yanked_at: None }))
 }
@@ -85,7 +87,7 @@ pub struct OwnersBody {
     )
 )]
 pub async fn list(State(state): State<AppState>, Path(name): Path<String>) -> AppResult<Json<OwnersBody>> {
-    let pkg = pkgs::get_by_name(&state.db, PackageName::lookup(&name)?.as_str()).await?;
+    let pkg = pkgs::get_by_name(&state.db, &PackageName::lookup(&name)?).await?;
     let owners = owners::list(&state, pkg.id)
         .await?
         .into_iter()
@@ -136,7 +138,7 @@ pub async fn add(
     let name = PackageName::lookup(&name)?;
     let username = Username::parse(&body.username)?;
     let role = Role::parse(&body.role)?;
-    let (_, o) = owners::add(&state, &viewer, name.as_str(), username.as_str(), role).await?;
+    let (_, o) = owners::add(&state, &viewer, &name, &username, role).await?;
     Ok(Json(AddedOwner { username: o.user.username, role: o.role, added_at: o.added_at }))
 }
 
@@ -162,6 +164,6 @@ pub async fn remove(
     Path((name, username)): Path<(String, String)>,
 ) -> AppResult<Json<RemovedOwner>> {
     let (name, username) = (PackageName::lookup(&name)?, Username::parse(&username)?);
-    owners::remove(&state, &viewer, name.as_str(), username.as_str()).await?;
+    owners::remove(&state, &viewer, &name, &username).await?;
     Ok(Json(RemovedOwner { username: username.into_inner(), removed: true }))
 }

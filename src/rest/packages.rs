@@ -5,20 +5,17 @@ use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
 use axum::response::Response;
 use axum::Json;
 use chrono::{DateTime, Utc};
-use futures::StreamExt;
 use serde::Serialize;
-use sha2::{Digest, Sha256};
 use utoipa::ToSchema;
 
-use crate::domain::{PackageName, PackageVersion};
+use crate::domain::{DependencyKind, PackageName, PackageVersion};
 use crate::error::{AppError, AppResult};
-use crate::rest::cache::{self, BodyKey};
 use crate::rest::openapi as doc;
-use crate::rest::publish::download_url;
-use crate::rest::Path;
-use crate::service::catalog;
+use crate::rest::{json_body, Path};
+use crate::service::cache::BodyKey;
+use crate::service::fetch::{self, Delivery, Want};
+use crate::service::read::{self, batch, catalog};
 use crate::state::AppState;
-use crate::storage::{Storage, StorageError};
 
 #[derive(Serialize, ToSchema)]
 pub struct OwnerRef {
@@ -64,7 +61,7 @@ pub struct PackageBody {
 pub async fn package(State(state): State<AppState>, Path(name): Path<String>) -> AppResult<Response> {
     let name = PackageName::lookup(&name)?;
     let key = BodyKey::Package { name: name.as_str().to_owned(), day: Utc::now().date_naive() };
-    cache::json(&state, key, |_| package_body(&state, &name)).await
+    json_body(read::cached_json(&state, key, |_| package_body(&state, &name)).await?)
 }
 
 async fn package_body(state: &AppState, name: &PackageName) -> AppResult<PackageBody> {
@@ -135,25 +132,27 @@ pub async fn version(
 ) -> AppResult<Response> {
     let (name, parsed) = (PackageName::lookup(&name)?, PackageVersion::parse(&version)?);
     let key = BodyKey::Version { name: name.as_str().to_owned(), version };
-    cache::json(&state, key, |_| version_body(&state, &name, &parsed)).await
+    json_body(read::cached_json(&state, key, |_| version_body(&state, &name, &parsed)).await?)
 }
 
 async fn version_body(state: &AppState, name: &PackageName, version: &PackageVersion) -> AppResult<VersionBody> {
-    let v = catalog::version_meta(state, name, version).await?;
+    let row = catalog::version_or_404(state, name, version).await?;
+    let v = row.version;
     let (mut deps, mut dev) = (serde_json::Map::new(), serde_json::Map::new());
-    for dep in catalog::dependencies_of(state, v.id).await? {
-        let target = if dep.kind == "dev" { &mut dev } else { &mut deps };
+    let mut by_version = batch::dependencies_of(&state.db, &[v.id]).await?;
+    for dep in by_version.remove(&v.id).unwrap_or_default() {
+        let target = if read::dependency_kind(&dep) == DependencyKind::Dev { &mut dev } else { &mut deps };
         target.insert(dep.name, serde_json::Value::String(dep.req));
     }
     Ok(VersionBody {
-        download_url: download_url(state, &v.package_name, &v.num),
-        name: v.package_name,
-        authors: serde_json::from_str(&v.authors).unwrap_or_default(),
+        download_url: read::download_url(state, &row.package_name, &v.num),
+        authors: read::authors(&v),
+        keywords: read::version_keywords(&v),
+        name: row.package_name,
         description: v.description.unwrap_or_default(),
         license: v.license.unwrap_or_default(),
         repository: v.repository,
         homepage: v.homepage,
-        keywords: v.keywords.split(',').filter(|k| !k.is_empty()).map(str::to_owned).collect(),
         dependencies: deps,
         dev_dependencies: dev,
         published_at: v.published_at,
@@ -245,152 +244,49 @@ pub async fn download(
     Path((name, version)): Path<(String, String)>,
 ) -> AppResult<Response> {
     let (name, version) = (PackageName::lookup(&name)?, PackageVersion::parse(&version)?);
-    let v = match catalog::version_meta(&state, &name, &version).await {
-        Ok(v) => v,
-        Err(AppError::Unavailable(why)) => {
-            return download_from_storage_alone(&state, &method, &name, &version, why).await;
-        }
-        Err(e) => return Err(e),
+    let want = if method == Method::HEAD { Want::Headers } else { Want::Body };
+    let held = |sha256: &str| {
+        let etag = format!("\"{sha256}\"");
+        headers
+            .get(header::IF_NONE_MATCH)
+            .and_then(|h| h.to_str().ok())
+            .is_some_and(|h| h.split(',').any(|t| t.trim() == etag || t.trim() == "*"))
     };
-    let pkg = v.package_name.clone();
-    let etag = format!("\"{}\"", v.sha256);
-    let not_modified = headers
-        .get(header::IF_NONE_MATCH)
-        .and_then(|h| h.to_str().ok())
-        .is_some_and(|h| h.split(',').any(|t| t.trim() == etag || t.trim() == "*"));
-    // A version's bytes never change: caches may keep them for good.
+    let t = fetch::tarball(&state, &name, &version, want, held).await?;
+    // A version's bytes never change: caches may keep them for good. Bytes served without the
+    // database (no recorded sha256 vouches for them) must not be cached.
     const IMMUTABLE: &str = "public, max-age=31536000, immutable";
-    let builder = Response::builder().header(header::ETAG, &etag);
-    if not_modified {
-        let builder = builder.header(header::CACHE_CONTROL, IMMUTABLE);
-        return builder.status(StatusCode::NOT_MODIFIED).body(Body::empty()).map_err(AppError::internal);
+    let mut builder = Response::builder();
+    if let Some(sha256) = &t.sha256 {
+        builder = builder.header(header::ETAG, format!("\"{sha256}\""));
     }
-    let key = Storage::key(&pkg, &v.num);
-    if let Some(url) = state.storage.redirect_url(&key).await.map_err(storage_unavailable)? {
-        // The client fetches the bytes elsewhere, so the download is counted when it is handed over.
-        if method == Method::GET {
-            state.downloads.record(&pkg, &v.num);
-        }
-        return builder
+    let cache_control = if t.sha256.is_some() { IMMUTABLE } else { "no-cache" };
+    match t.delivery {
+        Delivery::NotModified => builder
+            .header(header::CACHE_CONTROL, cache_control)
+            .status(StatusCode::NOT_MODIFIED)
+            .body(Body::empty()),
+        Delivery::Redirect(url) => builder
             .status(StatusCode::FOUND)
-            .header(header::LOCATION, url.as_str())
+            .header(header::LOCATION, url)
             // The 302 itself must not be cached: a presigned URL expires, and every fetch is counted.
             .header(header::CACHE_CONTROL, "no-store")
-            .body(Body::empty())
-            .map_err(AppError::internal);
-    }
-    let builder = builder.header(header::CACHE_CONTROL, IMMUTABLE);
-    let (size, stream) = state.storage.get(&key).await.map_err(|e| match e {
-        // A recorded version without its blob is our fault, not the client's: refuse and log it.
-        StorageError::NotFound(_) => {
-            tracing::error!(key = %key, package = %pkg, version = %v.num, "blob missing for a recorded version; run fsck");
-            AppError::internal(anyhow::anyhow!("blob {key} is missing"))
-        }
-        StorageError::Unavailable(why) => {
-            tracing::error!(key = %key, error = %why, "storage unreachable for a download");
-            AppError::Unavailable(format!("storage: {why}"))
-        }
-    })?;
-    if size != v.size_bytes as u64 {
-        tracing::error!(key = %key, stored = size, recorded = v.size_bytes, "blob corrupted: size differs from the recorded size");
-        return Err(AppError::internal(anyhow::anyhow!("blob {key} has the wrong size")));
-    }
-    let builder = tarball_headers(builder, &pkg, &v.num, size)?;
-    if method == Method::HEAD {
-        return builder.body(Body::empty()).map_err(AppError::internal);
-    }
-    let counter = state.downloads.clone();
-    let verified = checked_stream(stream, size, Some(v.sha256.clone()), move || counter.record(&pkg, &v.num));
-    builder.body(Body::from_stream(verified)).map_err(AppError::internal)
-}
-
-fn storage_unavailable(e: StorageError) -> AppError {
-    tracing::error!(error = %e, "storage could not sign a download URL");
-    AppError::Unavailable(format!("storage: {e}"))
-}
-
-/// Content type, length and attachment name of a tarball response.
-fn tarball_headers(
-    builder: axum::http::response::Builder,
-    name: &str,
-    version: &str,
-    size: u64,
-) -> AppResult<axum::http::response::Builder> {
-    Ok(builder.header(header::CONTENT_TYPE, "application/gzip").header(header::CONTENT_LENGTH, size).header(
-        header::CONTENT_DISPOSITION,
-        HeaderValue::from_str(&format!("attachment; filename=\"{name}-{version}.tar.gz\""))
-            .map_err(AppError::internal)?,
-    ))
-}
-
-/// The database is unreachable: serve the blob stored under `Storage::key(name, version)`.
-///
-/// A blob exists only for a version that was published (or is being published), so its presence
-/// is the answer. Without the row there is no recorded sha256 to check against, so the response
-/// carries no ETag and must not be cached; it is counted once it has been sent completely, and the
-/// count waits in memory until the database is back. When no blob is there, the database was
-/// needed to know why, and the answer stays 503.
-async fn download_from_storage_alone(
-    state: &AppState,
-    method: &Method,
-    name: &PackageName,
-    version: &PackageVersion,
-    db_error: String,
-) -> AppResult<Response> {
-    // Both were parsed, so the key is one a publish could have written (publish keys by the
-    // version as SemVer prints it, too).
-    let (name, version) = (name.as_str(), version.to_string());
-    let key = Storage::key(name, &version);
-    let (size, stream) = match state.storage.get(&key).await {
-        Ok(found) => found,
-        Err(e) => {
-            tracing::warn!(key = %key, error = %e, "database unreachable and no blob to serve from storage");
-            return Err(AppError::Unavailable(db_error));
-        }
-    };
-    tracing::warn!(key = %key, reason = %db_error, "database unreachable: serving the tarball from storage alone");
-    let builder = tarball_headers(Response::builder().header(header::CACHE_CONTROL, "no-cache"), name, &version, size)?;
-    if method == Method::HEAD {
-        return builder.body(Body::empty()).map_err(AppError::internal);
-    }
-    let counter = state.downloads.clone();
-    let name = name.to_owned();
-    let counted = checked_stream(stream, size, None, move || counter.record(&name, &version));
-    builder.body(Body::from_stream(counted)).map_err(AppError::internal)
-}
-
-/// Passes the blob through, hashing as it goes. The verdict is reached on the chunk that completes
-/// `size` bytes, before that chunk is sent: hyper stops polling a body once Content-Length bytes
-/// are out, so a check at end-of-stream would never run. A mismatch replaces the last chunk with an
-/// error (the client sees a failed transfer, never a complete corrupt file); a complete, verified
-/// transfer calls `on_complete` (the download is counted).
-fn checked_stream(
-    stream: crate::storage::BlobStream,
-    size: u64,
-    expected_sha256: Option<String>,
-    on_complete: impl FnOnce() + Send + 'static,
-) -> impl futures::Stream<Item = Result<bytes::Bytes, std::io::Error>> + Send + 'static {
-    let mut hasher = Sha256::new();
-    let mut sent = 0u64;
-    let mut on_complete = Some(on_complete);
-    stream.map(move |item| {
-        let chunk = item?;
-        sent += chunk.len() as u64;
-        if expected_sha256.is_some() {
-            hasher.update(&chunk);
-        }
-        if sent >= size {
-            if let Some(expected) = &expected_sha256 {
-                let digest = hex::encode(std::mem::take(&mut hasher).finalize());
-                if sent != size || &digest != expected {
-                    tracing::error!(expected = %expected, actual = %digest, "blob corrupted: sha256 differs from the recorded checksum");
-                    return Err(std::io::Error::other("checksum mismatch"));
-                }
-            }
-            if let Some(done) = on_complete.take() {
-                done();
+            .body(Body::empty()),
+        Delivery::Bytes { size, stream } => {
+            let builder = builder
+                .header(header::CACHE_CONTROL, cache_control)
+                .header(header::CONTENT_TYPE, "application/gzip")
+                .header(header::CONTENT_LENGTH, size)
+                .header(
+                    header::CONTENT_DISPOSITION,
+                    HeaderValue::from_str(&format!("attachment; filename=\"{}-{}.tar.gz\"", t.package, t.version))
+                        .map_err(AppError::internal)?,
+                );
+            match stream {
+                Some(stream) => builder.body(Body::from_stream(stream)),
+                None => builder.body(Body::empty()),
             }
         }
-        Ok(chunk)
-    })
+    }
+    .map_err(AppError::internal)
 }

@@ -13,7 +13,7 @@ use utoipa::ToSchema;
 use super::openapi as doc;
 use super::ApiMultipart;
 use crate::auth::Viewer;
-use crate::domain::ValidationError;
+use crate::domain::{PackageName, ValidationError};
 use crate::error::{AppError, AppResult};
 use crate::service::publish::{self, Claimed, Tarball};
 use crate::state::AppState;
@@ -55,10 +55,6 @@ pub struct PublishForm {
     /// The gzip'd tar, with `raven.toml` at its root.
     #[schema(value_type = doc::Binary)]
     tarball: Vec<u8>,
-}
-
-pub fn download_url(state: &AppState, name: &str, version: &str) -> String {
-    format!("{}/api/v1/packages/{name}/{version}/download", state.public_url)
 }
 
 /// `raven pkg` sends two parts; a few more leave room for newer clients.
@@ -139,7 +135,7 @@ pub async fn publish(
                 // Charge the publish budget before reading the tarball, when the metadata came first.
                 if let Some(name) = metadata.as_ref().and_then(|m| m.name.as_deref()) {
                     if !charged {
-                        publish::charge_rate_limit(&state, &viewer, name).await?;
+                        publish::charge_rate_limit(&state, &viewer, &PackageName::parse(name)?).await?;
                         charged = true;
                     }
                 }
@@ -171,7 +167,7 @@ pub async fn publish(
         StatusCode::CREATED,
         Json(PublishResponse {
             package_id: published.package.id.to_string(),
-            download_url: download_url(&state, &published.package.name, &v.num),
+            download_url: crate::service::read::download_url(&state, &published.package.name, &v.num),
             name: published.package.name,
             checksum: format!("sha256:{}", v.sha256),
             version: v.num,

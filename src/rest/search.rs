@@ -5,11 +5,12 @@ use axum::Json;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
-use super::cache::{self, BodyKey};
 use super::openapi as doc;
-use super::Query;
+use super::{json_body, Query};
 use crate::domain::{shown, text, ValidationError};
 use crate::error::AppResult;
+use crate::service::cache::BodyKey;
+use crate::service::read;
 use crate::service::search::{self, PackageSort};
 use crate::service::versions;
 use crate::state::AppState;
@@ -29,8 +30,7 @@ pub struct Params {
 }
 
 #[derive(Serialize, ToSchema)]
-#[schema(as = SearchResult)]
-pub struct Result_ {
+pub struct SearchResult {
     name: String,
     /// The latest version ("" when every version is yanked).
     version: String,
@@ -42,7 +42,7 @@ pub struct Result_ {
 
 #[derive(Serialize, ToSchema)]
 pub struct SearchBody {
-    results: Vec<Result_>,
+    results: Vec<SearchResult>,
     total: u64,
     limit: u64,
     offset: u64,
@@ -71,7 +71,7 @@ pub async fn search(State(state): State<AppState>, Query(p): Query<Params>) -> A
         return Ok(Json(body(&state, None, &p.q, limit, offset).await?).into_response());
     }
     let key = BodyKey::Search { q: p.q.trim().to_lowercase(), limit, offset };
-    cache::json(&state, key, |generation| body(&state, generation, &p.q, limit, offset)).await
+    json_body(read::cached_json(&state, key, |generation| body(&state, generation, &p.q, limit, offset)).await?)
 }
 
 /// The page with each hit's latest version (`generation`: already read by the caller, if any).
@@ -82,9 +82,9 @@ async fn body(state: &AppState, generation: Option<i64>, q: &str, limit: u64, of
     let results = page
         .hits
         .into_iter()
-        .map(|h| Result_ {
+        .map(|h| SearchResult {
             version: latest.get(&h.package.id).map(|v| v.num.clone()).unwrap_or_default(),
-            keywords: crate::service::catalog::keywords_of(&h.package),
+            keywords: read::package_keywords(&h.package),
             description: h.package.description.unwrap_or_default(),
             downloads: h.package.downloads,
             name: h.package.name,

@@ -11,7 +11,7 @@ use super::openapi as doc;
 use super::ApiJson;
 use super::Path;
 use crate::auth::Viewer;
-use crate::domain::{shown, ValidationError};
+use crate::domain::{shown, Username, ValidationError};
 use crate::error::{AppError, AppResult};
 use crate::service::{accounts, profiles, tokens};
 use crate::state::AppState;
@@ -78,7 +78,7 @@ async fn user_body(state: &AppState, user: &entity::users::Model) -> AppResult<U
     )
 )]
 pub async fn show(State(state): State<AppState>, Path(username): Path<String>) -> AppResult<Json<UserBody>> {
-    let user = accounts::find_by_username(&state, &username)
+    let user = accounts::find_by_username(&state, &Username::parse(&username)?)
         .await?
         .ok_or_else(|| AppError::NotFound(format!("no user {username}")))?;
     Ok(Json(user_body(&state, &user).await?))

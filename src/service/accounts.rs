@@ -32,7 +32,7 @@ pub async fn register(state: &AppState, client: Option<IpAddr>, reg: Registratio
     state.limits.register(client)?;
     // Cheap checks first, so a taken name does not cost an Argon2 hash; the unique indexes still
     // decide races.
-    if find_by_username(state, reg.username.as_str()).await?.is_some() {
+    if find_by_username(state, &reg.username).await?.is_some() {
         return Err(AppError::Conflict(format!("username {} is already taken", reg.username.as_str())));
     }
     if users::Entity::find().filter(users::Column::Email.eq(reg.email.as_str())).one(&state.db).await?.is_some() {
@@ -141,10 +141,7 @@ pub async fn find_by_id(state: &AppState, id: Uuid) -> AppResult<Option<users::M
     Ok(users::Entity::find_by_id(id).one(&state.db).await?)
 }
 
-/// Usernames are stored lowercase, so lookups are case-insensitive. A username of the wrong shape
-/// is refused as bad input (field `username`) before any SQL: every lookup by a client-supplied
-/// username passes here.
-pub async fn find_by_username(state: &AppState, username: &str) -> AppResult<Option<users::Model>> {
-    let username = Username::parse(username)?;
+/// Usernames are stored lowercase (`Username::parse` lowercases), so lookups are case-insensitive.
+pub async fn find_by_username(state: &AppState, username: &Username) -> AppResult<Option<users::Model>> {
     Ok(users::Entity::find().filter(users::Column::Username.eq(username.as_str())).one(&state.db).await?)
 }

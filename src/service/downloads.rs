@@ -13,7 +13,7 @@ use entity::{packages, versions};
 
 use crate::domain::PackageVersion;
 use crate::error::AppResult;
-use crate::service::search::numbered;
+use crate::db::numbered;
 
 type Key = (String, String, NaiveDate);
 

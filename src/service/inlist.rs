@@ -20,7 +20,7 @@ pub fn padded<T: Clone>(keys: impl IntoIterator<Item = T>) -> Vec<T> {
     keys
 }
 
-/// `?, ?, ...` for a padded list of `keys` (numbered later by `search::numbered` on PostgreSQL),
+/// `?, ?, ...` for a padded list of `keys` (numbered later by `db::numbered` on PostgreSQL),
 /// and the padded values to bind.
 pub fn bind<T: Clone + Into<Value>>(keys: impl IntoIterator<Item = T>) -> (String, Vec<Value>) {
     let values: Vec<Value> = padded(keys).into_iter().map(Into::into).collect();

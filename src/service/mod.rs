@@ -2,15 +2,17 @@
 //! entity models or plain structs; it knows nothing of HTTP or GraphQL.
 pub mod accounts;
 pub mod audit;
-pub mod batch;
-pub mod catalog;
+pub mod cache;
 pub mod downloads;
+pub mod fetch;
+pub mod fsck;
 pub mod generation;
 pub mod inlist;
 pub mod owners;
 pub mod packages;
 pub mod profiles;
 pub mod publish;
+pub mod read;
 pub mod readme;
 pub mod search;
 pub mod stats;

@@ -9,6 +9,7 @@ use uuid::Uuid;
 use entity::{package_owners, packages, users};
 
 use crate::auth::{Scope, Viewer};
+use crate::domain::{PackageName, Username};
 use crate::error::{AppError, AppResult};
 use crate::service::packages::{self as pkgs, Role};
 use crate::service::{accounts, audit};
@@ -46,8 +47,8 @@ pub async fn list(state: &AppState, package_id: Uuid) -> AppResult<Vec<Owner>> {
 pub async fn add(
     state: &AppState,
     viewer: &Viewer,
-    package: &str,
-    username: &str,
+    package: &PackageName,
+    username: &Username,
     role: Role,
 ) -> AppResult<(packages::Model, Owner)> {
     state.limits.owners(viewer.user_id)?;
@@ -98,7 +99,12 @@ pub async fn add(
 }
 
 #[tracing::instrument(name = "owners.remove", skip(state, viewer), fields(user_id = %viewer.user_id))]
-pub async fn remove(state: &AppState, viewer: &Viewer, package: &str, username: &str) -> AppResult<packages::Model> {
+pub async fn remove(
+    state: &AppState,
+    viewer: &Viewer,
+    package: &PackageName,
+    username: &Username,
+) -> AppResult<packages::Model> {
     state.limits.owners(viewer.user_id)?;
     let user = accounts::find_by_username(state, username)
         .await?

@@ -36,14 +36,12 @@ impl Role {
     }
 }
 
-/// A package by name. A name of the wrong shape is refused as bad input (field `name`) before any
-/// SQL: every lookup by a client-supplied name passes here, whichever edge it came from.
-pub async fn find_by_name(db: &impl ConnectionTrait, name: &str) -> AppResult<Option<packages::Model>> {
-    let name = PackageName::lookup(name)?;
+/// A package by name (parsed at the edge: `PackageName::lookup` for reads).
+pub async fn find_by_name(db: &impl ConnectionTrait, name: &PackageName) -> AppResult<Option<packages::Model>> {
     Ok(packages::Entity::find().filter(packages::Column::Name.eq(name.as_str())).one(db).await?)
 }
 
-pub async fn get_by_name(db: &impl ConnectionTrait, name: &str) -> AppResult<packages::Model> {
+pub async fn get_by_name(db: &impl ConnectionTrait, name: &PackageName) -> AppResult<packages::Model> {
     find_by_name(db, name).await?.ok_or_else(|| AppError::NotFound(format!("package {name} not found")))
 }
 
@@ -55,9 +53,9 @@ pub async fn get_by_name(db: &impl ConnectionTrait, name: &str) -> AppResult<pac
 /// the row would take: it queues these writers without blocking inserts that merely reference the
 /// package. SQLite has no row locks (sea-query leaves the clause out there) and needs none: a write
 /// transaction holds the database's only write lock from its `BEGIN IMMEDIATE` (`db::begin_write`).
-pub async fn lock_by_name(txn: &sea_orm::DatabaseTransaction, name: &str) -> AppResult<packages::Model> {
+pub async fn lock_by_name(txn: &sea_orm::DatabaseTransaction, name: &PackageName) -> AppResult<packages::Model> {
     packages::Entity::find()
-        .filter(packages::Column::Name.eq(name))
+        .filter(packages::Column::Name.eq(name.as_str()))
         .lock(LockType::NoKeyUpdate)
         .one(txn)
         .await?

@@ -5,7 +5,7 @@ use uuid::Uuid;
 use entity::packages;
 
 use crate::error::AppResult;
-use crate::service::search::numbered;
+use crate::db::numbered;
 use crate::service::versions;
 use crate::state::AppState;
 

@@ -28,14 +28,12 @@ pub struct Claimed {
 
 /// Charges the viewer's publish budget for `name` before any tarball byte is read: a new package
 /// draws on the new-package bucket, a new version on the version bucket.
-pub async fn charge_rate_limit(state: &AppState, viewer: &Viewer, name: &str) -> AppResult<()> {
+/// (The claimed name must equal raven.toml's, so the edge parses it as a new name would be.)
+pub async fn charge_rate_limit(state: &AppState, viewer: &Viewer, name: &PackageName) -> AppResult<()> {
     if !state.limits.enabled {
         return Ok(());
     }
-    // The claimed name must equal raven.toml's, which must parse: a malformed one is refused here,
-    // before it reaches SQL.
-    let name = PackageName::parse(name)?;
-    let exists = pkgs::find_by_name(&state.db, name.as_str()).await?.is_some();
+    let exists = pkgs::find_by_name(&state.db, name).await?.is_some();
     state.limits.publish(viewer.user_id, !exists)
 }
 
@@ -145,7 +143,7 @@ pub async fn publish(state: &AppState, viewer: &Viewer, tarball: Tarball, claime
         }
     }
 
-    let existing = pkgs::find_by_name(&state.db, m.name.as_str()).await?;
+    let existing = pkgs::find_by_name(&state.db, &m.name).await?;
     if !claimed.rate_limit_charged {
         state.limits.publish(viewer.user_id, existing.is_none())?;
     }

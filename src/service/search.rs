@@ -2,18 +2,20 @@
 //! downloads. PostgreSQL uses the weighted tsvector + GIN index, SQLite FTS5 with bm25. The user's
 //! words are reduced to [a-z0-9] terms and passed as bound parameters, so `%`, `_`, quotes and FTS
 //! operators are never syntax.
-use chrono::{Duration, NaiveDate, Utc};
+use chrono::{Duration, Utc};
 use sea_orm::{DatabaseConnection, DbBackend, FromQueryResult, Statement, Value};
 
 use entity::packages;
 
 use crate::error::AppResult;
-use crate::service::generation::{self, GenerationCache};
+use crate::db::numbered;
+use crate::service::cache::PageKey;
+use crate::service::generation;
 use crate::state::AppState;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, async_graphql::Enum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum PackageSort {
-    /// Best match first (search only; browsing falls back to DOWNLOADS).
+    /// Best match first (search only; browsing falls back to `Downloads`).
     Relevance,
     Downloads,
     /// Downloads over the last 90 days.
@@ -77,24 +79,6 @@ fn order_by(sort: PackageSort) -> &'static str {
     }
 }
 
-/// Numbers `?` placeholders as `$n` for PostgreSQL.
-pub fn numbered(backend: DbBackend, text: &str) -> String {
-    if backend != DbBackend::Postgres {
-        return text.to_owned();
-    }
-    let mut out = String::with_capacity(text.len() + 8);
-    let mut n = 0;
-    for c in text.chars() {
-        if c == '?' {
-            n += 1;
-            out.push_str(&format!("${n}"));
-        } else {
-            out.push(c);
-        }
-    }
-    out
-}
-
 const RECENT: &str = "(SELECT CAST(COALESCE(SUM(d.count), 0) AS BIGINT) FROM version_downloads d JOIN versions rv ON rv.id = d.version_id \
                       WHERE rv.package_id = p.id AND d.day >= ?)";
 
@@ -112,20 +96,6 @@ struct CountedRow {
     total: i64,
 }
 
-/// What a page of results depends on besides the catalog: the day matters to the 90-day sort.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub struct PageKey {
-    /// Trimmed, lowercased search text; `None` when browsing.
-    query: Option<String>,
-    sort: PackageSort,
-    offset: u64,
-    limit: u64,
-    day: NaiveDate,
-}
-
-/// Pages of search and browse results, valid for one catalog generation.
-pub type PageCache = GenerationCache<PageKey, Page>;
-
 /// Longer texts are searched but not cached: they are rare and would make large keys.
 pub const MAX_CACHED_QUERY: usize = 128;
 
@@ -137,7 +107,7 @@ async fn cached(
     key: PageKey,
     compute: impl std::future::Future<Output = AppResult<Page>>,
 ) -> AppResult<Page> {
-    let cache = &state.pages;
+    let cache = &state.caches.pages;
     if !cache.enabled() || key.query.as_ref().is_some_and(|q| q.len() > MAX_CACHED_QUERY) {
         return compute.await;
     }

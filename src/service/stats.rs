@@ -3,7 +3,7 @@ use chrono::{DateTime, Utc};
 use sea_orm::{DatabaseConnection, FromQueryResult, Statement};
 
 use crate::error::AppResult;
-use crate::service::generation::{self, GenerationCache};
+use crate::service::generation;
 use crate::state::AppState;
 
 #[derive(Debug, Clone, FromQueryResult)]
@@ -23,13 +23,10 @@ pub struct RegistryStats {
     pub updated_at: DateTime<Utc>,
 }
 
-/// The four totals of one catalog generation (registering raises it too, for the user count).
-pub type StatsCache = GenerationCache<(), Totals>;
-
 /// The totals, from the cache while the catalog generation is unchanged: on PostgreSQL the four
 /// counts are table scans, one small lookup on a hit.
 pub async fn registry_stats(state: &AppState) -> AppResult<RegistryStats> {
-    let cache = &state.stats;
+    let cache = &state.caches.stats;
     let generation = if cache.enabled() { Some(generation::current(&state.db).await?) } else { None };
     let t = match generation.and_then(|g| cache.get(g, &())) {
         Some(t) => t,

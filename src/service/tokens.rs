@@ -12,13 +12,13 @@ use entity::{api_tokens, users};
 use crate::auth::{Scopes, Viewer};
 use crate::domain::ValidationError;
 use crate::error::{AppError, AppResult};
+pub use crate::auth::LOGIN_TOKEN_NAME;
 use crate::service::audit;
 use crate::state::AppState;
 
 /// Beyond this many live API tokens a user must revoke some first. Login tokens are not counted:
 /// they have their own cap (MAX_LOGIN_TOKENS), at which the oldest is revoked instead.
 pub const MAX_LIVE_TOKENS: u64 = 500;
-pub const LOGIN_TOKEN_NAME: &str = "login";
 /// last_used_at is refreshed at most this often, so reads do not turn into writes.
 const LAST_USED_GRANULARITY_SECS: i64 = 300;
 

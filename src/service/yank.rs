@@ -23,14 +23,13 @@ const MAX_REASON_CHARS: usize = 500;
 pub async fn set_yanked(
     state: &AppState,
     viewer: &Viewer,
-    name: &str,
-    version: &str,
+    name: &PackageName,
+    version: &PackageVersion,
     yanked: bool,
     reason: Option<String>,
 ) -> AppResult<Yanked> {
-    // Everything the client sent is parsed before the budget is charged or any SQL runs.
-    let name = PackageName::lookup(name)?;
-    let version = PackageVersion::parse(version)?;
+    // Everything the client sent is parsed before the budget is charged or any SQL runs (the name
+    // and version by the edge).
     let reason = match reason {
         Some(r) => Some(text::prose("reason", &r)?).filter(|r| !r.is_empty()),
         None => None,
@@ -44,7 +43,7 @@ pub async fn set_yanked(
     let (_turn, txn) = crate::db::begin_write(&state.db).await?;
     // Locked: the package shows the metadata of its latest version, which a concurrent yank or
     // publish of another version would otherwise compute from a state this one is changing.
-    let package = pkgs::lock_by_name(&txn, name.as_str()).await?;
+    let package = pkgs::lock_by_name(&txn, name).await?;
     let row = pkgs::find_version(&txn, package.id, &version.to_string())
         .await?
         .ok_or_else(|| AppError::NotFound(format!("{name} {version} not found")))?;

@@ -155,7 +155,8 @@ async fn a_page_costs_a_constant_number_of_statements() {
 /// Every lookup is asked for 1..=20 real keys and must answer for each of them.
 #[tokio::test]
 async fn batch_queries_have_few_shapes_whatever_the_batch_size() {
-    use raven_registry::service::{batch, versions};
+    use raven_registry::service::read::batch;
+    use raven_registry::service::versions;
     use std::collections::{HashMap, HashSet};
     use std::sync::{Arc, Mutex};
 

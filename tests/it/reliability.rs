@@ -17,7 +17,7 @@ use common::process::{self, Inherit, ServerProcess};
 use common::proxy::spawn_behind_proxy;
 use common::tarballs::{file, manifest, noise, package, package_targz};
 use common::{free_port, spawn, spawn_with, TestApp};
-use raven_registry::fsck::{self, BlobFault, OrphanState};
+use raven_registry::service::fsck::{self, BlobFault, OrphanState};
 use raven_registry::storage::Storage;
 use reqwest::StatusCode;
 use sea_orm::{EntityTrait, PaginatorTrait};

@@ -1,6 +1,6 @@
 use async_graphql::InputObject;
 
-use crate::auth::Scope;
+use crate::graphql::enums::TokenScope;
 
 #[derive(InputObject)]
 pub struct RegisterInput {
@@ -16,5 +16,5 @@ pub struct CreateApiTokenInput {
     #[graphql(default = 90)]
     pub expires_in_days: i64,
     /// Defaults to every scope.
-    pub scopes: Option<Vec<Scope>>,
+    pub scopes: Option<Vec<TokenScope>>,
 }

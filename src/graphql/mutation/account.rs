@@ -45,7 +45,7 @@ impl AccountMutation {
     /// Creates a scoped API token; its text is returned only here.
     #[graphql(guard = "RequireScope(None)")]
     async fn create_api_token(&self, ctx: &Context<'_>, input: CreateApiTokenInput) -> Result<NewApiToken> {
-        let scopes = input.scopes.map(|s| s.into_iter().map(|sc| sc.as_str().to_owned()).collect());
+        let scopes = input.scopes.map(|s| s.into_iter().map(|sc| crate::auth::Scope::from(sc).as_str().to_owned()).collect());
         let req = tokens::NewToken::parse(&input.name, input.expires_in_days, scopes).map_err(AppError::from)?;
         Ok(tokens::create(state(ctx), viewer(ctx)?, req).await?.into())
     }

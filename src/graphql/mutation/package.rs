@@ -1,7 +1,7 @@
 use async_graphql::{Context, Object, Result, Upload};
 
 use crate::auth::Scope;
-use crate::domain::{PackageName, Username};
+use crate::domain::{PackageName, PackageVersion, Username};
 use crate::error::AppError;
 use crate::graphql::auth::{viewer, RequireScope};
 use crate::graphql::object::account::User;
@@ -28,11 +28,13 @@ impl PackageMutation {
 
     #[graphql(guard = "RequireScope(Some(Scope::Yank))")]
     async fn yank(&self, ctx: &Context<'_>, name: String, version: String, reason: Option<String>) -> Result<Version> {
+        let (name, version) = name_and_version(&name, &version)?;
         Ok(Version(yank::set_yanked(state(ctx), viewer(ctx)?, &name, &version, true, reason).await?.version))
     }
 
     #[graphql(guard = "RequireScope(Some(Scope::Yank))")]
     async fn unyank(&self, ctx: &Context<'_>, name: String, version: String) -> Result<Version> {
+        let (name, version) = name_and_version(&name, &version)?;
         Ok(Version(yank::set_yanked(state(ctx), viewer(ctx)?, &name, &version, false, None).await?.version))
     }
 
@@ -50,7 +52,7 @@ impl PackageMutation {
             OwnerRole::Owner => Role::Owner,
             OwnerRole::Maintainer => Role::Maintainer,
         };
-        let (_, o) = owners::add(state(ctx), viewer(ctx)?, package.as_str(), username.as_str(), role).await?;
+        let (_, o) = owners::add(state(ctx), viewer(ctx)?, &package, &username, role).await?;
         Ok(PackageOwner { user: User(o.user.into()), role: o.role, added_at: o.added_at })
     }
 
@@ -58,8 +60,13 @@ impl PackageMutation {
     #[graphql(guard = "RequireScope(Some(Scope::ChangeOwners))")]
     async fn remove_owner(&self, ctx: &Context<'_>, package: String, username: String) -> Result<Package> {
         let (package, username) = owner_args(&package, &username)?;
-        Ok(Package(owners::remove(state(ctx), viewer(ctx)?, package.as_str(), username.as_str()).await?))
+        Ok(Package(owners::remove(state(ctx), viewer(ctx)?, &package, &username).await?))
     }
+}
+
+/// The arguments of the yank mutations, parsed before any SQL runs.
+fn name_and_version(name: &str, version: &str) -> Result<(PackageName, PackageVersion), AppError> {
+    Ok((PackageName::lookup(name)?, PackageVersion::parse(version)?))
 }
 
 /// The arguments of the owner mutations, parsed before any SQL runs (the package name is reported

@@ -1,11 +1,12 @@
 use async_graphql::{Context, Object, Result, SimpleObject, ID};
 use chrono::{DateTime, Utc};
 
-use crate::auth::{Scope, Scopes};
+use crate::auth::Scopes;
+use crate::graphql::enums::TokenScope;
 use crate::service::tokens::IssuedToken;
 
 /// A registry user, as anyone may see them.
-pub struct User(pub crate::service::batch::PublicUser);
+pub struct User(pub crate::service::read::batch::PublicUser);
 
 #[Object]
 impl User {
@@ -55,8 +56,8 @@ impl ApiToken {
     async fn name(&self) -> &str {
         &self.0.name
     }
-    async fn scopes(&self) -> Vec<Scope> {
-        Scopes::from_stored(&self.0.scopes).iter().collect()
+    async fn scopes(&self) -> Vec<TokenScope> {
+        Scopes::from_stored(&self.0.scopes).iter().map(TokenScope::from).collect()
     }
     async fn created_at(&self) -> DateTime<Utc> {
         self.0.created_at

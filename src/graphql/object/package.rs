@@ -3,12 +3,14 @@ use async_graphql::connection::{Connection, Edge};
 use async_graphql::{Context, Enum, Object, Result, SimpleObject, ID};
 use chrono::{DateTime, Duration, NaiveDate, Utc};
 
+use crate::domain;
 use crate::error::AppError;
 use crate::graphql::loader::{
     DailyDownloadsOf, DependenciesOf, Loaders, OwnersOf, PackageById, PackageByName, ReadmeOf, UserById, VersionsOf,
 };
 use crate::graphql::object::account::User;
 use crate::graphql::{cursor, state};
+use crate::service::read;
 
 fn loaders<'a>(ctx: &Context<'a>) -> &'a Loaders {
     ctx.data_unchecked::<Loaders>()
@@ -59,7 +61,7 @@ impl Package {
         self.0.homepage.as_deref()
     }
     async fn keywords(&self) -> Vec<String> {
-        crate::service::catalog::keywords_of(&self.0)
+        read::package_keywords(&self.0)
     }
     async fn created_at(&self) -> DateTime<Utc> {
         self.0.created_at
@@ -111,7 +113,7 @@ impl Package {
     /// Packages whose latest version depends on this one.
     #[graphql(complexity = "100 * child_complexity")]
     async fn dependents(&self, ctx: &Context<'_>) -> Result<Vec<Package>> {
-        let rows = crate::service::catalog::dependents(state(ctx), &self.0.name).await?;
+        let rows = read::catalog::dependents(state(ctx), &self.0).await?;
         Ok(rows.into_iter().map(Package).collect())
     }
 }
@@ -212,10 +214,10 @@ impl Version {
     async fn download_url(&self, ctx: &Context<'_>) -> Result<String> {
         let pkg = loaders(ctx).load_one(PackageById(self.0.package_id)).await?;
         let name = pkg.map(|p| p.name).unwrap_or_default();
-        Ok(format!("{}/api/v1/packages/{name}/{}/download", state(ctx).public_url, self.0.num))
+        Ok(read::download_url(state(ctx), &name, &self.0.num))
     }
     async fn authors(&self) -> Vec<String> {
-        serde_json::from_str(&self.0.authors).unwrap_or_default()
+        read::authors(&self.0)
     }
     async fn description(&self) -> Option<&str> {
         self.0.description.as_deref()
@@ -256,10 +258,9 @@ impl Dependency {
         &self.0.req
     }
     async fn kind(&self) -> DependencyKind {
-        if self.0.kind == "dev" {
-            DependencyKind::Dev
-        } else {
-            DependencyKind::Normal
+        match read::dependency_kind(&self.0) {
+            domain::DependencyKind::Normal => DependencyKind::Normal,
+            domain::DependencyKind::Dev => DependencyKind::Dev,
         }
     }
     /// The package depended on (null if it no longer exists).

@@ -2,6 +2,8 @@ use async_graphql::{Context, Object, Result};
 
 use crate::graphql::object::account::{User, ViewerObject};
 use crate::graphql::{auth, state};
+use crate::domain::Username;
+use crate::error::AppError;
 use crate::service::accounts;
 
 #[derive(Default)]
@@ -17,6 +19,6 @@ impl AccountQuery {
 
     /// A user by name (case-insensitive), or null. A malformed username is BAD_USER_INPUT.
     async fn user(&self, ctx: &Context<'_>, username: String) -> Result<Option<User>> {
-        Ok(accounts::find_by_username(state(ctx), &username).await?.map(|u| User(u.into())))
+        Ok(accounts::find_by_username(state(ctx), &Username::parse(&username).map_err(AppError::from)?).await?.map(|u| User(u.into())))
     }
 }

@@ -4,10 +4,10 @@ use crate::domain::{PackageName, PackageVersion};
 use crate::error::AppError;
 use crate::graphql::loader::{prime_package, prime_packages, request_generation};
 use crate::graphql::object::package::{page, Package, PackageConnection, Version};
-use crate::graphql::relations;
 use crate::graphql::{cursor, state};
-use crate::service::catalog;
-use crate::service::search::{self, PackageSort};
+use crate::service::read::{catalog, relations};
+use crate::graphql::enums::PackageSort;
+use crate::service::search;
 
 #[derive(Default)]
 pub struct PackageQuery;
@@ -18,7 +18,7 @@ impl PackageQuery {
     async fn package(&self, ctx: &Context<'_>, name: String) -> Result<Option<Package>> {
         let name = PackageName::lookup(&name.to_ascii_lowercase()).map_err(AppError::from)?;
         let generation = request_generation(ctx).await?;
-        let Some(package) = relations::package_by_name(state(ctx), generation, name.as_str()).await? else {
+        let Some(package) = relations::package_by_name(state(ctx), generation, &name).await? else {
             return Ok(None);
         };
         prime_package(ctx, package.id).await?;
@@ -30,7 +30,7 @@ impl PackageQuery {
     async fn version(&self, ctx: &Context<'_>, name: String, version: String) -> Result<Option<Version>> {
         let name = PackageName::lookup(&name.to_ascii_lowercase()).map_err(AppError::from)?;
         let version = PackageVersion::parse(&version).map_err(AppError::from)?;
-        Ok(catalog::version_model(state(ctx), &name, &version).await?.map(Version))
+        Ok(catalog::version(state(ctx), &name, &version).await?.map(|row| Version(row.version)))
     }
 
     /// Full-text search over names, keywords and descriptions.
@@ -46,7 +46,7 @@ impl PackageQuery {
         let first = cursor::first(first)?;
         let offset = cursor::after(after.as_deref())?;
         let generation = request_generation(ctx).await?;
-        let p = search::search(state(ctx), generation, &query, sort, offset, first).await?;
+        let p = search::search(state(ctx), generation, &query, sort.into(), offset, first).await?;
         prime_packages(ctx, &p.hits.iter().map(|h| h.package.id).collect::<Vec<_>>()).await?;
         Ok(page(p.hits.into_iter().map(|h| Package(h.package)).collect(), offset, p.total))
     }
@@ -63,7 +63,7 @@ impl PackageQuery {
         let first = cursor::first(first)?;
         let offset = cursor::after(after.as_deref())?;
         let generation = request_generation(ctx).await?;
-        let p = search::browse(state(ctx), generation, sort, offset, first).await?;
+        let p = search::browse(state(ctx), generation, sort.into(), offset, first).await?;
         prime_packages(ctx, &p.hits.iter().map(|h| h.package.id).collect::<Vec<_>>()).await?;
         Ok(page(p.hits.into_iter().map(|h| Package(h.package)).collect(), offset, p.total))
     }

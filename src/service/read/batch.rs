@@ -121,7 +121,7 @@ pub async fn owners_of(db: &DatabaseConnection, package_ids: &[Uuid]) -> AppResu
          FROM package_owners o JOIN users u ON u.id = o.user_id WHERE o.package_id IN ({list}) ORDER BY o.added_at"
     );
     let stmt =
-        sea_orm::Statement::from_sql_and_values(backend, crate::service::search::numbered(backend, &sql), values);
+        sea_orm::Statement::from_sql_and_values(backend, crate::db::numbered(backend, &sql), values);
     for r in OwnerJoin::find_by_statement(stmt).all(db).await? {
         out.entry(r.package_id).or_default().push(OwnerRow { user: r.user, role: r.role, added_at: r.added_at });
     }
@@ -175,7 +175,7 @@ pub async fn daily_downloads(
     );
     let mut values: Vec<sea_orm::Value> = vec![since.into()];
     values.extend(ids);
-    let stmt = Statement::from_sql_and_values(backend, crate::service::search::numbered(backend, &sql), values);
+    let stmt = Statement::from_sql_and_values(backend, crate::db::numbered(backend, &sql), values);
     for r in DayRow::find_by_statement(stmt).all(db).await? {
         out.entry(r.package_id).or_default().push((r.day, r.n));
     }

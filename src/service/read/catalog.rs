@@ -1,4 +1,4 @@
-//! Reading packages and versions for the REST shim (GraphQL reads the same through loaders).
+//! One package or version by name, what its page shows, its statistics and its dependents.
 use chrono::{Duration, NaiveDate, Utc};
 use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, FromQueryResult, QueryFilter, Statement};
 use uuid::Uuid;
@@ -8,7 +8,7 @@ use entity::{dependencies, packages, versions};
 use crate::domain::{PackageName, PackageVersion};
 use crate::error::{AppError, AppResult};
 use crate::service::packages as pkgs;
-use crate::service::search::numbered;
+use crate::db::numbered;
 use crate::state::AppState;
 
 /// What the REST package metadata shows, read in two statements: the package row with its first
@@ -34,10 +34,6 @@ impl PackageDetail {
     pub fn latest(&self) -> Option<&VersionFlag> {
         crate::domain::latest_version(self.versions.iter(), |v| v.num.as_str(), |v| v.yanked)
     }
-}
-
-pub fn keywords_of(p: &packages::Model) -> Vec<String> {
-    p.keywords_text.split_whitespace().map(str::to_owned).collect()
 }
 
 #[derive(FromQueryResult)]
@@ -79,7 +75,7 @@ pub async fn package_detail(state: &AppState, name: &PackageName) -> AppResult<P
     vs.sort_by_cached_key(|v| semver::Version::parse(&v.num).unwrap_or_else(|_| semver::Version::new(0, 0, 0)));
     let package = row.package;
     Ok(PackageDetail {
-        keywords: keywords_of(&package),
+        keywords: super::package_keywords(&package),
         owner: row.owner_id.zip(row.owner_name).map(|(id, name)| (name, id)),
         package,
         versions: vs,
@@ -87,70 +83,35 @@ pub async fn package_detail(state: &AppState, name: &PackageName) -> AppResult<P
     })
 }
 
-/// The columns of a version that its REST metadata and its download need (not the README), with
-/// the package's name.
+/// One version with its package's name, README left out (see [`batch::readmes`](super::batch::readmes)).
 #[derive(FromQueryResult)]
-pub struct VersionMeta {
-    pub id: Uuid,
+pub struct VersionRow {
     pub package_name: String,
-    pub num: String,
-    pub authors: String,
-    pub description: Option<String>,
-    pub license: Option<String>,
-    pub repository: Option<String>,
-    pub homepage: Option<String>,
-    pub keywords: String,
-    pub sha256: String,
-    pub size_bytes: i64,
-    pub yanked: bool,
-    pub yanked_at: Option<chrono::DateTime<Utc>>,
-    pub published_at: chrono::DateTime<Utc>,
+    #[sea_orm(nested)]
+    pub version: versions::Model,
 }
 
 /// One version by package name and number (build metadata ignored, as for uniqueness), in one
-/// statement.
-#[tracing::instrument(name = "catalog.version_meta", skip(state))]
-pub async fn version_meta(state: &AppState, name: &PackageName, version: &PackageVersion) -> AppResult<VersionMeta> {
-    let not_found = || AppError::NotFound(format!("{name} {version} not found"));
-    let canonical = version.canonical();
+/// statement: the read behind REST version metadata, downloads and GraphQL's `version` query.
+#[tracing::instrument(name = "catalog.version", skip(state))]
+pub async fn version(state: &AppState, name: &PackageName, version: &PackageVersion) -> AppResult<Option<VersionRow>> {
     let backend = state.db.get_database_backend();
-    let sql = "SELECT v.id, p.name AS package_name, v.num, v.authors, v.description, v.license, v.repository, \
-               v.homepage, v.keywords, v.sha256, v.size_bytes, v.yanked, v.yanked_at, v.published_at \
+    let sql = "SELECT p.name AS package_name, v.id, v.package_id, v.num, v.canonical, v.authors, v.description, \
+               v.license, v.repository, v.homepage, v.keywords, CAST(NULL AS TEXT) AS readme, v.sha256, v.size_bytes, \
+               v.yanked, v.yanked_at, v.yank_reason, v.published_by, v.published_at, v.downloads \
                FROM versions v JOIN packages p ON p.id = v.package_id WHERE p.name = ? AND v.canonical = ?";
-    VersionMeta::find_by_statement(Statement::from_sql_and_values(
+    Ok(VersionRow::find_by_statement(Statement::from_sql_and_values(
         backend,
         numbered(backend, sql),
-        [name.as_str().into(), canonical.into()],
+        [name.as_str().into(), version.canonical().into()],
     ))
     .one(&state.db)
-    .await?
-    .ok_or_else(not_found)
+    .await?)
 }
 
-/// The dependencies of a version, by name.
-pub async fn dependencies_of(state: &AppState, version_id: Uuid) -> AppResult<Vec<dependencies::Model>> {
-    let mut deps =
-        dependencies::Entity::find().filter(dependencies::Column::VersionId.eq(version_id)).all(&state.db).await?;
-    deps.sort_by(|a, b| a.name.cmp(&b.name));
-    Ok(deps)
-}
-
-/// A whole version row (README included) by package name and number, for GraphQL, in one statement.
-pub async fn version_model(
-    state: &AppState,
-    name: &PackageName,
-    version: &PackageVersion,
-) -> AppResult<Option<versions::Model>> {
-    let backend = state.db.get_database_backend();
-    let sql = "SELECT v.* FROM versions v JOIN packages p ON p.id = v.package_id WHERE p.name = ? AND v.canonical = ?";
-    Ok(versions::Entity::find()
-        .from_raw_sql(Statement::from_sql_and_values(
-            backend,
-            numbered(backend, sql),
-            [name.as_str().into(), version.canonical().into()],
-        ))
-        .one(&state.db)
-        .await?)
+/// The same, or 404 naming the version.
+pub async fn version_or_404(state: &AppState, name: &PackageName, v: &PackageVersion) -> AppResult<VersionRow> {
+    version(state, name, v).await?.ok_or_else(|| AppError::NotFound(format!("{name} {v} not found")))
 }
 
 #[derive(FromQueryResult)]
@@ -171,7 +132,7 @@ pub async fn downloads_since(db: &impl ConnectionTrait, package_ids: &[Uuid], si
     );
     let mut values: Vec<sea_orm::Value> = vec![since.into()];
     values.extend(ids);
-    let sql = crate::service::search::numbered(backend, &sql);
+    let sql = numbered(backend, &sql);
     let row = Sum::find_by_statement(Statement::from_sql_and_values(backend, sql, values)).one(db).await?;
     Ok(row.map(|r| r.total).unwrap_or(0))
 }
@@ -188,7 +149,7 @@ pub struct PackageStats {
 #[tracing::instrument(name = "catalog.package_stats", skip(state))]
 pub async fn package_stats(state: &AppState, name: &PackageName) -> AppResult<PackageStats> {
     use sea_orm::PaginatorTrait;
-    let package = pkgs::get_by_name(&state.db, name.as_str()).await?;
+    let package = pkgs::get_by_name(&state.db, name).await?;
     let today = Utc::now().date_naive();
     let ids = [package.id];
     let last_week = downloads_since(&state.db, &ids, today - Duration::days(7)).await?;
@@ -196,13 +157,14 @@ pub async fn package_stats(state: &AppState, name: &PackageName) -> AppResult<Pa
     let last_year = downloads_since(&state.db, &ids, today - Duration::days(365)).await?;
     let versions_count =
         versions::Entity::find().filter(versions::Column::PackageId.eq(package.id)).count(&state.db).await?;
-    let dependents_count = dependents(state, &package.name).await?.len() as u64;
+    let dependents_count = dependents(state, &package).await?.len() as u64;
     Ok(PackageStats { package, last_week, last_month, last_year, versions_count, dependents_count })
 }
 
-/// Packages whose latest version depends on `name`.
-pub async fn dependents(state: &AppState, name: &str) -> AppResult<Vec<packages::Model>> {
-    let deps = dependencies::Entity::find().filter(dependencies::Column::Name.eq(name)).all(&state.db).await?;
+/// Packages whose latest version depends on `package`.
+pub async fn dependents(state: &AppState, package: &packages::Model) -> AppResult<Vec<packages::Model>> {
+    let deps =
+        dependencies::Entity::find().filter(dependencies::Column::Name.eq(&package.name)).all(&state.db).await?;
     if deps.is_empty() {
         return Ok(Vec::new());
     }

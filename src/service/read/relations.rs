@@ -9,26 +9,12 @@ use uuid::Uuid;
 
 use entity::{packages, versions};
 
+use super::batch::{self, OwnerRow};
+use crate::domain::PackageName;
 use crate::error::AppResult;
-use crate::service::batch::{self, OwnerRow};
-use crate::service::generation::{self, GenerationCache};
+use crate::service::cache::{RelKey, RelValue};
+use crate::service::generation;
 use crate::state::AppState;
-
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub enum RelKey {
-    Versions(Uuid),
-    Owners(Uuid),
-    PackageByName(String),
-}
-
-#[derive(Clone)]
-pub enum RelValue {
-    Versions(Arc<Vec<versions::Model>>),
-    Owners(Arc<Vec<OwnerRow>>),
-    Package(packages::Model),
-}
-
-pub type RelationCache = GenerationCache<RelKey, RelValue>;
 
 /// The catalog generation of one request, read at its first cached lookup.
 #[derive(Default)]
@@ -82,7 +68,7 @@ where
     F: FnOnce(Vec<Uuid>) -> Fut,
     Fut: std::future::Future<Output = AppResult<HashMap<Uuid, Vec<T>>>>,
 {
-    let cache = &state.relations;
+    let cache = &state.caches.relations;
     let mut out = HashMap::with_capacity(ids.len());
     let mut missing = Vec::new();
     for id in ids {
@@ -107,19 +93,19 @@ where
     Ok(out)
 }
 
-/// A package by (lowercased) name; a missing package is not cached.
+/// A package by name; a missing package is not cached.
 pub async fn package_by_name(
     state: &AppState,
     generation: Option<i64>,
-    name: &str,
+    name: &PackageName,
 ) -> AppResult<Option<packages::Model>> {
-    let key = RelKey::PackageByName(name.to_owned());
-    if let Some(RelValue::Package(p)) = generation.and_then(|g| state.relations.get(g, &key)) {
+    let key = RelKey::PackageByName(name.as_str().to_owned());
+    if let Some(RelValue::Package(p)) = generation.and_then(|g| state.caches.relations.get(g, &key)) {
         return Ok(Some(p));
     }
     let found = crate::service::packages::find_by_name(&state.db, name).await?;
     if let (Some(g), Some(p)) = (generation, &found) {
-        state.relations.put(g, key, RelValue::Package(p.clone()));
+        state.caches.relations.put(g, key, RelValue::Package(p.clone()));
     }
     Ok(found)
 }

@@ -1,0 +1,164 @@
+//! The caches of one server instance, each valid for one catalog generation (see
+//! `service::generation`): a newer generation empties a cache, so no entry outlives a write made
+//! through any instance. This module holds only the containers and their keys; the services that
+//! fill them (search, stats, the read model) decide what goes in. It imports nothing above it, so
+//! `AppState` can be assembled from these parts without the parts knowing of it.
+use std::collections::HashMap;
+use std::hash::Hash;
+use std::sync::{Arc, Mutex};
+
+use bytes::Bytes;
+use chrono::NaiveDate;
+use uuid::Uuid;
+
+use entity::{packages, versions};
+
+use crate::service::read::batch::OwnerRow;
+use crate::service::search::{Page, PackageSort};
+use crate::service::stats::Totals;
+
+/// The four caches, sized from the configuration (0 turns one off).
+pub struct Caches {
+    /// Search and browse pages.
+    pub pages: PageCache,
+    /// Serialized REST package and version metadata and REST search pages.
+    pub bodies: BodyCache,
+    /// Package relations (versions, owners) and packages by name, for GraphQL.
+    pub relations: RelationCache,
+    /// Registry totals.
+    pub stats: StatsCache,
+}
+
+impl Caches {
+    pub fn new(page_entries: usize, metadata_entries: usize) -> Caches {
+        Caches {
+            pages: PageCache::new(page_entries),
+            bodies: BodyCache::new(metadata_entries),
+            relations: RelationCache::new(metadata_entries),
+            stats: StatsCache::new(metadata_entries.min(1)),
+        }
+    }
+}
+
+/// What a page of results depends on besides the catalog: the day matters to the 90-day sort.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct PageKey {
+    /// Trimmed, lowercased search text; `None` when browsing.
+    pub query: Option<String>,
+    pub sort: PackageSort,
+    pub offset: u64,
+    pub limit: u64,
+    pub day: NaiveDate,
+}
+
+/// Pages of search and browse results.
+pub type PageCache = GenerationCache<PageKey, Page>;
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum BodyKey {
+    /// The last-month download count depends on the day.
+    Package { name: String, day: NaiveDate },
+    Version { name: String, version: String },
+    /// A REST search page: the search text trimmed and lowercased.
+    Search { q: String, limit: u64, offset: u64 },
+}
+
+/// Serialized JSON bodies.
+pub type BodyCache = GenerationCache<BodyKey, Bytes>;
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum RelKey {
+    Versions(Uuid),
+    Owners(Uuid),
+    PackageByName(String),
+}
+
+#[derive(Clone)]
+pub enum RelValue {
+    Versions(Arc<Vec<versions::Model>>),
+    Owners(Arc<Vec<OwnerRow>>),
+    Package(packages::Model),
+}
+
+pub type RelationCache = GenerationCache<RelKey, RelValue>;
+
+/// The four totals of one catalog generation (registering raises it too, for the user count).
+pub type StatsCache = GenerationCache<(), Totals>;
+
+/// A bounded map whose entries are all of one generation: a newer generation empties it, and an
+/// answer computed at an older one is not kept.
+pub struct GenerationCache<K, V> {
+    capacity: usize,
+    inner: Mutex<Inner<K, V>>,
+}
+
+struct Inner<K, V> {
+    generation: i64,
+    entries: HashMap<K, V>,
+}
+
+impl<K: Hash + Eq, V: Clone> GenerationCache<K, V> {
+    /// `capacity` 0 turns the cache off.
+    pub fn new(capacity: usize) -> Self {
+        GenerationCache { capacity, inner: Mutex::new(Inner { generation: i64::MIN, entries: HashMap::new() }) }
+    }
+
+    pub fn enabled(&self) -> bool {
+        self.capacity > 0
+    }
+
+    pub fn get(&self, generation: i64, key: &K) -> Option<V> {
+        let inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        if inner.generation != generation {
+            return None;
+        }
+        inner.entries.get(key).cloned()
+    }
+
+    pub fn put(&self, generation: i64, key: K, value: V) {
+        if !self.enabled() {
+            return;
+        }
+        let mut inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        if generation < inner.generation {
+            return;
+        }
+        if generation > inner.generation {
+            inner.generation = generation;
+            inner.entries.clear();
+        }
+        if inner.entries.len() >= self.capacity && !inner.entries.contains_key(&key) {
+            // Full: drop one arbitrary entry. Hot keys come straight back, and the read path
+            // keeps no LRU bookkeeping.
+            let mut first = true;
+            inner.entries.retain(|_, _| !std::mem::take(&mut first));
+        }
+        inner.entries.insert(key, value);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::GenerationCache;
+
+    #[test]
+    fn entries_live_for_one_generation_and_the_size_is_bounded() {
+        let cache = GenerationCache::new(2);
+        cache.put(5, "a", 1);
+        assert_eq!(cache.get(5, &"a"), Some(1));
+        assert_eq!(cache.get(6, &"a"), None, "a newer generation never sees older entries");
+        // An answer computed at an older generation than the cache holds is not kept.
+        cache.put(6, "b", 2);
+        cache.put(5, "c", 3);
+        assert_eq!(cache.get(6, &"c"), None);
+        assert_eq!(cache.get(5, &"a"), None, "moving to generation 6 emptied the cache");
+        cache.put(6, "c", 3);
+        cache.put(6, "d", 4);
+        let kept = ["b", "c", "d"].iter().filter(|k| cache.get(6, k).is_some()).count();
+        assert_eq!(kept, 2, "at most `capacity` entries");
+        assert_eq!(cache.get(6, &"d"), Some(4), "the newest entry is kept");
+        let off = GenerationCache::new(0);
+        off.put(1, "a", 1);
+        assert_eq!(off.get(1, &"a"), None);
+    }
+}
