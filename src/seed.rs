@@ -13,6 +13,7 @@ use std::time::Instant;
 
 use crate::auth::{Scopes, Viewer};
 use crate::config::SeedArgs;
+use crate::domain::tarball::build::package_targz;
 use crate::domain::{Email, PackageName, Password, Username};
 use crate::error::AppError;
 use crate::service::accounts::{self, Registration};
@@ -398,40 +399,12 @@ impl PlannedPackage {
                 format!("use {}\n\ntest \"works\" {{\n    assert(true)\n}}\n", self.name.replace('-', "_")),
             ),
         ];
-        targz(&files)
+        package_targz(&files)
     }
 }
 
 fn fnv(s: &str) -> u64 {
     s.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ b as u64).wrapping_mul(0x100_0000_01b3))
-}
-
-/// A gzip'd tar of regular files (directories implied by the paths are added first). Deterministic:
-/// fixed mtimes and no gzip timestamp.
-pub fn targz(files: &[(&str, String)]) -> Vec<u8> {
-    let gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
-    let mut tar = tar::Builder::new(gz);
-    let mut dirs: Vec<&str> = Vec::new();
-    for (path, data) in files {
-        if let Some((dir, _)) = path.rsplit_once('/') {
-            if !dirs.contains(&dir) {
-                dirs.push(dir);
-                let mut h = tar::Header::new_gnu();
-                h.set_entry_type(tar::EntryType::Directory);
-                h.set_mode(0o755);
-                h.set_size(0);
-                h.set_mtime(1_700_000_000);
-                tar.append_data(&mut h, format!("{dir}/"), std::io::empty()).expect("in-memory tar");
-            }
-        }
-        let mut h = tar::Header::new_gnu();
-        h.set_entry_type(tar::EntryType::Regular);
-        h.set_mode(0o644);
-        h.set_size(data.len() as u64);
-        h.set_mtime(1_700_000_000);
-        tar.append_data(&mut h, path, data.as_bytes()).expect("in-memory tar");
-    }
-    tar.into_inner().and_then(|gz| gz.finish()).expect("in-memory gzip")
 }
 
 /// Signs in (registering on first use) each seeded account, returning a viewer per account.

@@ -307,7 +307,7 @@ pub fn s3_target(test: &str) -> Option<S3Target> {
             region: std::env::var("AWS_REGION").unwrap_or_else(|_| "us-east-1".into()),
         }),
         _ => {
-            eprintln!("skipping {test}: TEST_S3_ENDPOINT is not set (.ci/run starts an S3-API server and sets it)");
+            super::skipped(test, "an S3-API server (set TEST_S3_ENDPOINT; .ci/run starts one)");
             None
         }
     }

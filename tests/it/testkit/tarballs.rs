@@ -1,9 +1,12 @@
-//! Package tarballs built in the tests: valid ones, and hostile ones whose headers are written by
-//! hand (the `tar` builder refuses `..` and friends, which is exactly what an attacker would not).
+//! Package tarballs built in the tests. Valid packages come from the library's one builder
+//! (`raven_registry::domain::tarball::build::package_targz`, which `seed` uses too); the hostile
+//! and malformed archives here have their headers written by hand (the `tar` builder refuses `..`
+//! and friends, which is exactly what an attacker would not).
 use std::io::{Read, Write};
 
 use flate2::write::GzEncoder;
 use flate2::Compression;
+pub use raven_registry::domain::tarball::build::package_targz;
 use tar::{Builder, EntryType, Header};
 
 /// One archive member: its raw path (written verbatim into the header), its type, its data, and the
@@ -98,12 +101,7 @@ pub fn package_from_manifest(manifest: &str) -> Vec<u8> {
 
 /// A package with the given raven.toml and README, and a source file.
 pub fn package_with_readme(manifest: &str, readme: &str) -> Vec<u8> {
-    targz(&[
-        file("raven.toml", manifest),
-        file("README.md", readme),
-        dir("src/"),
-        file("src/lib.rvn", "fn main() {}\n"),
-    ])
+    package_targz(&[("raven.toml", manifest), ("README.md", readme), ("src/lib.rvn", "fn main() {}\n")])
 }
 
 /// A package with a raven.toml and one entry of `unpacked` zero bytes, compressed as a stream: the

@@ -1,6 +1,6 @@
 //! Public profiles: GET /users/{username} lists the packages a user owns or maintains, by name,
 //! each with its highest non-yanked version and its downloads.
-mod common;
+use crate::testkit as common;
 
 use common::api::{add_owner, download, get_json, publish_ok, register};
 use common::tarballs::package;

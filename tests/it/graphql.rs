@@ -1,7 +1,7 @@
 //! GraphQL-specific behaviour: multipart publish, yank and owners through mutations, the transport's
 //! refusal of mutations over GET, and the DataLoader guarantee that a page costs a constant number
 //! of SQL statements whatever its size.
-mod common;
+use crate::testkit as common;
 
 use std::sync::atomic::Ordering;
 

@@ -1,10 +1,10 @@
 //! Reliability under faults: fsck, a database outage (PostgreSQL behind a chaos proxy), storage
 //! faults, graceful shutdown with downloads in flight, SQLite under concurrent writers, SIGKILL in
 //! the middle of concurrent publishes, and parsers fed arbitrary bytes.
-mod common;
+use crate::testkit as common;
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant, SystemTime};
 
 use common::api::{
@@ -13,8 +13,9 @@ use common::api::{
 };
 use common::capture::Capture;
 use common::documents::{aliases, fan_out};
+use common::process::{self, Inherit, ServerProcess};
 use common::proxy::spawn_behind_proxy;
-use common::tarballs::{dir, file, manifest, noise, package, targz};
+use common::tarballs::{file, manifest, noise, package, package_targz};
 use common::{free_port, spawn, spawn_with, TestApp};
 use raven_registry::service::fsck::{self, BlobFault, OrphanState};
 use raven_registry::storage::Storage;
@@ -30,7 +31,7 @@ const BIN: &str = env!("CARGO_BIN_EXE_raven-registry");
 
 /// A valid package carrying `size` bytes of incompressible data, so its tarball is about that big.
 fn big_package(name: &str, version: &str, size: usize, seed: u64) -> Vec<u8> {
-    targz(&[file("raven.toml", manifest(name, version)), dir("data/"), file("data/blob.bin", noise(size, seed))])
+    package_targz(&[("raven.toml", manifest(name, version).into_bytes()), ("data/blob.bin", noise(size, seed))])
 }
 
 /// Sets the modification time of every file under `root` to an hour ago, so fsck treats the
@@ -260,8 +261,9 @@ const OUTAGE_ANSWER_WITHIN: Duration = Duration::from_millis(3500);
 
 #[tokio::test]
 async fn a_database_outage_is_503_while_downloads_keep_working_and_everything_recovers() {
-    if !common::on_postgres() {
-        eprintln!("skipped: needs TEST_DATABASE_URL (PostgreSQL) to put a proxy in front of the database");
+    if !common::needs_postgres(
+        "reliability::a_database_outage_is_503_while_downloads_keep_working_and_everything_recovers",
+    ) {
         return;
     }
     let (app, proxy) = spawn_behind_proxy().await;
@@ -502,60 +504,37 @@ async fn stopping_with_downloads_in_flight_completes_them_and_flushes_the_counts
     assert_eq!(get_ok(&app, "/api/v1/packages/heavy/stats").await["downloads"]["total"], json!(N));
 }
 
-/// The real binary as a child process on its own data directory.
+/// The real binary as a child process on its own data directory: the testkit's `ServerProcess`
+/// (the harness the load benchmark uses too), plus what the tests here need to restart it and to
+/// run `fsck` on its data.
 struct Server {
-    child: Child,
+    process: ServerProcess,
     base: String,
     data_dir: PathBuf,
     database_url: Option<String>,
-    log: PathBuf,
 }
 
 impl Server {
     async fn start(data_dir: &Path, database_url: Option<&str>, log_dir: &Path) -> Server {
         let port = free_port();
         let log = log_dir.join(format!("server-{port}.log"));
-        let mut cmd = Command::new(BIN);
-        cmd.env_clear()
-            .env("DATA_DIR", data_dir)
-            .env("PORT", port.to_string())
-            .env("HOST", "127.0.0.1")
-            .env("RATE_LIMITS_ENABLED", "false")
-            .env("RUST_LOG", "info")
-            .stdin(Stdio::null())
-            .stdout(std::fs::File::create(&log).unwrap())
-            .stderr(std::fs::File::options().append(true).open(&log).unwrap());
-        if let Some(url) = database_url {
-            cmd.env("DATABASE_URL", url);
-        }
-        let child = cmd.spawn().expect("start the server binary");
-        let server = Server {
-            child,
-            base: format!("http://127.0.0.1:{port}"),
+        let mut env = process::base_env(data_dir, port, database_url);
+        env.push(("RUST_LOG".to_owned(), "info".to_owned()));
+        let cmd = process::command(BIN, &env, Inherit::Nothing);
+        let process = tokio::task::spawn_blocking(move || ServerProcess::start(cmd, port, log))
+            .await
+            .expect("the start-up thread")
+            .unwrap_or_else(|e| panic!("the server did not start: {e}"));
+        Server {
+            base: process.base(),
+            process,
             data_dir: data_dir.to_path_buf(),
             database_url: database_url.map(str::to_owned),
-            log,
-        };
-        let client = reqwest::Client::new();
-        let deadline = Instant::now() + Duration::from_secs(60);
-        loop {
-            if let Ok(res) = client.get(format!("{}/health", server.base)).send().await {
-                if res.status() == 200 {
-                    return server;
-                }
-            }
-            assert!(Instant::now() < deadline, "the server did not start:\n{}", server.log_text());
-            tokio::time::sleep(Duration::from_millis(100)).await;
         }
-    }
-
-    fn log_text(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
     }
 
     fn signal(&self, sig: &str) {
-        let status = Command::new("kill").arg(format!("-{sig}")).arg(self.child.id().to_string()).status().unwrap();
-        assert!(status.success(), "kill -{sig}");
+        self.process.signal(sig).unwrap();
     }
 
     fn fsck(&self, repair: bool) -> std::process::Output {
@@ -564,10 +543,17 @@ impl Server {
     }
 }
 
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+/// `server.child`, `server.log_text()`: the process's. Dropping the server kills the process.
+impl std::ops::Deref for Server {
+    type Target = ServerProcess;
+    fn deref(&self) -> &ServerProcess {
+        &self.process
+    }
+}
+
+impl std::ops::DerefMut for Server {
+    fn deref_mut(&mut self) -> &mut ServerProcess {
+        &mut self.process
     }
 }
 
@@ -1025,9 +1011,7 @@ fn parsers_never_panic_on_random_bytes() {
 
 /// Peak resident set of a process, in KiB (VmHWM of /proc/PID/status).
 fn peak_rss_kib(pid: u32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-    let line = status.lines().find(|l| l.starts_with("VmHWM:")).expect("VmHWM in /proc/PID/status");
-    line.split_whitespace().nth(1).unwrap().parse().unwrap()
+    process::read_status(pid, "VmHWM:").expect("VmHWM in /proc/PID/status")
 }
 
 /// A Prometheus counter's value (0 when it has no sample yet).

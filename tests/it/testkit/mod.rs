@@ -1,19 +1,25 @@
 //! Test harness: every test gets the real app (real router, real services) on port 0 with a fresh
 //! database of its own — a temporary SQLite file by default, or a freshly created PostgreSQL
 //! database when TEST_DATABASE_URL is set — and its own local tarball directory.
+//!
+//! `process` (the server binary as a child process, /proc readers) and `pg` (a database per test
+//! or run) are shared with the load benchmark, which includes the same files by `#[path]`.
 #![allow(dead_code)]
 
 pub mod api;
 pub mod capture;
 pub mod documents;
+pub mod pg;
+pub mod process;
 pub mod proxy;
 pub mod tarballs;
 
 use std::net::SocketAddr;
 
+pub use pg::PgDatabase;
+pub use process::free_port;
 use raven_registry::config::{Config, StorageType};
 use raven_registry::state::AppState;
-use sea_orm::{ConnectionTrait, Database};
 use tokio::sync::oneshot;
 
 pub struct TestApp {
@@ -44,13 +50,27 @@ pub fn base_config(dir: &std::path::Path) -> Config {
     cfg
 }
 
-/// A TCP port that was free a moment ago, for a server binary run as a child process.
-pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
-
 pub fn on_postgres() -> bool {
     std::env::var("TEST_DATABASE_URL").is_ok_and(|u| !u.is_empty())
+}
+
+/// For a PostgreSQL-only test: true when TEST_DATABASE_URL is set; otherwise prints
+/// `SKIPPED <test>: needs PostgreSQL (set TEST_DATABASE_URL)` and returns false, and the test returns.
+/// (Not `#[ignore]`: CI runs the same `cargo test` on PostgreSQL, where these tests must run.)
+pub fn needs_postgres(test: &str) -> bool {
+    if on_postgres() {
+        return true;
+    }
+    skipped(test, "PostgreSQL (set TEST_DATABASE_URL)");
+    false
+}
+
+/// Reports a test that cannot run here. Written to the process's stderr directly, not through
+/// `eprintln!`, which the test harness captures and shows only for failing tests: a skip must be
+/// visible in a plain `cargo test` run.
+pub fn skipped(test: &str, needs: &str) {
+    use std::io::Write as _;
+    let _ = writeln!(std::io::stderr(), "SKIPPED {test}: needs {needs}");
 }
 
 pub async fn spawn() -> TestApp {
@@ -129,43 +149,5 @@ impl Drop for TestApp {
         if let Some(tx) = self.shutdown.take() {
             let _ = tx.send(());
         }
-    }
-}
-
-/// A PostgreSQL database created for one test and dropped when the test ends.
-pub struct PgDatabase {
-    pub url: String,
-    pub name: String,
-    admin_url: String,
-}
-
-impl PgDatabase {
-    pub async fn create() -> PgDatabase {
-        let admin_url = std::env::var("TEST_DATABASE_URL").expect("TEST_DATABASE_URL");
-        let name = format!("raven_test_{}", uuid::Uuid::new_v4().simple());
-        let admin = Database::connect(&admin_url).await.expect("connect to TEST_DATABASE_URL");
-        admin.execute_unprepared(&format!("CREATE DATABASE \"{name}\"")).await.expect("create test database");
-        admin.close().await.ok();
-        let mut url = url::Url::parse(&admin_url).expect("TEST_DATABASE_URL is a URL");
-        url.set_path(&format!("/{name}"));
-        PgDatabase { url: url.to_string(), name, admin_url }
-    }
-}
-
-impl Drop for PgDatabase {
-    fn drop(&mut self) {
-        let admin_url = self.admin_url.clone();
-        let name = self.name.clone();
-        // Drop runs outside async context: use a private runtime on a plain thread.
-        let _ = std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-            rt.block_on(async move {
-                if let Ok(admin) = Database::connect(&admin_url).await {
-                    let _ = admin.execute_unprepared(&format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)")).await;
-                    let _ = admin.close().await;
-                }
-            });
-        })
-        .join();
     }
 }

@@ -1,6 +1,6 @@
 //! Accounts and tokens through REST and GraphQL: registration rules, login, refresh, scoped API
 //! tokens, revocation, and every kind of forged or stale token.
-mod common;
+use crate::testkit as common;
 
 use common::api::{create_token, register, register_with, rfc3339, PASSWORD};
 use common::{spawn, TestApp};

@@ -7,7 +7,7 @@
 //! path in `Allow`, and it requests every documented operation (it must not fall through to the 404
 //! fallback nor answer 405) and every other method on the
 //! same paths (those must answer 405). Adding a route without documenting it fails here.
-mod common;
+use crate::testkit as common;
 
 use std::collections::{BTreeMap, BTreeSet};
 

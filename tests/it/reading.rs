@@ -1,7 +1,7 @@
 //! Reading the registry: package and version metadata over REST, tarball downloads (headers,
 //! conditional requests, integrity checks, counting across a restart), search, the GraphQL read
 //! API with its paging rules and request limits, and registry-wide statistics.
-mod common;
+use crate::testkit as common;
 
 use std::time::Duration;
 

@@ -3,7 +3,7 @@
 //! the field over REST, `BAD_USER_INPUT` with `extensions.field` over GraphQL — before any SQL runs,
 //! on both databases. PostgreSQL refuses NUL in text (`invalid byte sequence for encoding "UTF8":
 //! 0x00`), so a value that reached a statement there answered 500.
-mod common;
+use crate::testkit as common;
 
 use common::api::{expect_error, meta, publish_form, register_user, Meta};
 use common::tarballs::{manifest_with, package_from_manifest, package_with_readme};

@@ -1,7 +1,7 @@
 //! Rate limits with small configured quotas: budgets per IP and per user shared by REST and
 //! GraphQL, exemptions, headers and 429 bodies, the client address from the one configured proxy
 //! header only, login and publish buckets (aliases included), and bounded memory.
-mod common;
+use crate::testkit as common;
 
 use std::net::IpAddr;
 

@@ -1,7 +1,7 @@
 //! Operations: Prometheus metrics at /metrics, JSON logs from the real binary, S3-compatible storage
 //! against a real S3-API server (when TEST_S3_ENDPOINT is set), and two instances sharing one
 //! PostgreSQL database (when TEST_DATABASE_URL is set) and one storage.
-mod common;
+use crate::testkit as common;
 
 use std::io::Read;
 use std::process::{Command, Stdio};
@@ -285,7 +285,7 @@ async fn json_logs_are_one_object_per_line_with_request_fields() {
 
 #[tokio::test]
 async fn s3_storage_creates_only_once_and_round_trips_bytes() {
-    let Some(s3) = s3_target("s3_storage_creates_only_once_and_round_trips_bytes") else { return };
+    let Some(s3) = s3_target("operations::s3_storage_creates_only_once_and_round_trips_bytes") else { return };
     let mut cfg = Config::defaults();
     use_s3(&mut cfg, &s3);
     let storage = Storage::from_config(&cfg).unwrap();
@@ -310,7 +310,7 @@ async fn s3_storage_creates_only_once_and_round_trips_bytes() {
 
 #[tokio::test]
 async fn s3_publish_download_and_refusals_leave_no_object() {
-    let Some(s3) = s3_target("s3_publish_download_and_refusals_leave_no_object") else { return };
+    let Some(s3) = s3_target("operations::s3_publish_download_and_refusals_leave_no_object") else { return };
     let app = spawn_with(|c| use_s3(c, &s3)).await;
     let (status, ready) = get_json(&app, "/ready", None).await;
     assert_eq!(status, 200, "{ready}");
@@ -405,7 +405,9 @@ async fn download_redirect_without_a_target_is_refused_at_start() {
 
 #[tokio::test]
 async fn s3_download_redirect_hands_out_a_presigned_url_that_serves_the_bytes() {
-    let Some(s3) = s3_target("s3_download_redirect_hands_out_a_presigned_url_that_serves_the_bytes") else { return };
+    let Some(s3) = s3_target("operations::s3_download_redirect_hands_out_a_presigned_url_that_serves_the_bytes") else {
+        return;
+    };
     let app = spawn_with(|c| {
         use_s3(c, &s3);
         c.download_redirect = true;
@@ -429,7 +431,7 @@ async fn s3_download_redirect_hands_out_a_presigned_url_that_serves_the_bytes() 
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn s3_concurrent_publishes_of_one_version_let_exactly_one_win() {
-    let Some(s3) = s3_target("s3_concurrent_publishes_of_one_version_let_exactly_one_win") else { return };
+    let Some(s3) = s3_target("operations::s3_concurrent_publishes_of_one_version_let_exactly_one_win") else { return };
     let app = spawn_with(|c| use_s3(c, &s3)).await;
     let token = register(&app, "racer").await;
     let name = unique("s3-race");
@@ -546,8 +548,7 @@ async fn two_instances_stay_consistent(s3: Option<S3Target>) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn two_instances_share_postgres_and_a_storage_directory() {
-    if !common::on_postgres() {
-        eprintln!("skipping two_instances_share_postgres_and_a_storage_directory: TEST_DATABASE_URL is not set");
+    if !common::needs_postgres("operations::two_instances_share_postgres_and_a_storage_directory") {
         return;
     }
     two_instances_stay_consistent(None).await;
@@ -555,10 +556,9 @@ async fn two_instances_share_postgres_and_a_storage_directory() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn two_instances_share_postgres_and_a_bucket() {
-    if !common::on_postgres() {
-        eprintln!("skipping two_instances_share_postgres_and_a_bucket: TEST_DATABASE_URL is not set");
+    if !common::needs_postgres("operations::two_instances_share_postgres_and_a_bucket") {
         return;
     }
-    let Some(s3) = s3_target("two_instances_share_postgres_and_a_bucket") else { return };
+    let Some(s3) = s3_target("operations::two_instances_share_postgres_and_a_bucket") else { return };
     two_instances_stay_consistent(Some(s3)).await;
 }

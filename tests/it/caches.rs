@@ -1,6 +1,6 @@
 //! The search-page and metadata caches: what they serve is as current as the database, even when
 //! the change was made through another instance sharing that database.
-mod common;
+use crate::testkit as common;
 
 use std::sync::atomic::Ordering;
 

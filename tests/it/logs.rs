@@ -1,6 +1,6 @@
 //! What reaches the logs: tokens and passwords never do (everything the server logged at TRACE level
 //! is searched for them), and neither does a client's `x-request-id` unless it is a plain token.
-mod common;
+use crate::testkit as common;
 
 use std::sync::OnceLock;
 

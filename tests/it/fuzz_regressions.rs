@@ -1,7 +1,7 @@
 //! Regressions for what API fuzzing (`.ci/schemathesis`) found: every REST error is the v1 JSON body,
 //! the standard GraphQL introspection query runs, forged upload markers are refused instead of
 //! panicking inside async-graphql, and async-graphql's own errors carry an `extensions.code`.
-mod common;
+use crate::testkit as common;
 
 use serde_json::{json, Value};
 

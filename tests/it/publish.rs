@@ -2,7 +2,7 @@
 //! uploads, every kind of hostile tarball, authorisation by owner role and token scope, version
 //! uniqueness and racing publishes. After every refused write, nothing may have been stored: no
 //! row in any table a publish touches, and no blob.
-mod common;
+use crate::testkit as common;
 
 use common::api::{
     add_owner, create_token, expect_error, get_ok, meta, publish, publish_at, publish_ok, publish_package, publish_raw,

@@ -1,5 +1,5 @@
 //! Startup, migrations, health/readiness, stats, schema drift, configuration errors, GraphQL transport.
-mod common;
+use crate::testkit as common;
 
 use common::{spawn, spawn_with};
 use serde_json::{json, Value};
@@ -180,8 +180,7 @@ async fn introspection_can_be_disabled() {
 /// then everything recovers without a restart once the proxy is restored.
 #[tokio::test]
 async fn readiness_follows_a_database_outage() {
-    if !common::on_postgres() {
-        eprintln!("skipped: needs TEST_DATABASE_URL (PostgreSQL) to put a proxy in front of the database");
+    if !common::needs_postgres("foundation::readiness_follows_a_database_outage") {
         return;
     }
     let (app, proxy) = common::proxy::spawn_behind_proxy().await;

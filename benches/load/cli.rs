@@ -1,0 +1,110 @@
+//! The command line: `cargo bench --bench load -- [options]` into `Opts`.
+
+#[derive(Debug, Clone)]
+pub(crate) struct Opts {
+    pub(crate) quick: bool,
+    pub(crate) packages: u32,
+    pub(crate) versions: u32,
+    pub(crate) seconds: f64,
+    pub(crate) connections: usize,
+    pub(crate) client_threads: usize,
+    pub(crate) only: Option<Vec<String>>,
+    /// Soak for this many minutes instead of the scenarios.
+    pub(crate) soak: Option<f64>,
+    /// Seconds between two soak samples.
+    pub(crate) sample_every: f64,
+    /// During the soak, GET /metrics every so many seconds, as a Prometheus server would.
+    pub(crate) scrape_every: Option<f64>,
+    /// During the soak, no publish stream: the catalog stays the size it was seeded at.
+    pub(crate) no_publish: bool,
+}
+
+pub(crate) fn usage() -> ! {
+    eprintln!(
+        "usage: cargo bench --bench load -- [--quick] [--packages N] [--versions M] [--seconds S] \
+         [--connections C] [--client-threads T] [--only scenario,scenario]\n\
+         \x20      cargo bench --bench load -- --soak [MINUTES (default 10)] [--sample-every S (default 30)] \
+         [--scrape-metrics S] [--no-publish] [--quick] [--packages N] [--versions M] [--client-threads T]\n\
+         scenarios: package version search gql-package gql-search download stats publish-1 publish-4 login\n\
+         env: BENCH_DATABASE_URL=postgres://... runs on a fresh PostgreSQL database"
+    );
+    std::process::exit(2)
+}
+
+pub(crate) fn parse_opts() -> Opts {
+    let mut args = std::env::args().skip(1).peekable();
+    let mut o = Opts {
+        quick: false,
+        packages: 0,
+        versions: 0,
+        seconds: 0.0,
+        connections: 32,
+        client_threads: 1,
+        only: None,
+        soak: None,
+        sample_every: 30.0,
+        scrape_every: None,
+        no_publish: false,
+    };
+    let (mut packages, mut versions, mut seconds, mut connections) = (None, None, None, None);
+    fn num<T: std::str::FromStr>(flag: &str, v: Option<String>) -> T {
+        v.and_then(|v| v.parse().ok()).unwrap_or_else(|| {
+            eprintln!("{flag} needs a number");
+            usage()
+        })
+    }
+    while let Some(a) = args.next() {
+        match a.as_str() {
+            "--quick" => o.quick = true,
+            "--packages" => packages = Some(num(&a, args.next())),
+            "--versions" => versions = Some(num(&a, args.next())),
+            "--seconds" => seconds = Some(num(&a, args.next())),
+            "--connections" => connections = Some(num(&a, args.next())),
+            "--client-threads" => o.client_threads = num(&a, args.next()),
+            "--only" => {
+                o.only = Some(args.next().unwrap_or_else(|| usage()).split(',').map(|s| s.trim().to_owned()).collect())
+            }
+            "--soak" => {
+                let minutes = match args.peek() {
+                    Some(v) if !v.starts_with("--") => num(&a, args.next()),
+                    _ => 10.0,
+                };
+                o.soak = Some(minutes);
+            }
+            "--sample-every" => o.sample_every = num(&a, args.next()),
+            "--scrape-metrics" => o.scrape_every = Some(num(&a, args.next())),
+            "--no-publish" => o.no_publish = true,
+            // cargo bench passes --bench to harness = false targets.
+            "--bench" => {}
+            "-h" | "--help" => usage(),
+            other => {
+                eprintln!("unknown argument {other}");
+                usage()
+            }
+        }
+    }
+    if let Some(minutes) = o.soak {
+        if o.only.is_some() || seconds.is_some() || connections.is_some() {
+            eprintln!("--soak runs its own mix: --only, --seconds and --connections do not apply");
+            usage()
+        }
+        if !(minutes.is_finite() && minutes > 0.0 && o.sample_every.is_finite() && o.sample_every >= 1.0) {
+            eprintln!("--soak needs a positive number of minutes and --sample-every at least 1 s");
+            usage()
+        }
+    }
+    if o.scrape_every.is_some_and(|s| o.soak.is_none() || !(s.is_finite() && s > 0.0)) {
+        eprintln!("--scrape-metrics needs --soak and a positive number of seconds");
+        usage()
+    }
+    o.packages = packages.unwrap_or(if o.quick { 50 } else { 1000 });
+    o.versions = versions.unwrap_or(if o.quick { 2 } else { 3 });
+    o.seconds = seconds.unwrap_or(if o.quick { 2.0 } else { 10.0 });
+    o.connections = connections.unwrap_or(o.connections).max(1);
+    o.client_threads = o.client_threads.max(1);
+    if o.packages < 2 || o.versions < 1 {
+        eprintln!("need at least 2 packages and 1 version");
+        usage()
+    }
+    o
+}

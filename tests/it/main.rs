@@ -1,0 +1,27 @@
+//! The integration tests: ONE test binary (`cargo test --test it`) with a module per area, so the
+//! whole app is linked once instead of once per file. Every test runs the real app through
+//! `raven_registry::build` (or the real `raven-registry` binary as a child process) with a fresh
+//! database of its own; see `testkit` for the harness.
+//!
+//! Run one area with a filter: `cargo test --test it publish::`; one test by its full name:
+//! `cargo test --test it reliability::fsck_`.
+//!
+//! Each area module imports the harness as `use crate::testkit as common;` (the name the files
+//! used when each was its own binary with a `mod common;`).
+
+mod testkit;
+
+mod accounts;
+mod caches;
+mod foundation;
+mod fuzz_regressions;
+mod graphql;
+mod input;
+mod logs;
+mod openapi;
+mod operations;
+mod profiles;
+mod publish;
+mod ratelimit;
+mod reading;
+mod reliability;
