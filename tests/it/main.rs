@@ -25,3 +25,4 @@ mod publish;
 mod ratelimit;
 mod reading;
 mod reliability;
+mod search;

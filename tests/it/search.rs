@@ -2,7 +2,7 @@
 //! text relevance, downloads, name), exact totals and stable pages, prefixes and several words,
 //! and an index that follows every publish, yank and download count, on this instance at once and
 //! on another instance sharing the database.
-mod common;
+use crate::testkit as common;
 
 use std::time::Duration;
 
