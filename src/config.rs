@@ -38,6 +38,9 @@ pub struct SeedArgs {
     /// Versions per package.
     #[arg(long, default_value_t = 3)]
     pub versions: u32,
+    /// Packages published at once.
+    #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u32).range(1..=64))]
+    pub jobs: u32,
 }
 
 #[derive(Debug, Clone, clap::Args)]
@@ -118,6 +121,12 @@ pub struct Config {
     /// like search pages when the catalog changes.
     #[arg(long, env = "METADATA_CACHE_ENTRIES", default_value_t = 4096, global = true)]
     pub metadata_cache_entries: usize,
+    /// How long, in milliseconds, this instance trusts the catalog generation it last read before
+    /// asking the database again (0: ask on every cached read). Its own writes are seen at once
+    /// whatever this says; it bounds how late a write by another instance sharing the database
+    /// reaches this one's caches and search index (keep it well under a second).
+    #[arg(long, env = "GENERATION_MAX_AGE_MS", default_value_t = 250, global = true, value_parser = clap::value_parser!(u64).range(0..=60_000))]
+    pub generation_max_age_ms: u64,
     /// SQLite page cache per pooled connection, in KiB. The pool's caches together hold up to
     /// DB_MAX_CONNECTIONS times this much once warm: SQLite's own default (2000) made 16
     /// connections hold ~31 MiB, the larger part of the server's memory, while the file stays in

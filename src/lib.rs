@@ -94,6 +94,9 @@ pub async fn build(config: Config) -> anyhow::Result<App> {
         limits: Arc::new(ratelimit::RateLimits::from_config(&config)),
         db_statements,
         search,
+        generation: Arc::new(service::generation::Watch::new(std::time::Duration::from_millis(
+            config.generation_max_age_ms,
+        ))),
         caches: Arc::new(service::cache::Caches::new(config.page_cache_entries, config.metadata_cache_entries)),
         jwt_secret: jwt_secret.into(),
         config: Arc::new(config),
@@ -140,7 +143,7 @@ impl App {
         purger.abort();
         upkeep.abort();
         // In-flight downloads have finished: their counts are written before the process exits.
-        if let Err(e) = state.downloads.flush(&state.db).await {
+        if let Err(e) = state.downloads.flush(&state.db, &state.generation).await {
             tracing::error!(error = %e, lost = state.downloads.pending_total(), "could not flush download counts at shutdown");
         }
         state.db.close_by_ref().await.ok();

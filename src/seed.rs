@@ -5,11 +5,15 @@
 //! descriptions, keywords and dependencies come from word lists and a seeded PRNG, so every run with
 //! the same arguments plans the same data, and a larger `--packages` extends a smaller one. Packages
 //! and versions that already exist are skipped, so the command can be re-run or resumed.
+//! `--jobs` packages are published at once (in waves that keep every dependency published before
+//! its dependents), so building and checking tarballs uses every core while SQLite writes.
 //!
 //! The planning and tarball helpers are public: the load benchmark uses them to know the seeded
 //! names and to build fresh packages for its publish scenarios.
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::time::Instant;
+
+use futures::StreamExt;
 
 use crate::auth::{Scopes, Viewer};
 use crate::config::SeedArgs;
@@ -444,6 +448,93 @@ async fn publish_bytes(state: &AppState, viewer: &Viewer, bytes: &[u8]) -> Resul
     publish::publish(state, viewer, tarball, Claimed::default()).await.map(|_| ())
 }
 
+/// What seeding one package did.
+#[derive(Default)]
+struct Tally {
+    packages: usize,
+    skipped: usize,
+    versions: usize,
+    bytes: usize,
+}
+
+impl Tally {
+    fn add(&mut self, o: Tally) {
+        self.packages += o.packages;
+        self.skipped += o.skipped;
+        self.versions += o.versions;
+        self.bytes += o.bytes;
+    }
+}
+
+/// The plan cut into runs of at most `max` packages, none depending on a package of its own run.
+fn waves(plan: &[PlannedPackage], max: usize) -> Vec<&[PlannedPackage]> {
+    let index: HashMap<&str, usize> = plan.iter().map(|p| (p.name.as_str(), p.index)).collect();
+    let mut out = Vec::new();
+    let mut start = 0;
+    for (i, p) in plan.iter().enumerate() {
+        let depends_on_this_wave = p
+            .dependencies
+            .iter()
+            .chain(&p.dev_dependencies)
+            .any(|d| index.get(d.as_str()).is_some_and(|&j| j >= start));
+        if i > start && (depends_on_this_wave || i - start == max) {
+            out.push(&plan[start..i]);
+            start = i;
+        }
+    }
+    if start < plan.len() {
+        out.push(&plan[start..]);
+    }
+    out
+}
+
+/// Publishes the missing versions of one planned package (and adds its maintainer when new).
+async fn seed_package(
+    state: &AppState,
+    viewers: &[Viewer],
+    p: &PlannedPackage,
+    versions: u32,
+) -> anyhow::Result<Tally> {
+    let viewer = &viewers[p.owner];
+    let existing = pkgs::find_by_name(&state.db, &PackageName::lookup(&p.name)?).await?;
+    let mut tally = Tally::default();
+    for k in 0..versions {
+        let v = version(k);
+        if let Some(pkg) = &existing {
+            if pkgs::find_version(&state.db, pkg.id, &v).await?.is_some() {
+                continue;
+            }
+        }
+        // Building and gzipping the tarball is CPU work: off the runtime's threads.
+        let bytes = {
+            let (p, v) = (p.clone(), v.clone());
+            tokio::task::spawn_blocking(move || p.tarball(&v)).await?
+        };
+        match publish_bytes(state, viewer, &bytes).await {
+            Ok(()) => {
+                tally.versions += 1;
+                tally.bytes += bytes.len();
+            }
+            // Published meanwhile (another seed run): as good as done.
+            Err(AppError::Conflict(_)) => {}
+            Err(e) => return Err(anyhow::anyhow!("publishing {} {v}: {e}", p.name)),
+        }
+    }
+    if existing.is_none() {
+        tally.packages = 1;
+        if let Some(m) = p.maintainer {
+            let role = Role::Maintainer;
+            let (name, user) = (PackageName::lookup(&p.name)?, Username::parse(USERS[m].0)?);
+            crate::service::owners::add(state, viewer, &name, &user, role)
+                .await
+                .map_err(|e| anyhow::anyhow!("adding a maintainer to {}: {e}", p.name))?;
+        }
+    } else if tally.versions == 0 {
+        tally.skipped = 1;
+    }
+    Ok(tally)
+}
+
 pub async fn run(state: &AppState, args: &SeedArgs) -> anyhow::Result<()> {
     let started = Instant::now();
     // Seeding is an operator's bulk load: the per-user publish limits (burst 5 new packages, then one
@@ -459,55 +550,33 @@ pub async fn run(state: &AppState, args: &SeedArgs) -> anyhow::Result<()> {
 
     let plan = plan(args.packages as usize);
     let total = plan.len();
+    let jobs = args.jobs.max(1) as usize;
     let report_every = (total / 10).max(1);
-    let (mut new_packages, mut skipped_packages, mut new_versions, mut bytes_total) = (0usize, 0usize, 0usize, 0usize);
-    let mut last_report = Instant::now();
-    for (i, p) in plan.iter().enumerate() {
-        let viewer = &viewers[p.owner];
-        let existing = pkgs::find_by_name(&state.db, &PackageName::lookup(&p.name)?).await?;
-        let mut published_here = 0;
-        for k in 0..args.versions {
-            let v = version(k);
-            if let Some(pkg) = &existing {
-                if pkgs::find_version(&state.db, pkg.id, &v).await?.is_some() {
-                    continue;
-                }
-            }
-            let bytes = p.tarball(&v);
-            match publish_bytes(state, viewer, &bytes).await {
-                Ok(()) => {
-                    published_here += 1;
-                    bytes_total += bytes.len();
-                }
-                // Published meanwhile (another seed run): as good as done.
-                Err(AppError::Conflict(_)) => {}
-                Err(e) => return Err(anyhow::anyhow!("publishing {} {v}: {e}", p.name)),
-            }
+    let (mut done, mut tally, mut last_report) = (0usize, Tally::default(), Instant::now());
+    // Packages are published `jobs` at a time, in waves: a package whose dependencies are not all
+    // in earlier waves starts the next one, so every dependency exists before its dependents.
+    for wave in waves(&plan, jobs * 8) {
+        let results: Vec<anyhow::Result<Tally>> =
+            futures::stream::iter(wave.iter().map(|p| seed_package(state, &viewers, p, args.versions)))
+                .buffer_unordered(jobs)
+                .collect()
+                .await;
+        for r in results {
+            tally.add(r?);
         }
-        if existing.is_none() {
-            new_packages += 1;
-            if let Some(m) = p.maintainer {
-                let role = Role::Maintainer;
-                let (name, user) = (PackageName::lookup(&p.name)?, Username::parse(USERS[m].0)?);
-                crate::service::owners::add(state, viewer, &name, &user, role)
-                    .await
-                    .map_err(|e| anyhow::anyhow!("adding a maintainer to {}: {e}", p.name))?;
-            }
-        } else if published_here == 0 {
-            skipped_packages += 1;
-        }
-        new_versions += published_here;
-        let done = i + 1;
-        if done % report_every == 0 || done == total || last_report.elapsed().as_secs() >= 5 {
+        done += wave.len();
+        if done % report_every < wave.len() || done == total || last_report.elapsed().as_secs() >= 5 {
             last_report = Instant::now();
             let secs = started.elapsed().as_secs_f64();
             println!(
-                "seed: {done}/{total} packages, {new_versions} versions published, {:.1} s ({:.0} versions/s)",
+                "seed: {done}/{total} packages, {} versions published, {:.1} s ({:.0} versions/s)",
+                tally.versions,
                 secs,
-                new_versions as f64 / secs.max(1e-9)
+                tally.versions as f64 / secs.max(1e-9)
             );
         }
     }
+    let Tally { packages: new_packages, skipped: skipped_packages, versions: new_versions, bytes: bytes_total } = tally;
     let secs = started.elapsed().as_secs_f64();
     println!(
         "seed: done in {secs:.1} s: {total} packages planned, {new_packages} created, {skipped_packages} already \

@@ -26,6 +26,8 @@ pub struct AppState {
     pub limits: Arc<RateLimits>,
     /// The in-process search index (kept current through the catalog generation).
     pub search: Arc<crate::service::search_index::SearchIndex>,
+    /// What this instance knows of the catalog generation (read through it, not from `db`).
+    pub generation: Arc<crate::service::generation::Watch>,
     /// Caches valid for one catalog generation (search pages, REST bodies, GraphQL relations, totals).
     pub caches: Arc<Caches>,
     /// Statements run on `db` since start.

@@ -17,7 +17,15 @@ pub(crate) struct Opts {
     pub(crate) scrape_every: Option<f64>,
     /// During the soak, no publish stream: the catalog stays the size it was seeded at.
     pub(crate) no_publish: bool,
+    /// Search at scale: this many packages, and the search scenarios over a cache-busting set of
+    /// distinct queries instead of the usual run.
+    pub(crate) scale: Option<u32>,
 }
+
+/// Distinct queries of the scale mode: more than any response cache holds.
+pub(crate) const SCALE_QUERIES: usize = 30_000;
+/// The scenarios of the scale mode.
+pub(crate) const SCALE_SCENARIOS: [&str; 2] = ["search-scale", "gql-search-scale"];
 
 pub(crate) fn usage() -> ! {
     eprintln!(
@@ -25,6 +33,8 @@ pub(crate) fn usage() -> ! {
          [--connections C] [--client-threads T] [--only scenario,scenario]\n\
          \x20      cargo bench --bench load -- --soak [MINUTES (default 10)] [--sample-every S (default 30)] \
          [--scrape-metrics S] [--no-publish] [--quick] [--packages N] [--versions M] [--client-threads T]\n\
+         \x20      cargo bench --bench load -- --scale N (search over N packages x 2 versions, 30,000 distinct \
+         queries) [--versions M] [--seconds S] [--connections C]\n\
          scenarios: package version search gql-package gql-search download stats publish-1 publish-4 login\n\
          env: BENCH_DATABASE_URL=postgres://... runs on a fresh PostgreSQL database"
     );
@@ -45,6 +55,7 @@ pub(crate) fn parse_opts() -> Opts {
         sample_every: 30.0,
         scrape_every: None,
         no_publish: false,
+        scale: None,
     };
     let (mut packages, mut versions, mut seconds, mut connections) = (None, None, None, None);
     fn num<T: std::str::FromStr>(flag: &str, v: Option<String>) -> T {
@@ -74,6 +85,7 @@ pub(crate) fn parse_opts() -> Opts {
             "--sample-every" => o.sample_every = num(&a, args.next()),
             "--scrape-metrics" => o.scrape_every = Some(num(&a, args.next())),
             "--no-publish" => o.no_publish = true,
+            "--scale" => o.scale = Some(num(&a, args.next())),
             // cargo bench passes --bench to harness = false targets.
             "--bench" => {}
             "-h" | "--help" => usage(),
@@ -96,6 +108,15 @@ pub(crate) fn parse_opts() -> Opts {
     if o.scrape_every.is_some_and(|s| o.soak.is_none() || !(s.is_finite() && s > 0.0)) {
         eprintln!("--scrape-metrics needs --soak and a positive number of seconds");
         usage()
+    }
+    if let Some(n) = o.scale {
+        if o.soak.is_some() || o.only.is_some() || packages.is_some() {
+            eprintln!("--scale runs its own scenarios over N packages: --soak, --only and --packages do not apply");
+            usage()
+        }
+        packages = Some(n);
+        versions = versions.or(Some(2));
+        o.only = Some(SCALE_SCENARIOS.iter().map(|s| s.to_string()).collect());
     }
     o.packages = packages.unwrap_or(if o.quick { 50 } else { 1000 });
     o.versions = versions.unwrap_or(if o.quick { 2 } else { 3 });

@@ -61,6 +61,9 @@ pub(crate) fn judge(row: &mut Row, health: f64, slack: f64) -> (String, String) 
         ),
         Target::Rps(t) => (format!(">= {:.0}/s", t / slack), verdict(rps >= t / slack)),
         Target::P99(ms) => (format!("p99 < {:.0} ms", ms * slack), verdict(p99 < ms * slack)),
+        Target::P99AndCpu(ms, us) => {
+            (format!("p99 <= {ms:.0} ms, <= {us:.0} µs CPU"), verdict(p99 <= ms && row.cpu_us.is_some_and(|c| c <= us)))
+        }
     }
 }
 

@@ -100,7 +100,11 @@ pub(crate) async fn setup(opts: &Opts, env: &[(String, String)], port: u16, data
     let rss = RssSampler::start(server.pid);
     let idle_rss_kb = read_status(server.pid, "VmRSS:").unwrap_or(0);
 
-    let data = Arc::new(Data::new(opts.packages, opts.versions));
+    let mut data = Data::new(opts.packages, opts.versions);
+    if opts.scale.is_some() {
+        data.queries = Arc::new(distinct_queries(&data.plan, SCALE_QUERIES));
+    }
+    let data = Arc::new(data);
     let problems = preflight(addr, &data.plan, opts.versions).await;
     for p in &problems {
         eprintln!("preflight: WRONG ANSWER from {p}");

@@ -46,6 +46,13 @@ pub struct SearchBody {
     total: u64,
     limit: u64,
     offset: u64,
+    /// Only when nothing matched because a word looks misspelled: packages matching the query with
+    /// that word corrected, most downloaded first. Not results, and not counted in `total`.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    suggestions: Vec<SearchResult>,
+    /// With `suggestions`: the query with each misspelled word corrected.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    did_you_mean: Option<String>,
 }
 
 fn number(v: Option<String>, name: &str, default: u64) -> AppResult<u64> {
@@ -77,19 +84,25 @@ pub async fn search(State(state): State<AppState>, Query(p): Query<Params>) -> A
 /// The page with each hit's latest version (`generation`: already read by the caller, if any).
 async fn body(state: &AppState, generation: Option<i64>, q: &str, limit: u64, offset: u64) -> AppResult<SearchBody> {
     let page = search::search(state, generation, q, PackageSort::Relevance, offset, limit).await?;
-    let ids: Vec<_> = page.hits.iter().map(|h| h.package.id).collect();
-    let latest = versions::latest_for_packages(&state.db, &ids).await?;
-    let results = page
-        .hits
-        .into_iter()
-        .map(|h| SearchResult {
-            version: latest.get(&h.package.id).map(|v| v.num.clone()).unwrap_or_default(),
-            keywords: read::package_keywords(&h.package),
-            description: h.package.description.unwrap_or_default(),
-            downloads: h.package.downloads,
-            name: h.package.name,
-            score: h.score,
-        })
-        .collect();
-    Ok(SearchBody { results, total: page.total, limit, offset })
+    // The search index knows each hit's latest version; a page from SQL does not.
+    let unknown: Vec<_> = page.hits.iter().filter(|h| h.latest.is_none()).map(|h| h.package.id).collect();
+    let latest = if unknown.is_empty() {
+        Default::default()
+    } else {
+        versions::latest_for_packages(&state.db, &unknown).await?
+    };
+    let result = |h: search::Hit| SearchResult {
+        version: match h.latest {
+            Some(v) => v.to_string(),
+            None => latest.get(&h.package.id).map(|v| v.num.clone()).unwrap_or_default(),
+        },
+        keywords: read::package_keywords(&h.package),
+        description: h.package.description.unwrap_or_default(),
+        downloads: h.package.downloads,
+        name: h.package.name,
+        score: h.score,
+    };
+    let suggestions = page.suggestions.into_iter().map(result).collect();
+    let results = page.hits.into_iter().map(result).collect();
+    Ok(SearchBody { results, total: page.total, limit, offset, suggestions, did_you_mean: page.did_you_mean })
 }

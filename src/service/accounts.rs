@@ -59,8 +59,7 @@ pub async fn register(state: &AppState, client: Option<IpAddr>, reg: Registratio
         tokens::issue(&txn, state, user.id, LOGIN_TOKEN_NAME, &Scopes::all(), tokens::login_lifetime(state)).await?;
     audit::record(&txn, audit::account(user.id, "register", serde_json::json!({ "username": user.username }))).await?;
     // The registry stats count users.
-    crate::service::generation::bump(&txn).await?;
-    txn.commit().await?;
+    crate::service::generation::bump_and_commit(state, txn).await?;
     Ok(SignedIn { user, token })
 }
 

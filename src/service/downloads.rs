@@ -14,6 +14,7 @@ use entity::{packages, versions};
 use crate::db::numbered;
 use crate::domain::PackageVersion;
 use crate::error::AppResult;
+use crate::service::generation::Watch;
 
 type Key = (String, String, NaiveDate);
 
@@ -38,7 +39,7 @@ impl DownloadCounter {
     /// versions held it for seconds, and publishes and logins timed out behind it). Counts of a
     /// chunk that fails are put back, to be retried by the next flush; committed chunks are not.
     #[tracing::instrument(name = "db.flush_downloads", skip_all)]
-    pub async fn flush(&self, db: &DatabaseConnection) -> AppResult<usize> {
+    pub async fn flush(&self, db: &DatabaseConnection, watch: &Watch) -> AppResult<usize> {
         let mut batch: Vec<(Key, i64)> =
             std::mem::take(&mut *self.pending.lock().expect("download counter lock")).into_iter().collect();
         // Rows are locked package by package, in name order (see `write`).
@@ -46,7 +47,7 @@ impl DownloadCounter {
         let mut written = 0;
         let mut chunks = batch.chunks(CHUNK);
         while let Some(chunk) = chunks.next() {
-            match write(db, chunk).await {
+            match write(db, watch, chunk).await {
                 Ok(n) => written += n,
                 Err(e) => {
                     let mut pending = self.pending.lock().expect("download counter lock");
@@ -93,7 +94,7 @@ async fn targets(db: &DatabaseConnection, chunk: &[(Key, i64)]) -> AppResult<Has
         .collect())
 }
 
-async fn write(db: &DatabaseConnection, chunk: &[(Key, i64)]) -> AppResult<usize> {
+async fn write(db: &DatabaseConnection, watch: &Watch, chunk: &[(Key, i64)]) -> AppResult<usize> {
     let ids = targets(db, chunk).await?;
     let (_turn, txn) = crate::db::begin_write(db).await?;
     let backend = txn.get_database_backend();
@@ -133,5 +134,6 @@ async fn write(db: &DatabaseConnection, chunk: &[(Key, i64)]) -> AppResult<usize
     // Counts show in search and browse pages.
     crate::service::generation::bump(&txn).await?;
     txn.commit().await?;
+    watch.wrote();
     Ok(written)
 }

@@ -175,7 +175,7 @@ fn checked_stream(
 /// Writes the download counts waiting in memory and has the search index read the new totals
 /// (they break ties in its ranking). Returns how many (version, day) counts were written.
 pub async fn flush_counts(state: &AppState) -> AppResult<usize> {
-    let written = state.downloads.flush(&state.db).await?;
+    let written = state.downloads.flush(&state.db, &state.generation).await?;
     if written > 0 {
         state.search.refresh_downloads(&state.db).await?;
     }

@@ -93,8 +93,7 @@ pub async fn add(
     )
     .await?;
     // The package metadata names its first owner.
-    crate::service::generation::bump(&txn).await?;
-    txn.commit().await?;
+    crate::service::generation::bump_and_commit(state, txn).await?;
     Ok((pkg, Owner { user, role: row.role, added_at: row.added_at }))
 }
 
@@ -131,8 +130,7 @@ pub async fn remove(
         },
     )
     .await?;
-    crate::service::generation::bump(&txn).await?;
-    txn.commit().await?;
+    crate::service::generation::bump_and_commit(state, txn).await?;
     Ok(pkg)
 }
 

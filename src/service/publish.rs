@@ -325,8 +325,7 @@ async fn write_rows(
     )
     .await?;
     // Last, so concurrent publishes on PostgreSQL queue on the counter's row only for the commit.
-    crate::service::generation::bump(&txn).await?;
-    txn.commit().await?;
+    crate::service::generation::bump_and_commit(state, txn).await?;
     Ok(Published { package, version })
 }
 

@@ -12,7 +12,6 @@ use entity::packages;
 use crate::db::numbered;
 use crate::error::AppResult;
 use crate::service::cache::PageKey;
-use crate::service::generation;
 use crate::state::AppState;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -31,12 +30,19 @@ pub enum PackageSort {
 pub struct Hit {
     pub package: packages::Model,
     pub score: f64,
+    /// The latest non-yanked version's number, when the search index answered (it keeps them);
+    /// None from SQL.
+    pub latest: Option<std::sync::Arc<str>>,
 }
 
-#[derive(Clone)]
+#[derive(Clone, Default)]
 pub struct Page {
     pub hits: Vec<Hit>,
     pub total: u64,
+    /// When a search by relevance found nothing because of a misspelled word: packages it
+    /// probably meant (not in `hits`, not counted in `total`), and the corrected query.
+    pub suggestions: Vec<Hit>,
+    pub did_you_mean: Option<String>,
 }
 
 #[derive(FromQueryResult)]
@@ -77,8 +83,9 @@ const RECENT: &str = "(SELECT CAST(COALESCE(SUM(d.count), 0) AS BIGINT) FROM ver
 
 fn to_page(rows: Vec<Row>, total: i64) -> Page {
     Page {
-        hits: rows.into_iter().map(|r| Hit { score: r.score, package: r.package }).collect(),
+        hits: rows.into_iter().map(|r| Hit { score: r.score, package: r.package, latest: None }).collect(),
         total: total.max(0) as u64,
+        ..Page::default()
     }
 }
 
@@ -106,7 +113,7 @@ async fn cached(
     }
     let generation = match generation {
         Some(g) => g,
-        None => generation::current(&state.db).await?,
+        None => state.generation.current(&state.db).await?,
     };
     if let Some(page) = cache.get(generation, &key) {
         crate::metrics::cache_lookup("pages", true);
@@ -131,7 +138,7 @@ pub async fn search(
     // The text reaches SQL (the exact-name and prefix matches): no control characters.
     crate::domain::text::line("query", query)?;
     if terms(query).is_empty() {
-        return Ok(Page { hits: Vec::new(), total: 0 });
+        return Ok(Page::default());
     }
     let key = PageKey { query: Some(query.trim().to_lowercase()), sort, offset, limit, day: Utc::now().date_naive() };
     if sort != PackageSort::Relevance {
@@ -140,23 +147,26 @@ pub async fn search(
     }
     let generation = match generation {
         Some(g) => g,
-        None => generation::current(&state.db).await?,
+        None => state.generation.current(&state.db).await?,
     };
     state.search.ensure(&state.db, generation).await?;
     cached(state, Some(generation), key, from_index(state, query, offset, limit)).await
 }
 
-/// A page ranked by the search index, its packages read in one statement.
+/// A page ranked by the search index, which also holds the packages' rows: no SQL.
 async fn from_index(state: &AppState, query: &str, offset: u64, limit: u64) -> AppResult<Page> {
     let ranked = state.search.search(query, offset, limit)?;
-    let ids: Vec<_> = ranked.hits.iter().map(|(id, _)| *id).collect();
-    let mut packages = crate::service::read::batch::packages_by_id(&state.db, &ids).await?;
-    let hits = ranked
-        .hits
-        .into_iter()
-        .filter_map(|(id, score)| packages.remove(&id).map(|package| Hit { package, score }))
-        .collect();
-    Ok(Page { hits, total: ranked.total })
+    let hit = |f: crate::service::search_index::Found| Hit {
+        package: (*f.package).clone(),
+        score: f.score,
+        latest: f.latest,
+    };
+    Ok(Page {
+        hits: ranked.hits.into_iter().map(hit).collect(),
+        total: ranked.total,
+        suggestions: ranked.suggestions.into_iter().map(hit).collect(),
+        did_you_mean: ranked.did_you_mean,
+    })
 }
 
 /// Every visible package in the chosen order, through the page cache.
@@ -181,7 +191,7 @@ async fn search_uncached(
 ) -> AppResult<Page> {
     let terms = terms(query);
     if terms.is_empty() {
-        return Ok(Page { hits: Vec::new(), total: 0 });
+        return Ok(Page::default());
     }
     let backend = db.get_database_backend();
     let exact = query.trim().to_lowercase();

@@ -18,21 +18,24 @@
 //! background task polls: an idle instance costs nothing, and the catch-up is one statement per
 //! catalog change, not per search.) Download counts only break ties: they are read again at most every
 //! second on other instances, at once on the instance that wrote them.
-use std::collections::{BTreeMap, HashMap};
-use std::sync::{Mutex, RwLock};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
-use sea_orm::{DatabaseConnection, FromQueryResult, Statement};
+use sea_orm::{ColumnTrait, DatabaseConnection, EntityTrait, FromQueryResult, QueryFilter, QuerySelect, Statement};
 use tantivy::collector::{Collector, SegmentCollector};
-use tantivy::query::{BooleanQuery, BoostQuery, Occur, Query, TermQuery};
+use tantivy::query::{BooleanQuery, BoostQuery, FuzzyTermQuery, Occur, Query, TermQuery};
 use tantivy::schema::{Field, IndexRecordOption, Schema, TextFieldIndexing, TextOptions, FAST, INDEXED};
 use tantivy::{DocId, Index, IndexReader, IndexWriter, ReloadPolicy, Score, SegmentReader, TantivyDocument, Term};
 use uuid::Uuid;
 
-use crate::db::numbered;
+use entity::{packages, versions};
+
+use crate::domain::latest_version;
 use crate::error::{AppError, AppResult};
 use crate::service::generation;
+use crate::service::inlist::padded;
 
 /// Lowercase alphanumeric terms of a text, at most 64 characters each; a query keeps its first 8.
 pub fn words(text: &str) -> impl Iterator<Item = String> + '_ {
@@ -55,41 +58,33 @@ const WEIGHTS: [(&str, f32); 3] = [("name", 10.0), ("keywords", 5.0), ("descript
 /// How far back, before the newest `updated_at` seen, the follower reads again: instances' clocks
 /// may differ by up to this much without a change being missed.
 const CLOCK_MARGIN_SECS: i64 = 10;
-/// Download counts only break ties; other instances' counts are read again at most this often
-/// (the instance that writes counts reads them at once, see `fetch::flush_counts`).
-const DOWNLOADS_REFRESH: Duration = Duration::from_secs(1);
+/// Download counts only break ties. Other instances' counts are read again (every package's, in
+/// one statement) at most this often; the instance that writes counts reads them at once (see
+/// `fetch::flush_counts`).
+const DOWNLOADS_REFRESH: Duration = Duration::from_secs(10);
 /// The tantivy writer's arena (its minimum per thread).
 const WRITER_BYTES: usize = 15_000_000;
 
-/// What a search needs of a package besides its words.
+/// A package as search shows it: its row and its latest version.
 #[derive(Clone)]
 struct Entry {
-    id: Uuid,
-    name: String,
-    downloads: i64,
-    visible: bool,
+    package: Arc<packages::Model>,
+    /// The latest non-yanked version; None when every version is yanked, and then the package is
+    /// not in the index.
+    latest: Option<Arc<str>>,
 }
 
-/// Packages by slot (the u64 each tantivy document carries), and by id and name.
+/// Packages by slot (the u64 each tantivy document carries), and slots by id.
 #[derive(Default)]
 struct Catalog {
     entries: Vec<Entry>,
     by_id: HashMap<Uuid, u32>,
-    /// Visible packages by name, for name-prefix matches.
-    names: BTreeMap<String, u32>,
 }
 
-/// A package as the index reads it.
-#[derive(Debug, Clone, FromQueryResult)]
-pub struct Indexed {
-    pub id: Uuid,
-    pub name: String,
-    pub description: Option<String>,
-    pub keywords_text: String,
-    pub downloads: i64,
-    pub updated_at: DateTime<Utc>,
-    /// Has a non-yanked version.
-    pub visible: bool,
+/// A package read for the index: its row and its non-yanked versions' numbers.
+struct Indexed {
+    package: packages::Model,
+    latest: Option<String>,
 }
 
 struct Fields {
@@ -97,10 +92,22 @@ struct Fields {
     text: [Field; 3],
 }
 
-/// One page of ranked matches: package ids and scores, and how many packages matched in all.
+/// One match: the package row (downloads as of the index's last look), its latest version and score.
+pub struct Found {
+    pub package: Arc<packages::Model>,
+    pub latest: Option<Arc<str>>,
+    pub score: f64,
+}
+
+/// One page of ranked matches, and how many packages matched in all. When nothing matched and a
+/// word of the query is not in the index, packages matching the query with that word misspelled
+/// (see [`SearchIndex::suggest`]) and the query as it was probably meant.
+#[derive(Default)]
 pub struct Ranked {
-    pub hits: Vec<(Uuid, f64)>,
+    pub hits: Vec<Found>,
     pub total: u64,
+    pub suggestions: Vec<Found>,
+    pub did_you_mean: Option<String>,
 }
 
 pub struct SearchIndex {
@@ -145,13 +152,13 @@ impl SearchIndex {
 
     /// Reads every package (at start).
     #[tracing::instrument(name = "search_index.load", skip_all)]
-    pub async fn load(&self, db: &DatabaseConnection) -> AppResult<()> {
+    pub async fn load(self: &Arc<Self>, db: &DatabaseConnection) -> AppResult<()> {
         let mut follow = self.follow.lock().await;
         let generation = generation::current(db).await?;
         let rows = changed_since(db, None).await?;
         let n = rows.len();
-        let newest = rows.iter().map(|r| r.updated_at).max();
-        self.apply(&rows)?;
+        let newest = rows.iter().map(|r| r.package.updated_at).max();
+        self.apply_off_thread(rows).await?;
         follow.generation = generation;
         follow.updated_since = newest;
         follow.downloads_read = Instant::now();
@@ -159,42 +166,50 @@ impl SearchIndex {
         Ok(())
     }
 
-    fn apply(&self, rows: &[Indexed]) -> AppResult<()> {
+    /// Indexing and tantivy's commit are CPU work: they run on the blocking pool, not on the
+    /// thread that serves requests.
+    async fn apply_off_thread(self: &Arc<Self>, rows: Vec<Indexed>) -> AppResult<()> {
         if rows.is_empty() {
             return Ok(());
         }
+        let index = self.clone();
+        tokio::task::spawn_blocking(move || index.apply(rows)).await.map_err(internal)?
+    }
+
+    fn apply(&self, rows: Vec<Indexed>) -> AppResult<()> {
         let mut writer = self.writer.lock().unwrap_or_else(|e| e.into_inner());
+        let mut documents = Vec::with_capacity(rows.len());
         {
             let mut catalog = self.catalog.write().unwrap_or_else(|e| e.into_inner());
-            for p in rows {
-                let slot = match catalog.by_id.get(&p.id) {
+            for Indexed { package, latest } in rows {
+                let visible = latest.is_some();
+                let entry = Entry { latest: latest.map(Arc::from), package: Arc::new(package) };
+                let slot = match catalog.by_id.get(&entry.package.id) {
                     Some(&slot) => {
-                        let old = catalog.entries[slot as usize].name.clone();
-                        catalog.names.remove(&old);
                         writer.delete_term(Term::from_field_u64(self.fields.slot, u64::from(slot)));
+                        catalog.entries[slot as usize] = entry.clone();
                         slot
                     }
                     None => {
                         let slot = catalog.entries.len() as u32;
-                        catalog.entries.push(Entry { id: p.id, name: String::new(), downloads: 0, visible: false });
-                        catalog.by_id.insert(p.id, slot);
+                        catalog.by_id.insert(entry.package.id, slot);
+                        catalog.entries.push(entry.clone());
                         slot
                     }
                 };
-                catalog.entries[slot as usize] =
-                    Entry { id: p.id, name: p.name.clone(), downloads: p.downloads, visible: p.visible };
-                if !p.visible {
-                    continue;
+                if visible {
+                    documents.push((slot, entry.package));
                 }
-                catalog.names.insert(p.name.clone(), slot);
-                let mut doc = TantivyDocument::new();
-                doc.add_u64(self.fields.slot, u64::from(slot));
-                let texts = [p.name.as_str(), p.keywords_text.as_str(), p.description.as_deref().unwrap_or("")];
-                for (field, text) in self.fields.text.iter().zip(texts) {
-                    doc.add_text(*field, prefixes(text));
-                }
-                writer.add_document(doc).map_err(internal)?;
             }
+        }
+        for (slot, p) in documents {
+            let mut doc = TantivyDocument::new();
+            doc.add_u64(self.fields.slot, u64::from(slot));
+            let texts = [p.name.as_str(), p.keywords_text.as_str(), p.description.as_deref().unwrap_or("")];
+            for (field, text) in self.fields.text.iter().zip(texts) {
+                doc.add_text(*field, prefixes(text));
+            }
+            writer.add_document(doc).map_err(internal)?;
         }
         writer.commit().map_err(internal)?;
         self.reader.reload().map_err(internal)?;
@@ -212,19 +227,25 @@ impl SearchIndex {
     /// Sets download counts (they only break ties, so they need not be written as documents).
     fn set_downloads(&self, counts: &[(Uuid, i64)]) {
         let mut catalog = self.catalog.write().unwrap_or_else(|e| e.into_inner());
+        let Catalog { entries, by_id } = &mut *catalog;
         for (id, n) in counts {
-            if let Some(&slot) = catalog.by_id.get(id) {
-                catalog.entries[slot as usize].downloads = *n;
+            if let Some(entry) = by_id.get(id).and_then(|&slot| entries.get_mut(slot as usize)) {
+                if entry.package.downloads != *n {
+                    Arc::make_mut(&mut entry.package).downloads = *n;
+                }
             }
         }
     }
 
-    /// Packages matching every word of `query` (or whose name starts with the whole query), best
-    /// first, `limit` of them from `offset`.
+    /// Packages matching every word of `query`, best first, `limit` of them from `offset`.
+    ///
+    /// A name starting with the whole query always matches its words (each query word is a
+    /// prefix of one of the name's words), so the name tiers need no lookup of their own: they
+    /// are a property of each match.
     pub fn search(&self, query: &str, offset: u64, limit: u64) -> AppResult<Ranked> {
         let terms = terms(query);
         if terms.is_empty() {
-            return Ok(Ranked { hits: Vec::new(), total: 0 });
+            return Ok(Ranked::default());
         }
         let exact = query.trim().to_lowercase();
         let searcher = self.reader.searcher();
@@ -244,67 +265,190 @@ impl SearchIndex {
                 (Occur::Must, Box::new(BooleanQuery::new(fields)) as Box<dyn Query>)
             })
             .collect();
-        let matched = searcher.search(&BooleanQuery::new(per_term), &AllScores { slot: "slot" }).map_err(internal)?;
+        let mut matched =
+            searcher.search(&BooleanQuery::new(per_term), &AllScores { slot: "slot" }).map_err(internal)?;
 
         let catalog = self.catalog.read().unwrap_or_else(|e| e.into_inner());
-        let mut scores: HashMap<u32, f64> = HashMap::with_capacity(matched.len());
-        for (slot, score) in matched {
-            scores.insert(slot, f64::from(score).min(MAX_TEXT_SCORE));
-        }
-        // Names starting with the whole query match even when its words do not (`http-cl`).
-        let upper = format!("{exact}\u{10FFFF}");
-        for (_, &slot) in catalog.names.range(exact.clone()..upper) {
-            scores.entry(slot).or_insert(0.0);
-        }
-        let mut ranked: Vec<(f64, &Entry)> = scores
-            .into_iter()
-            .filter_map(|(slot, text)| catalog.entries.get(slot as usize).map(|e| (text, e)))
-            .filter(|(_, e)| e.visible)
-            .map(|(text, e)| {
-                let tier = if e.name == exact {
-                    EXACT_NAME
-                } else if e.name.starts_with(&exact) {
-                    NAME_PREFIX
+        let entries = &catalog.entries;
+        // Each match's full score, in place: its tier plus its text relevance.
+        let ranked: Vec<(f64, u32)> = matched
+            .drain(..)
+            .filter_map(|(slot, text)| {
+                let e = entries.get(slot as usize)?;
+                let name = e.package.name.as_str();
+                let tier = if name.len() >= exact.len() && name.as_bytes().starts_with(exact.as_bytes()) {
+                    if name.len() == exact.len() {
+                        EXACT_NAME
+                    } else {
+                        NAME_PREFIX
+                    }
                 } else {
                     0.0
                 };
-                (tier + text, e)
+                Some((tier + f64::from(text).min(MAX_TEXT_SCORE), slot))
             })
             .collect();
         let total = ranked.len() as u64;
-        let order = |a: &(f64, &Entry), b: &(f64, &Entry)| {
-            b.0.total_cmp(&a.0).then(b.1.downloads.cmp(&a.1.downloads)).then_with(|| a.1.name.cmp(&b.1.name))
-        };
-        let end = offset.saturating_add(limit).min(total) as usize;
-        let start = (offset.min(total)) as usize;
-        if end == 0 {
-            return Ok(Ranked { hits: Vec::new(), total });
+        if total == 0 {
+            drop(catalog);
+            return self.suggest(&searcher, &terms, limit);
         }
+        let end = offset.saturating_add(limit).min(total) as usize;
+        let start = offset.min(total) as usize;
+        if end <= start {
+            return Ok(Ranked { total, ..Ranked::default() });
+        }
+        let order = |a: &(f64, u32), b: &(f64, u32)| {
+            let (ea, eb) = (&entries[a.1 as usize].package, &entries[b.1 as usize].package);
+            b.0.total_cmp(&a.0).then(eb.downloads.cmp(&ea.downloads)).then_with(|| ea.name.cmp(&eb.name))
+        };
+        let mut ranked = ranked;
         if end < ranked.len() {
             // Only the first `end` need ordering.
             ranked.select_nth_unstable_by(end - 1, order);
             ranked.truncate(end);
         }
         ranked.sort_unstable_by(order);
-        let hits = ranked.get(start..end).unwrap_or_default().iter().map(|(s, e)| (e.id, *s)).collect();
-        Ok(Ranked { hits, total })
+        let hits = ranked[start..end]
+            .iter()
+            .map(|&(score, slot)| {
+                let e = &entries[slot as usize];
+                Found { package: e.package.clone(), latest: e.latest.clone(), score }
+            })
+            .collect();
+        Ok(Ranked { hits, total, ..Ranked::default() })
     }
+
+    /// Typo tolerance, for a query that matched nothing: each query word that is no prefix of any
+    /// indexed word is matched within an edit distance instead (1 for 4 to 7 letters, 2 from 8;
+    /// a swap of two letters counts 1; shorter words are not guessed), the others as typed. The
+    /// matches, most downloaded first, are suggestions, not results; `did_you_mean` is the query
+    /// with each unknown word replaced by the nearest word of the first suggestion.
+    fn suggest(&self, searcher: &tantivy::Searcher, terms: &[String], limit: u64) -> AppResult<Ranked> {
+        let known = |t: &str| {
+            self.fields.text.iter().any(|f| searcher.doc_freq(&Term::from_field_text(*f, t)).is_ok_and(|n| n > 0))
+        };
+        let unknown: Vec<bool> = terms.iter().map(|t| !known(t)).collect();
+        // Bounded work: a few words, none huge, and at least one worth guessing.
+        let guessable = |t: &String| (4..=32).contains(&t.len());
+        if terms.len() > 4
+            || !unknown.iter().any(|&u| u)
+            || terms.iter().zip(&unknown).any(|(t, &u)| u && !guessable(t))
+        {
+            return Ok(Ranked::default());
+        }
+        let per_term: Vec<(Occur, Box<dyn Query>)> = terms
+            .iter()
+            .zip(&unknown)
+            .map(|(t, &u)| {
+                let fields: Vec<(Occur, Box<dyn Query>)> = self
+                    .fields
+                    .text
+                    .iter()
+                    .map(|field| {
+                        let term = Term::from_field_text(*field, t);
+                        let q: Box<dyn Query> = if u {
+                            Box::new(FuzzyTermQuery::new(term, if t.len() >= 8 { 2 } else { 1 }, true))
+                        } else {
+                            Box::new(TermQuery::new(term, IndexRecordOption::Basic))
+                        };
+                        (Occur::Should, q)
+                    })
+                    .collect();
+                (Occur::Must, Box::new(BooleanQuery::new(fields)) as Box<dyn Query>)
+            })
+            .collect();
+        let matched = searcher.search(&BooleanQuery::new(per_term), &AllScores { slot: "slot" }).map_err(internal)?;
+        let catalog = self.catalog.read().unwrap_or_else(|e| e.into_inner());
+        let entries = &catalog.entries;
+        let mut slots: Vec<u32> =
+            matched.into_iter().map(|(slot, _)| slot).filter(|&s| (s as usize) < entries.len()).collect();
+        let order = |a: &u32, b: &u32| {
+            let (ea, eb) = (&entries[*a as usize].package, &entries[*b as usize].package);
+            eb.downloads.cmp(&ea.downloads).then_with(|| ea.name.cmp(&eb.name))
+        };
+        let keep = (limit as usize).min(slots.len());
+        if keep == 0 {
+            return Ok(Ranked::default());
+        }
+        if keep < slots.len() {
+            slots.select_nth_unstable_by(keep - 1, order);
+            slots.truncate(keep);
+        }
+        slots.sort_unstable_by(order);
+        let suggestions: Vec<Found> = slots
+            .iter()
+            .map(|&slot| {
+                let e = &entries[slot as usize];
+                Found { package: e.package.clone(), latest: e.latest.clone(), score: 0.0 }
+            })
+            .collect();
+        let did_you_mean = suggestions.first().map(|top| {
+            let p = &top.package;
+            let text = format!("{} {} {}", p.name, p.keywords_text, p.description.as_deref().unwrap_or(""));
+            let candidates: Vec<String> = words(&text).collect();
+            terms
+                .iter()
+                .zip(&unknown)
+                .map(|(t, &u)| if u { nearest(t, &candidates).unwrap_or(t).to_owned() } else { t.clone() })
+                .collect::<Vec<_>>()
+                .join(" ")
+        });
+        Ok(Ranked { suggestions, did_you_mean, ..Ranked::default() })
+    }
+}
+
+/// The word of `candidates` one of whose prefixes is nearest to `typed` (edit distance with
+/// swaps), the shortest such word on a tie.
+fn nearest<'a>(typed: &str, candidates: &'a [String]) -> Option<&'a str> {
+    let t = typed.as_bytes();
+    candidates
+        .iter()
+        .map(|w| {
+            let w = w.as_bytes();
+            let lens = t.len().saturating_sub(2).max(1)..=(t.len() + 2).min(w.len());
+            let d = lens.map(|k| edit_distance(t, &w[..k])).min().unwrap_or(usize::MAX);
+            (d, w.len().abs_diff(t.len()), w)
+        })
+        .min()
+        .and_then(|(d, _, w)| (d <= 2).then(|| std::str::from_utf8(w).ok()).flatten())
+}
+
+/// Optimal string alignment distance: insertions, deletions, substitutions and swaps of two
+/// neighbours each cost 1.
+fn edit_distance(a: &[u8], b: &[u8]) -> usize {
+    let mut prev2 = vec![0usize; b.len() + 1];
+    let mut prev: Vec<usize> = (0..=b.len()).collect();
+    let mut cur = vec![0usize; b.len() + 1];
+    for i in 1..=a.len() {
+        cur[0] = i;
+        for j in 1..=b.len() {
+            let cost = usize::from(a[i - 1] != b[j - 1]);
+            cur[j] = (prev[j] + 1).min(cur[j - 1] + 1).min(prev[j - 1] + cost);
+            if i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] {
+                cur[j] = cur[j].min(prev2[j - 2] + 1);
+            }
+        }
+        std::mem::swap(&mut prev2, &mut prev);
+        std::mem::swap(&mut prev, &mut cur);
+    }
+    prev[b.len()]
 }
 
 impl SearchIndex {
     /// Makes sure the index has caught up with catalog generation `generation` (read by the caller
     /// before it reads anything else): a search that sees a generation sees every write before it.
-    pub async fn ensure(&self, db: &DatabaseConnection, generation: i64) -> AppResult<()> {
+    pub async fn ensure(self: &Arc<Self>, db: &DatabaseConnection, generation: i64) -> AppResult<()> {
         let mut follow = self.follow.lock().await;
         if follow.generation >= generation {
             return Ok(());
         }
         let since = follow.updated_since.map(|t| t - chrono::Duration::seconds(CLOCK_MARGIN_SECS));
         let rows = changed_since(db, since).await?;
-        if let Some(newest) = rows.iter().map(|r| r.updated_at).max() {
+        if let Some(newest) = rows.iter().map(|r| r.package.updated_at).max() {
             follow.updated_since = Some(follow.updated_since.map_or(newest, |t| t.max(newest)));
         }
-        self.apply(&rows)?;
+        self.apply_off_thread(rows).await?;
         if follow.downloads_read.elapsed() >= DOWNLOADS_REFRESH {
             self.set_downloads(&downloads(db).await?);
             follow.downloads_read = Instant::now();
@@ -314,23 +458,44 @@ impl SearchIndex {
     }
 }
 
-/// Packages updated at or after `since` (all when None), with whether they have a visible version.
+#[derive(FromQueryResult)]
+struct Num {
+    package_id: Uuid,
+    num: String,
+}
+
+/// Packages updated at or after `since` (all when None), each with its latest non-yanked version.
 #[tracing::instrument(name = "db.search_index.changed", skip(db))]
 async fn changed_since(db: &DatabaseConnection, since: Option<DateTime<Utc>>) -> AppResult<Vec<Indexed>> {
-    let backend = db.get_database_backend();
-    let visible = "EXISTS (SELECT 1 FROM versions v WHERE v.package_id = p.id AND v.yanked = FALSE)";
-    let base = format!(
-        "SELECT p.id, p.name, p.description, p.keywords_text, p.downloads, p.updated_at, {visible} AS visible FROM packages p"
-    );
-    let stmt = match since {
-        Some(t) => Statement::from_sql_and_values(
-            backend,
-            numbered(backend, &format!("{base} WHERE p.updated_at >= ?")),
-            [t.into()],
-        ),
-        None => Statement::from_string(backend, base),
-    };
-    Ok(Indexed::find_by_statement(stmt).all(db).await?)
+    let mut query = packages::Entity::find();
+    if let Some(t) = since {
+        query = query.filter(packages::Column::UpdatedAt.gte(t));
+    }
+    let packages = query.all(db).await?;
+    if packages.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut nums = versions::Entity::find()
+        .select_only()
+        .column(versions::Column::PackageId)
+        .column(versions::Column::Num)
+        .filter(versions::Column::Yanked.eq(false));
+    if since.is_some() && packages.len() <= 1000 {
+        // A catch-up usually reads a few packages: their versions only.
+        nums = nums.filter(versions::Column::PackageId.is_in(padded(packages.iter().map(|p| p.id))));
+    }
+    let mut by_package: HashMap<Uuid, Vec<String>> = HashMap::new();
+    for n in nums.into_model::<Num>().all(db).await? {
+        by_package.entry(n.package_id).or_default().push(n.num);
+    }
+    Ok(packages
+        .into_iter()
+        .map(|package| {
+            let latest =
+                by_package.remove(&package.id).and_then(|nums| latest_version(nums, |n| n.as_str(), |_| false));
+            Indexed { package, latest }
+        })
+        .collect())
 }
 
 #[derive(FromQueryResult)]
@@ -413,5 +578,16 @@ mod tests {
         assert_eq!(terms("HTTP-client \"x\" OR 50%_off*"), vec!["http", "client", "x", "or", "50", "off"]);
         assert!(terms("%_'\"*()").is_empty());
         assert_eq!(prefixes("Ab-c"), "a ab c");
+    }
+
+    #[test]
+    fn misspellings_are_near_the_words_meant() {
+        assert_eq!(edit_distance(b"raect", b"react"), 1, "a swap costs 1");
+        assert_eq!(edit_distance(b"serer", b"server"), 1);
+        assert_eq!(edit_distance(b"", b"abc"), 3);
+        let words: Vec<String> = ["fast", "react", "reactor", "widgets"].map(String::from).to_vec();
+        assert_eq!(nearest("raect", &words), Some("react"), "the shortest of equally near words");
+        assert_eq!(nearest("widgte", &words), Some("widgets"), "a prefix of a word counts");
+        assert_eq!(nearest("zzzzzz", &words), None);
     }
 }

@@ -3,7 +3,6 @@ use chrono::{DateTime, Utc};
 use sea_orm::{DatabaseConnection, FromQueryResult, Statement};
 
 use crate::error::AppResult;
-use crate::service::generation;
 use crate::state::AppState;
 
 #[derive(Debug, Clone, FromQueryResult)]
@@ -27,7 +26,7 @@ pub struct RegistryStats {
 /// counts are table scans, one small lookup on a hit.
 pub async fn registry_stats(state: &AppState) -> AppResult<RegistryStats> {
     let cache = &state.caches.stats;
-    let generation = if cache.enabled() { Some(generation::current(&state.db).await?) } else { None };
+    let generation = if cache.enabled() { Some(state.generation.current(&state.db).await?) } else { None };
     let t = match generation.and_then(|g| cache.get(g, &())) {
         Some(t) => t,
         None => {

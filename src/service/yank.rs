@@ -71,8 +71,7 @@ pub async fn set_yanked(
         },
     )
     .await?;
-    crate::service::generation::bump(&txn).await?;
-    txn.commit().await?;
+    crate::service::generation::bump_and_commit(state, txn).await?;
     crate::metrics::yanked(&package.name, &row.num, yanked);
     Ok(Yanked { package, version: row })
 }

@@ -352,7 +352,7 @@ fn no_redirects() -> reqwest::Client {
 
 /// Downloads counted for `name` once the in-memory counter is flushed.
 async fn downloads_total(app: &TestApp, name: &str) -> i64 {
-    app.state.downloads.flush(&app.state.db).await.expect("flush download counts");
+    app.state.downloads.flush(&app.state.db, &app.state.generation).await.expect("flush download counts");
     let (status, pkg) = get_json(app, &format!("/api/v1/packages/{name}"), None).await;
     assert_eq!(status, StatusCode::OK, "{pkg}");
     pkg["downloads_total"].as_i64().unwrap()
@@ -461,8 +461,12 @@ async fn s3_concurrent_publishes_of_one_version_let_exactly_one_win() {
 const SHARED_SECRET: &str = "two-instances-share-this-signing-secret-0123456789";
 
 async fn two_instances_stay_consistent(s3: Option<S3Target>) {
+    // Each read below comes right after a write on the other instance: both ask the database for
+    // the catalog generation on every cached read rather than trust it for GENERATION_MAX_AGE_MS
+    // (the default bounds that delay; `caches` tests it).
     let a = spawn_with(|c| {
         c.jwt_secret = Some(SHARED_SECRET.into());
+        c.generation_max_age_ms = 0;
         if let Some(s3) = &s3 {
             use_s3(c, s3);
         }

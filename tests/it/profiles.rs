@@ -26,7 +26,7 @@ async fn a_profile_lists_owned_and_maintained_packages_with_their_latest_version
     download(&app, "zeta-lib", "1.9.0").await;
     download(&app, "zeta-lib", "1.0.0").await;
     download(&app, "bobs-own", "2.0.0").await;
-    app.state.downloads.flush(&app.state.db).await.expect("flush download counts");
+    app.state.downloads.flush(&app.state.db, &app.state.generation).await.expect("flush download counts");
 
     let (status, profile) = get_json(&app, "/api/v1/users/ada", None).await;
     assert_eq!(status, StatusCode::OK, "{profile}");

@@ -1487,7 +1487,7 @@ async fn yanks_racing_download_flushes_never_deadlock() {
         let (a, b, flushed) = futures::join!(
             yank(&app, &alice, "busy", yanked),
             unyank(&app, &alice, "busy", VERSIONS[(round + 1) % VERSIONS.len()]),
-            app.state.downloads.flush(&app.state.db),
+            app.state.downloads.flush(&app.state.db, &app.state.generation),
         );
         assert_eq!((a.status(), b.status()), (StatusCode::OK, StatusCode::OK), "round {round}");
         flushed.unwrap_or_else(|e| panic!("round {round}: the flush failed: {e}"));

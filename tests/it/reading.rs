@@ -56,7 +56,7 @@ fn assert_keys(v: &Value, expected: &[&str]) {
 async fn flush_until(app: &TestApp, name: &str, expected: i64) {
     let mut last = Value::Null;
     for _ in 0..100 {
-        app.state.downloads.flush(&app.state.db).await.expect("flush download counts");
+        app.state.downloads.flush(&app.state.db, &app.state.generation).await.expect("flush download counts");
         last = get_ok(app, &format!("/api/v1/packages/{name}")).await;
         if last["downloads_total"] == json!(expected) {
             return;
@@ -354,7 +354,7 @@ async fn a_corrupted_blob_is_never_served_as_a_complete_download() {
         }
     }
     // A corrupted transfer is not a download.
-    app.state.downloads.flush(&app.state.db).await.expect("flush");
+    app.state.downloads.flush(&app.state.db, &app.state.generation).await.expect("flush");
     tokio::time::sleep(Duration::from_millis(200)).await;
     let p = get_ok(&app, "/api/v1/packages/fragile").await;
     assert_eq!(p["downloads_total"], json!(0), "a failed transfer is not counted: {p}");
@@ -813,14 +813,18 @@ async fn a_large_flush_is_written_in_chunks_and_counts_everything_once() {
             app.state.downloads.record("chunky", v);
         }
     }
-    let written = app.state.downloads.flush(&app.state.db).await.expect("flush");
+    let written = app.state.downloads.flush(&app.state.db, &app.state.generation).await.expect("flush");
     assert_eq!(written, 3, "the three real versions; unknown ones are skipped");
     assert_eq!(app.state.downloads.pending_total(), 0);
     let (status, pkg) = common::api::get_json(&app, "/api/v1/packages/chunky", None).await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(pkg["downloads_total"], json!(6), "{pkg}");
     assert_eq!(pkg["downloads_last_month"], json!(6), "{pkg}");
-    assert_eq!(app.state.downloads.flush(&app.state.db).await.unwrap(), 0, "nothing counted twice");
+    assert_eq!(
+        app.state.downloads.flush(&app.state.db, &app.state.generation).await.unwrap(),
+        0,
+        "nothing counted twice"
+    );
 }
 
 // ---------------------------------------------------------------------------------------------

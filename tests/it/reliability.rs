@@ -452,7 +452,7 @@ async fn a_missing_blob_is_refused_and_logged() {
             && logged.contains("packages/vanished/vanished-1.0.0.tar.gz"),
         "the missing blob is logged:\n{logged}"
     );
-    app.state.downloads.flush(&app.state.db).await.unwrap();
+    app.state.downloads.flush(&app.state.db, &app.state.generation).await.unwrap();
     let p = get_ok(&app, "/api/v1/packages/vanished").await;
     assert_eq!(p["downloads_total"], json!(0), "a refused download is not counted");
     // The version itself is still there: nothing was deleted.

@@ -124,13 +124,22 @@ async fn publish_yank_and_unyank_are_searchable_at_once() {
     publish_ok(&app, &token, "freshpkg", "1.1.0", tarballs::package_from_manifest(&manifest)).await;
     assert_eq!(search(&app, "first", 20, 0).await["total"], 0, "the old description is gone");
     assert_eq!(search(&app, "second", 20, 0).await["total"], 1);
+    let hit = &search(&app, "freshpkg", 20, 0).await["results"][0];
+    assert_eq!((&hit["version"], &hit["description"]), (&"1.1.0".into(), &"second words".into()), "{hit}");
+
+    // Yanking the latest shows the one before it, with its words again.
+    yank_ok(&app, &token, "freshpkg", "1.1.0").await;
+    let hit = &search(&app, "freshpkg", 20, 0).await["results"][0];
+    assert_eq!((&hit["version"], &hit["description"]), (&"1.0.0".into(), &"first words".into()), "{hit}");
+    assert_eq!(search(&app, "second", 20, 0).await["total"], 0);
 
     // A package whose every version is yanked leaves search, and comes back when one is unyanked.
     yank_ok(&app, &token, "freshpkg", "1.0.0").await;
-    yank_ok(&app, &token, "freshpkg", "1.1.0").await;
     assert_eq!(search(&app, "freshpkg", 20, 0).await["total"], 0);
     assert_eq!(unyank(&app, &token, "freshpkg", "1.0.0").await.status(), 200);
-    assert_eq!(names(&search(&app, "freshpkg", 20, 0).await), ["freshpkg"]);
+    let body = search(&app, "freshpkg", 20, 0).await;
+    assert_eq!(names(&body), ["freshpkg"]);
+    assert_eq!(body["results"][0]["version"], "1.0.0", "{body}");
 }
 
 /// Polls `check` on `app` until it holds, for at most 10 s (a guard, not a timing assertion).
@@ -157,4 +166,54 @@ async fn another_instance_sharing_the_database_follows_publishes_and_yanks() {
     .await;
     yank_ok(&a, &token, "twinpkg", "1.0.0").await;
     eventually("b drops the package yanked through a", async || search(&b, "twinpkg", 20, 0).await["total"] == 0).await;
+}
+
+#[tokio::test]
+async fn a_misspelled_word_gets_suggestions_that_are_not_results() {
+    let app = common::spawn().await;
+    let token = register(&app, "typist").await;
+    publish_described(&app, &token, "react-dom", "description = \"render components\"").await;
+    publish_described(&app, &token, "reactor", "description = \"an event loop\"").await;
+    publish_described(&app, &token, "unrelated", "description = \"nothing here\"").await;
+    download(&app, "react-dom", "1.0.0").await;
+    raven_registry::service::fetch::flush_counts(&app.state).await.expect("flush");
+
+    // A swap of two letters: nothing matches, so the near packages are suggested, most downloaded
+    // first, with the query as it was probably meant.
+    let body = search(&app, "raect", 20, 0).await;
+    assert_eq!((&body["total"], &body["results"]), (&0.into(), &serde_json::json!([])), "{body}");
+    let suggested: Vec<&str> =
+        body["suggestions"].as_array().unwrap().iter().map(|r| r["name"].as_str().unwrap()).collect();
+    assert_eq!(suggested, ["react-dom", "reactor"], "{body}");
+    assert_eq!(body["suggestions"][0]["version"], "1.0.0");
+    assert_eq!(body["did_you_mean"], "react", "{body}");
+    // A correct word beside it is kept as typed, and must still match.
+    assert_eq!(search(&app, "raect render", 20, 0).await["did_you_mean"], "react render");
+    assert_eq!(search(&app, "raect nothing", 20, 0).await["suggestions"], Value::Null);
+
+    // Results, or words that are all known but never together, or too short to guess: no
+    // suggestions, and the body is the plain shape `raven pkg` reads.
+    for q in ["react", "render loop", "rxa"] {
+        let body = search(&app, q, 20, 0).await;
+        let keys: Vec<&str> = body.as_object().unwrap().keys().map(String::as_str).collect();
+        assert_eq!(keys, ["limit", "offset", "results", "total"], "{q}: {body}");
+    }
+
+    // GraphQL: the same, beside an empty page.
+    let gql = app
+        .gql(
+            "{ search(query: \"raect\") { totalCount nodes { name } suggestions { name latestVersion { version } } didYouMean } }",
+            Value::Null,
+            None,
+        )
+        .await;
+    let s = &gql["data"]["search"];
+    assert_eq!((&s["totalCount"], &s["nodes"]), (&0.into(), &serde_json::json!([])), "{gql}");
+    assert_eq!(s["suggestions"][0]["name"], "react-dom", "{gql}");
+    assert_eq!(s["suggestions"][0]["latestVersion"]["version"], "1.0.0", "{gql}");
+    assert_eq!(s["didYouMean"], "react", "{gql}");
+    let found =
+        app.gql("{ search(query: \"react\") { totalCount suggestions { name } didYouMean } }", Value::Null, None).await;
+    assert_eq!(found["data"]["search"]["suggestions"], serde_json::json!([]), "{found}");
+    assert_eq!(found["data"]["search"]["didYouMean"], Value::Null, "{found}");
 }

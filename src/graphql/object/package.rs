@@ -1,6 +1,6 @@
 //! Package, Version and their relations. Every relation field goes through a DataLoader.
-use async_graphql::connection::{Connection, Edge};
-use async_graphql::{Context, Enum, Object, Result, SimpleObject, ID};
+use async_graphql::connection::{Connection, ConnectionNameType, Edge, EdgeNameType, EmptyFields};
+use async_graphql::{Context, Enum, Object, OutputType, Result, SimpleObject, ID};
 use chrono::{DateTime, Duration, NaiveDate, Utc};
 
 use crate::domain;
@@ -24,7 +24,55 @@ pub struct ConnectionFields {
 }
 
 pub type PackageConnection = Connection<String, Package, ConnectionFields>;
+pub type SearchConnection =
+    Connection<String, Package, SearchFields, EmptyFields, SearchConnectionName, SearchEdgeName>;
+
+/// `SearchConnection`: a connection of packages with search's own fields.
+pub struct SearchConnectionName;
+
+impl ConnectionNameType for SearchConnectionName {
+    fn type_name<T: OutputType>() -> String {
+        "SearchConnection".into()
+    }
+}
+
+/// `SearchEdge`.
+pub struct SearchEdgeName;
+
+impl EdgeNameType for SearchEdgeName {
+    fn type_name<T: OutputType>() -> String {
+        "SearchEdge".into()
+    }
+}
 pub type VersionConnection = Connection<String, Version, ConnectionFields>;
+
+/// Extra fields of a search's connection.
+#[derive(SimpleObject)]
+pub struct SearchFields {
+    /// All matches, not just this page.
+    pub total_count: u64,
+    /// Only when nothing matched because a word of the query looks misspelled (search by
+    /// relevance): packages matching the query with that word corrected, most downloaded first.
+    /// They are suggestions, not results: `totalCount` does not count them.
+    pub suggestions: Vec<Package>,
+    /// With `suggestions`: the query with each misspelled word corrected ("did you mean ...?").
+    pub did_you_mean: Option<String>,
+}
+
+/// A search's page: like [`page`], with the suggestions of a search that found nothing.
+pub fn search_page(p: crate::service::search::Page, offset: u64) -> SearchConnection {
+    let end = offset + p.hits.len() as u64;
+    let fields = SearchFields {
+        total_count: p.total,
+        suggestions: p.suggestions.into_iter().map(|h| Package(h.package)).collect(),
+        did_you_mean: p.did_you_mean,
+    };
+    let mut c = Connection::with_additional_fields(offset > 0, end < p.total, fields);
+    c.edges.extend(
+        p.hits.into_iter().enumerate().map(|(i, h)| Edge::new(cursor::encode(offset + i as u64), Package(h.package))),
+    );
+    c
+}
 
 /// Builds a page from an offset window; cursors encode absolute positions.
 pub fn page<T: async_graphql::OutputType>(

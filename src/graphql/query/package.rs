@@ -4,7 +4,7 @@ use crate::domain::{PackageName, PackageVersion};
 use crate::error::AppError;
 use crate::graphql::enums::PackageSort;
 use crate::graphql::loader::{prime_package, prime_packages, request_generation};
-use crate::graphql::object::package::{page, Package, PackageConnection, Version};
+use crate::graphql::object::package::{page, search_page, Package, PackageConnection, SearchConnection, Version};
 use crate::graphql::{cursor, state};
 use crate::service::read::{catalog, relations};
 use crate::service::search;
@@ -33,7 +33,9 @@ impl PackageQuery {
         Ok(catalog::version(state(ctx), &name, &version).await?.map(|row| Version(row.version)))
     }
 
-    /// Full-text search over names, keywords and descriptions.
+    /// Full-text search over names, keywords and descriptions. By relevance: the exact name first,
+    /// then names starting with the query, then text relevance, ties broken by downloads. A query
+    /// that finds nothing because of a misspelled word gets `suggestions` and `didYouMean`.
     #[graphql(complexity = "first.unwrap_or(20).max(0) as usize * child_complexity")]
     async fn search(
         &self,
@@ -42,13 +44,13 @@ impl PackageQuery {
         first: Option<i32>,
         after: Option<String>,
         #[graphql(default_with = "PackageSort::Relevance")] sort: PackageSort,
-    ) -> Result<PackageConnection> {
+    ) -> Result<SearchConnection> {
         let first = cursor::first(first)?;
         let offset = cursor::after(after.as_deref())?;
         let generation = request_generation(ctx).await?;
         let p = search::search(state(ctx), generation, &query, sort.into(), offset, first).await?;
         prime_packages(ctx, &p.hits.iter().map(|h| h.package.id).collect::<Vec<_>>()).await?;
-        Ok(page(p.hits.into_iter().map(|h| Package(h.package)).collect(), offset, p.total))
+        Ok(search_page(p, offset))
     }
 
     /// Every package, for browsing.

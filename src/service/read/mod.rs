@@ -22,7 +22,6 @@ use entity::{dependencies, packages, versions};
 use crate::domain::DependencyKind;
 use crate::error::{AppError, AppResult};
 use crate::service::cache::BodyKey;
-use crate::service::generation;
 use crate::state::AppState;
 
 /// The absolute URL `raven pkg` and browsers download a version's tarball from.
@@ -61,7 +60,7 @@ where
     Fut: Future<Output = AppResult<T>>,
 {
     let cache = &state.caches.bodies;
-    let generation = if cache.enabled() { Some(generation::current(&state.db).await?) } else { None };
+    let generation = if cache.enabled() { Some(state.generation.current(&state.db).await?) } else { None };
     if let Some(body) = generation.and_then(|g| cache.get(g, &key)) {
         crate::metrics::cache_lookup("metadata", true);
         return Ok(body);

@@ -13,7 +13,6 @@ use super::batch::{self, OwnerRow};
 use crate::domain::PackageName;
 use crate::error::AppResult;
 use crate::service::cache::{RelKey, RelValue};
-use crate::service::generation;
 use crate::state::AppState;
 
 /// The catalog generation of one request, read at its first cached lookup.
@@ -22,7 +21,7 @@ pub struct RequestGeneration(tokio::sync::OnceCell<i64>);
 
 impl RequestGeneration {
     pub async fn get(&self, state: &AppState) -> AppResult<i64> {
-        self.0.get_or_try_init(|| generation::current(&state.db)).await.copied()
+        self.0.get_or_try_init(|| state.generation.current(&state.db)).await.copied()
     }
 }
 
