@@ -351,7 +351,7 @@ pub(crate) fn distinct_queries(plan: &[PlannedPackage], n: usize) -> Vec<String>
 
 /// GraphQL search page of the scale mode: what a results page shows.
 pub(crate) const GQL_SEARCH_PAGE: &str = "query($q: String!) { search(query: $q, first: 20) { totalCount nodes { \
-                          name description downloads latestVersion { version } } } }";
+                          name description downloads { total } latestVersion { version } } } }";
 
 /// The scale mode's scenarios (issue 16's goals: p99 and server CPU per request).
 pub(crate) fn scale_scenarios(data: &Arc<Data>, conns: usize) -> Vec<Scenario> {
