@@ -84,6 +84,7 @@ pub async fn build(config: Config) -> anyhow::Result<App> {
     db::migrate(&db).await?;
     let search = Arc::new(service::search_index::SearchIndex::new()?);
     search.load(&db).await?;
+    memory::release_free_memory();
     let state = AppState {
         db,
         storage,

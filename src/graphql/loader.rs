@@ -84,14 +84,19 @@ pub async fn prime_packages(ctx: &async_graphql::Context<'_>, ids: &[Uuid]) -> a
     let wants = |field: &str| {
         look.field("nodes").field(field).exists() || look.field("edges").field("node").field(field).exists()
     };
-    prime(ctx, ids, wants("latestVersion") || wants("versions"), wants("owners"), wants("downloads")).await
+    let daily = ["lastWeek", "lastMonth", "daily"].iter().any(|f| {
+        look.field("nodes").field("downloads").field(f).exists()
+            || look.field("edges").field("node").field("downloads").field(f).exists()
+    });
+    prime(ctx, ids, wants("latestVersion") || wants("versions"), wants("owners"), daily).await
 }
 
 /// The same for one package (the `package` query), whose fields are selected directly.
 pub async fn prime_package(ctx: &async_graphql::Context<'_>, id: Uuid) -> async_graphql::Result<()> {
     let look = ctx.look_ahead();
     let wants = |field: &str| look.field(field).exists();
-    prime(ctx, &[id], wants("latestVersion") || wants("versions"), wants("owners"), wants("downloads")).await
+    let daily = ["lastWeek", "lastMonth", "daily"].iter().any(|f| look.field("downloads").field(f).exists());
+    prime(ctx, &[id], wants("latestVersion") || wants("versions"), wants("owners"), daily).await
 }
 
 /// Runs the wanted batch queries concurrently and feeds their answers to the loaders' cache. The

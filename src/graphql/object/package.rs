@@ -153,9 +153,8 @@ impl Package {
         Ok(rows.into_iter().map(|o| PackageOwner { user: User(o.user), role: o.role, added_at: o.added_at }).collect())
     }
 
-    async fn downloads(&self, ctx: &Context<'_>) -> Result<DownloadStats> {
-        let daily = loaders(ctx).load_one(DailyDownloadsOf(self.0.id)).await?.unwrap_or_default();
-        Ok(DownloadStats { total: self.0.downloads, days: daily })
+    async fn downloads(&self) -> DownloadStats {
+        DownloadStats { package_id: self.0.id, total: self.0.downloads }
     }
 
     /// Packages whose latest version depends on this one.
@@ -174,9 +173,11 @@ pub struct PackageOwner {
     pub added_at: DateTime<Utc>,
 }
 
+/// The total is on the package row; the per-day counts are read (through a loader) only when a
+/// field that needs them is asked for.
 pub struct DownloadStats {
+    package_id: uuid::Uuid,
     total: i64,
-    days: Vec<(NaiveDate, i64)>,
 }
 
 #[derive(SimpleObject)]
@@ -186,9 +187,13 @@ pub struct DailyDownloads {
 }
 
 impl DownloadStats {
-    fn since(&self, days: i64) -> i64 {
+    async fn days(&self, ctx: &Context<'_>) -> Result<Vec<(NaiveDate, i64)>> {
+        Ok(loaders(ctx).load_one(DailyDownloadsOf(self.package_id)).await?.unwrap_or_default())
+    }
+
+    async fn since(&self, ctx: &Context<'_>, days: i64) -> Result<i64> {
         let from = Utc::now().date_naive() - Duration::days(days);
-        self.days.iter().filter(|(d, _)| *d >= from).map(|(_, n)| n).sum()
+        Ok(self.days(ctx).await?.iter().filter(|(d, _)| *d >= from).map(|(_, n)| n).sum())
     }
 }
 
@@ -197,23 +202,24 @@ impl DownloadStats {
     async fn total(&self) -> i64 {
         self.total
     }
-    async fn last_week(&self) -> i64 {
-        self.since(7)
+    async fn last_week(&self, ctx: &Context<'_>) -> Result<i64> {
+        self.since(ctx, 7).await
     }
-    async fn last_month(&self) -> i64 {
-        self.since(30)
+    async fn last_month(&self, ctx: &Context<'_>) -> Result<i64> {
+        self.since(ctx, 30).await
     }
     /// Per-day counts, oldest first, for up to 90 days; days without downloads are included as 0.
-    async fn daily(&self, #[graphql(default = 30)] days: i32) -> Result<Vec<DailyDownloads>> {
+    async fn daily(&self, ctx: &Context<'_>, #[graphql(default = 30)] days: i32) -> Result<Vec<DailyDownloads>> {
         if !(1..=90).contains(&days) {
             return Err(crate::domain::ValidationError::new("days", "days must be between 1 and 90").into());
         }
+        let counts = self.days(ctx).await?;
         let today = Utc::now().date_naive();
         Ok((0..days as i64)
             .rev()
             .map(|back| {
                 let day = today - Duration::days(back);
-                let count = self.days.iter().find(|(d, _)| *d == day).map(|(_, n)| *n).unwrap_or(0);
+                let count = counts.iter().find(|(d, _)| *d == day).map(|(_, n)| *n).unwrap_or(0);
                 DailyDownloads { day, count }
             })
             .collect())
