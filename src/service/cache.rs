@@ -107,7 +107,7 @@ struct Inner<K, V> {
     entries: HashMap<K, V>,
 }
 
-impl<K: Hash + Eq, V: Clone> GenerationCache<K, V> {
+impl<K: Hash + Eq + Clone, V: Clone> GenerationCache<K, V> {
     /// `capacity` 0 turns the cache off.
     pub fn new(capacity: usize) -> Self {
         GenerationCache { capacity, inner: Mutex::new(Inner { generation: i64::MIN, entries: HashMap::new() }) }
@@ -138,10 +138,12 @@ impl<K: Hash + Eq, V: Clone> GenerationCache<K, V> {
             inner.entries.clear();
         }
         if inner.entries.len() >= self.capacity && !inner.entries.contains_key(&key) {
-            // Full: drop one arbitrary entry. Hot keys come straight back, and the read path
-            // keeps no LRU bookkeeping.
-            let mut first = true;
-            inner.entries.retain(|_, _| !std::mem::take(&mut first));
+            // Full: drop one arbitrary entry (the first the table yields, found without walking
+            // it: `retain` visited every entry, on every insert into a full cache). Hot keys come
+            // straight back, and the read path keeps no LRU bookkeeping.
+            if let Some(victim) = inner.entries.keys().next().cloned() {
+                inner.entries.remove(&victim);
+            }
         }
         inner.entries.insert(key, value);
     }

@@ -68,6 +68,9 @@ const WRITER_BYTES: usize = 15_000_000;
 /// A package as search shows it: its row and its latest version.
 #[derive(Clone)]
 struct Entry {
+    /// The name's first 8 bytes, big-endian: ordering by it orders by name except between names
+    /// that share those 8 bytes, so ties in score and downloads rarely compare strings.
+    name_key: u64,
     package: Arc<packages::Model>,
     /// The latest non-yanked version; None when every version is yanked, and then the package is
     /// not in the index.
@@ -97,6 +100,22 @@ pub struct Found {
     pub package: Arc<packages::Model>,
     pub latest: Option<Arc<str>>,
     pub score: f64,
+}
+
+/// A match as it is ranked.
+struct Key {
+    score: f64,
+    downloads: i64,
+    name_key: u64,
+    slot: u32,
+}
+
+fn name_key(name: &str) -> u64 {
+    let mut bytes = [0u8; 8];
+    for (b, n) in bytes.iter_mut().zip(name.bytes()) {
+        *b = n;
+    }
+    u64::from_be_bytes(bytes)
 }
 
 /// One page of ranked matches, and how many packages matched in all. When nothing matched and a
@@ -162,7 +181,8 @@ impl SearchIndex {
         follow.generation = generation;
         follow.updated_since = newest;
         follow.downloads_read = Instant::now();
-        tracing::info!(packages = n, "search index loaded");
+        let index_bytes = self.reader.searcher().space_usage().map(|u| u.total().get_bytes()).unwrap_or(0);
+        tracing::info!(packages = n, index_bytes, "search index loaded");
         Ok(())
     }
 
@@ -183,7 +203,11 @@ impl SearchIndex {
             let mut catalog = self.catalog.write().unwrap_or_else(|e| e.into_inner());
             for Indexed { package, latest } in rows {
                 let visible = latest.is_some();
-                let entry = Entry { latest: latest.map(Arc::from), package: Arc::new(package) };
+                let entry = Entry {
+                    name_key: name_key(&package.name),
+                    latest: latest.map(Arc::from),
+                    package: Arc::new(package),
+                };
                 let slot = match catalog.by_id.get(&entry.package.id) {
                     Some(&slot) => {
                         writer.delete_term(Term::from_field_u64(self.fields.slot, u64::from(slot)));
@@ -270,24 +294,24 @@ impl SearchIndex {
 
         let catalog = self.catalog.read().unwrap_or_else(|e| e.into_inner());
         let entries = &catalog.entries;
-        // Each match's full score, in place: its tier plus its text relevance.
-        let ranked: Vec<(f64, u32)> = matched
-            .drain(..)
-            .filter_map(|(slot, text)| {
-                let e = entries.get(slot as usize)?;
-                let name = e.package.name.as_str();
-                let tier = if name.len() >= exact.len() && name.as_bytes().starts_with(exact.as_bytes()) {
-                    if name.len() == exact.len() {
-                        EXACT_NAME
-                    } else {
-                        NAME_PREFIX
-                    }
+        // Each match with its sort key: tier plus text relevance, downloads, name. The key is
+        // built once per match, so ordering compares numbers, not entries.
+        let mut ranked: Vec<Key> = Vec::with_capacity(matched.len());
+        for (slot, text) in matched.drain(..) {
+            let Some(e) = entries.get(slot as usize) else { continue };
+            let name = e.package.name.as_bytes();
+            let tier = if name.starts_with(exact.as_bytes()) {
+                if name.len() == exact.len() {
+                    EXACT_NAME
                 } else {
-                    0.0
-                };
-                Some((tier + f64::from(text).min(MAX_TEXT_SCORE), slot))
-            })
-            .collect();
+                    NAME_PREFIX
+                }
+            } else {
+                0.0
+            };
+            let score = tier + f64::from(text).min(MAX_TEXT_SCORE);
+            ranked.push(Key { score, downloads: e.package.downloads, name_key: e.name_key, slot });
+        }
         let total = ranked.len() as u64;
         if total == 0 {
             drop(catalog);
@@ -298,11 +322,13 @@ impl SearchIndex {
         if end <= start {
             return Ok(Ranked { total, ..Ranked::default() });
         }
-        let order = |a: &(f64, u32), b: &(f64, u32)| {
-            let (ea, eb) = (&entries[a.1 as usize].package, &entries[b.1 as usize].package);
-            b.0.total_cmp(&a.0).then(eb.downloads.cmp(&ea.downloads)).then_with(|| ea.name.cmp(&eb.name))
+        let order = |a: &Key, b: &Key| {
+            b.score
+                .total_cmp(&a.score)
+                .then(b.downloads.cmp(&a.downloads))
+                .then(a.name_key.cmp(&b.name_key))
+                .then_with(|| entries[a.slot as usize].package.name.cmp(&entries[b.slot as usize].package.name))
         };
-        let mut ranked = ranked;
         if end < ranked.len() {
             // Only the first `end` need ordering.
             ranked.select_nth_unstable_by(end - 1, order);
@@ -311,9 +337,9 @@ impl SearchIndex {
         ranked.sort_unstable_by(order);
         let hits = ranked[start..end]
             .iter()
-            .map(|&(score, slot)| {
-                let e = &entries[slot as usize];
-                Found { package: e.package.clone(), latest: e.latest.clone(), score }
+            .map(|k| {
+                let e = &entries[k.slot as usize];
+                Found { package: e.package.clone(), latest: e.latest.clone(), score: k.score }
             })
             .collect();
         Ok(Ranked { hits, total, ..Ranked::default() })
@@ -578,6 +604,16 @@ mod tests {
         assert_eq!(terms("HTTP-client \"x\" OR 50%_off*"), vec!["http", "client", "x", "or", "50", "off"]);
         assert!(terms("%_'\"*()").is_empty());
         assert_eq!(prefixes("Ab-c"), "a ab c");
+    }
+
+    #[test]
+    fn name_keys_order_as_names_do() {
+        let mut names = ["abc", "abcd", "abcdefgh-b", "abcdefgh-a", "abcdefgh", "b", "a-1", "a1", "zz"];
+        let mut by_key = names;
+        names.sort_unstable();
+        by_key.sort_unstable_by(|a, b| name_key(a).cmp(&name_key(b)).then_with(|| a.cmp(b)));
+        assert_eq!(by_key, names);
+        assert!(name_key("abcdefgh-a") == name_key("abcdefgh-b"), "names sharing 8 bytes fall back to the name");
     }
 
     #[test]
