@@ -217,3 +217,72 @@ async fn a_misspelled_word_gets_suggestions_that_are_not_results() {
     assert_eq!(found["data"]["search"]["suggestions"], serde_json::json!([]), "{found}");
     assert_eq!(found["data"]["search"]["didYouMean"], Value::Null, "{found}");
 }
+
+/// Package and version rows written straight to the database (the index reads rows; how they got
+/// there does not matter to it): thousands of packages in a second instead of minutes of publishes.
+async fn insert_packages(app: &TestApp, count: usize, yank_every: usize) {
+    use entity::{packages, versions};
+    use sea_orm::{ActiveValue::Set, EntityTrait};
+    let now = chrono::Utc::now();
+    let rows: Vec<(packages::ActiveModel, versions::ActiveModel)> = (0..count)
+        .map(|i| {
+            let id = uuid::Uuid::new_v4();
+            let package = packages::ActiveModel {
+                id: Set(id),
+                name: Set(format!("bulk-{i:05}")),
+                description: Set(Some(format!("bulkword item n{i:05}"))),
+                license: Set(Some("MIT".into())),
+                repository: Set(None),
+                homepage: Set(None),
+                keywords_text: Set(String::new()),
+                downloads: Set(i as i64),
+                created_at: Set(now),
+                updated_at: Set(now),
+            };
+            let version = versions::ActiveModel {
+                id: Set(uuid::Uuid::new_v4()),
+                package_id: Set(id),
+                num: Set("1.0.0".into()),
+                canonical: Set("1.0.0".into()),
+                authors: Set("[]".into()),
+                description: Set(Some(format!("bulkword item n{i:05}"))),
+                license: Set(Some("MIT".into())),
+                repository: Set(None),
+                homepage: Set(None),
+                keywords: Set(String::new()),
+                readme: Set(None),
+                sha256: Set("0".repeat(64)),
+                size_bytes: Set(1),
+                yanked: Set(yank_every > 0 && i % yank_every == 0),
+                yanked_at: Set(None),
+                yank_reason: Set(None),
+                published_by: Set(None),
+                published_at: Set(now),
+                downloads: Set(0),
+            };
+            (package, version)
+        })
+        .collect();
+    for chunk in rows.chunks(500) {
+        packages::Entity::insert_many(chunk.iter().map(|(p, _)| p.clone())).exec(&app.state.db).await.unwrap();
+        versions::Entity::insert_many(chunk.iter().map(|(_, v)| v.clone())).exec(&app.state.db).await.unwrap();
+    }
+}
+
+#[tokio::test]
+async fn an_instance_starting_on_thousands_of_packages_indexes_every_one() {
+    // More packages than one read of the index's start-up load (2,000), with every 10th package's
+    // only version yanked.
+    let a = common::spawn().await;
+    insert_packages(&a, 4_100, 10).await;
+    let b = common::start(a.config.clone(), None, tempfile::tempdir().unwrap()).await;
+    let body = search(&b, "bulkword", 20, 0).await;
+    assert_eq!(body["total"], 4_100 - 410, "every visible package, and no yanked one");
+    // Downloads break the tie between equal descriptions: the most downloaded first.
+    assert_eq!(names(&body)[..3], ["bulk-04099", "bulk-04098", "bulk-04097"], "{body}");
+    assert_eq!(body["results"][0]["version"], "1.0.0");
+    let last = search(&b, "bulkword", 20, 3_680).await;
+    assert_eq!(names(&last).len(), 10, "the last page: {last}");
+    assert_eq!(names(&last).last().map(String::as_str), Some("bulk-00001"), "{last}");
+    assert!(!names(&last).contains(&"bulk-00010".to_owned()), "bulk-00010 is yanked: {last}");
+}
