@@ -83,8 +83,13 @@ async fn run(opts: Opts) -> i32 {
         },
         None => None,
     };
+    if opts.data_dir.is_some() && pg.is_some() {
+        eprintln!("error: --data-dir keeps SQLite data; it does not apply with BENCH_DATABASE_URL");
+        return 2;
+    }
     let dir = tempfile::tempdir().expect("temporary directory");
-    let code = run_with(&opts, dir.path(), pg.as_ref().map(|p| p.url.as_str())).await;
+    let data_dir = opts.data_dir.clone().unwrap_or_else(|| dir.path().to_owned());
+    let code = run_with(&opts, &data_dir, pg.as_ref().map(|p| p.url.as_str())).await;
     // Dropping the database (WITH (FORCE)) happens when `pg` goes out of scope.
     drop(pg);
     code

@@ -39,7 +39,7 @@ pub struct SeedArgs {
     #[arg(long, default_value_t = 3)]
     pub versions: u32,
     /// Packages published at once.
-    #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u32).range(1..=64))]
+    #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u32).range(1..=64))]
     pub jobs: u32,
 }
 

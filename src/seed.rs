@@ -510,7 +510,17 @@ async fn seed_package(
             let (p, v) = (p.clone(), v.clone());
             tokio::task::spawn_blocking(move || p.tarball(&v)).await?
         };
-        match publish_bytes(state, viewer, &bytes).await {
+        let mut outcome = publish_bytes(state, viewer, &bytes).await;
+        // A busy database (pool or lock timeouts, answered 503 to clients) is waited out a few
+        // times rather than ending a seed of many minutes.
+        for wait in [1, 2, 4, 8] {
+            if !matches!(outcome, Err(AppError::Unavailable(_))) {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_secs(wait)).await;
+            outcome = publish_bytes(state, viewer, &bytes).await;
+        }
+        match outcome {
             Ok(()) => {
                 tally.versions += 1;
                 tally.bytes += bytes.len();

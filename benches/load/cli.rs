@@ -20,6 +20,9 @@ pub(crate) struct Opts {
     /// Search at scale: this many packages, and the search scenarios over a cache-busting set of
     /// distinct queries instead of the usual run.
     pub(crate) scale: Option<u32>,
+    /// Keep the SQLite data here and reuse it when it was seeded with the same numbers (the seed
+    /// of 100,000 packages takes ~10 minutes); a temporary directory otherwise.
+    pub(crate) data_dir: Option<std::path::PathBuf>,
 }
 
 /// Distinct queries of the scale mode: more than any response cache holds.
@@ -34,7 +37,7 @@ pub(crate) fn usage() -> ! {
          \x20      cargo bench --bench load -- --soak [MINUTES (default 10)] [--sample-every S (default 30)] \
          [--scrape-metrics S] [--no-publish] [--quick] [--packages N] [--versions M] [--client-threads T]\n\
          \x20      cargo bench --bench load -- --scale N (search over N packages x 2 versions, 30,000 distinct \
-         queries) [--versions M] [--seconds S] [--connections C]\n\
+         queries) [--versions M] [--seconds S] [--connections C] [--data-dir DIR (SQLite, kept and reused)]\n\
          scenarios: package version search gql-package gql-search download stats publish-1 publish-4 login\n\
          env: BENCH_DATABASE_URL=postgres://... runs on a fresh PostgreSQL database"
     );
@@ -56,6 +59,7 @@ pub(crate) fn parse_opts() -> Opts {
         scrape_every: None,
         no_publish: false,
         scale: None,
+        data_dir: None,
     };
     let (mut packages, mut versions, mut seconds, mut connections) = (None, None, None, None);
     fn num<T: std::str::FromStr>(flag: &str, v: Option<String>) -> T {
@@ -86,6 +90,7 @@ pub(crate) fn parse_opts() -> Opts {
             "--scrape-metrics" => o.scrape_every = Some(num(&a, args.next())),
             "--no-publish" => o.no_publish = true,
             "--scale" => o.scale = Some(num(&a, args.next())),
+            "--data-dir" => o.data_dir = Some(args.next().unwrap_or_else(|| usage()).into()),
             // cargo bench passes --bench to harness = false targets.
             "--bench" => {}
             "-h" | "--help" => usage(),
