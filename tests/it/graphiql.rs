@@ -160,7 +160,8 @@ async fn the_page_and_its_assets_are_not_charged_to_a_budget() {
 }
 
 /// The issue's acceptance test: a real browser, offline but for the registry, renders the editor,
-/// runs `{ stats { totalPackages } }` from it and shows the answer.
+/// runs `{ stats { totalPackages } }` from it and shows the answer; then a query signed in through
+/// the headers editor.
 #[tokio::test]
 async fn graphiql_runs_a_query_in_headless_chromium_offline() {
     const TEST: &str = "graphiql::graphiql_runs_a_query_in_headless_chromium_offline";
@@ -192,26 +193,48 @@ async fn graphiql_runs_a_query_in_headless_chromium_offline() {
         assert!(url.starts_with(&format!("{}/", app.base)), "{url} is not the registry's");
     }
 
+    let shown = run_query(&browser, "{ stats { totalPackages } }", "totalPackages").await;
+    assert_eq!(shown, json!({ "data": { "stats": { "totalPackages": 2 } } }));
+
+    // The headers editor sends what is typed in it: a signed-in query.
+    browser
+        .click_by("xpath", "//*[contains(@class, 'graphiql-editor-tools')]//button[normalize-space() = 'Headers']")
+        .await;
+    browser
+        .script(
+            "document.querySelector('.graphiql-editor-tool .graphiql-editor:not(.hidden) .CodeMirror')\
+             .CodeMirror.setValue(arguments[0])",
+            json!([json!({ "Authorization": format!("Bearer {token}") }).to_string()]),
+        )
+        .await;
+    let shown = run_query(&browser, "{ me { username } }", "username").await;
+    assert_eq!(shown, json!({ "data": { "me": { "username": "gina" } } }));
+
+    // No failed load, uncaught error or Content-Security-Policy violation on the way.
+    let severe = browser.severe_logs().await;
+    assert!(severe.is_empty(), "browser errors: {severe:#?}");
+}
+
+/// Puts `query` in the query editor, presses the run button and returns the JSON the response pane
+/// shows once it mentions `expect`.
+async fn run_query(browser: &Browser, query: &str, expect: &str) -> Value {
     browser
         .script(
             "document.querySelector('.graphiql-query-editor .CodeMirror').CodeMirror.setValue(arguments[0])",
-            json!(["{ stats { totalPackages } }"]),
+            json!([query]),
         )
         .await;
     browser.click(".graphiql-execute-button").await;
     let shown = browser
         .wait_for(
             "the response",
-            "const cm = document.querySelector('.graphiql-response .CodeMirror'); \
-             const text = cm && cm.CodeMirror.getValue(); \
-             return text && text.includes('totalPackages') ? text : null",
-            long,
+            &format!(
+                "const cm = document.querySelector('.graphiql-response .CodeMirror'); \
+                 const text = cm && cm.CodeMirror.getValue(); \
+                 return text && text.includes({expect:?}) ? text : null"
+            ),
+            Duration::from_secs(60),
         )
         .await;
-    let shown: Value = serde_json::from_str(shown.as_str().unwrap()).expect("the response pane holds JSON");
-    assert_eq!(shown, json!({ "data": { "stats": { "totalPackages": 2 } } }));
-
-    // No failed load, uncaught error or Content-Security-Policy violation on the way.
-    let severe = browser.severe_logs().await;
-    assert!(severe.is_empty(), "browser errors: {severe:#?}");
+    serde_json::from_str(shown.as_str().unwrap()).expect("the response pane holds JSON")
 }

@@ -129,9 +129,13 @@ impl Browser {
 
     /// Clicks the first element matching a CSS selector, as a user would (WebDriver element click).
     pub async fn click(&self, css: &str) {
-        let found = self
-            .session_call(reqwest::Method::POST, "/element", json!({ "using": "css selector", "value": css }))
-            .await;
+        self.click_by("css selector", css).await
+    }
+
+    /// Clicks the first element found by a WebDriver locator strategy (`css selector`, `xpath`, ...).
+    pub async fn click_by(&self, using: &str, value: &str) {
+        let found =
+            self.session_call(reqwest::Method::POST, "/element", json!({ "using": using, "value": value })).await;
         let id = found.as_object().and_then(|o| o.values().next()).and_then(Value::as_str).expect("an element id");
         self.session_call(reqwest::Method::POST, &format!("/element/{id}/click"), json!({})).await;
     }
