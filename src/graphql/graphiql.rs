@@ -141,6 +141,8 @@ pub fn page_response() -> Response {
     // It names the asset version of this binary: revalidate it, so an upgrade is seen at once.
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
     headers.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+    // The same URL answers other clients with a GraphQL error: caches must tell them apart.
+    headers.append(header::VARY, HeaderValue::from_static("accept"));
     res
 }
 

@@ -7,7 +7,7 @@ use crate::testkit as common;
 use std::time::Duration;
 
 use common::browser::{binaries, Browser};
-use reqwest::header::{ACCEPT, CACHE_CONTROL, CONTENT_SECURITY_POLICY, CONTENT_TYPE};
+use reqwest::header::{ACCEPT, CACHE_CONTROL, CONTENT_SECURITY_POLICY, CONTENT_TYPE, VARY};
 use serde_json::{json, Value};
 
 /// What a browser sends when it navigates to a page.
@@ -60,6 +60,10 @@ async fn the_page_references_only_assets_the_registry_serves() {
     let res = page(&app).await;
     assert_eq!(res.status(), 200);
     assert_eq!(res.headers()[CONTENT_TYPE], "text/html; charset=utf-8");
+    assert_eq!(res.headers()[CACHE_CONTROL], "no-cache", "the page names this binary's assets: always revalidated");
+    let vary: Vec<&str> = res.headers().get_all(VARY).iter().map(|v| v.to_str().unwrap()).collect();
+    let varies_on_accept = vary.iter().flat_map(|v| v.split(',')).any(|t| t.trim().eq_ignore_ascii_case("accept"));
+    assert!(varies_on_accept, "HTML or a GraphQL error, by Accept: {vary:?}");
     let csp = res.headers()[CONTENT_SECURITY_POLICY].to_str().unwrap().to_owned();
     assert!(csp.contains("default-src 'none'") && csp.contains("script-src 'self';"), "{csp}");
     let html = res.text().await.unwrap();
