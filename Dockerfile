@@ -41,6 +41,8 @@ COPY entity/src entity/src
 COPY migration/src migration/src
 COPY benches benches
 COPY src src
+# The GraphiQL page's scripts and styles, embedded in the binary (include_bytes!).
+COPY assets/graphiql assets/graphiql
 # Optional: the commit shown by the raven_build_info metric (`docker build --build-arg GIT_SHA=$(git rev-parse HEAD) .`).
 ARG GIT_SHA
 RUN touch src/main.rs src/lib.rs entity/src/lib.rs migration/src/lib.rs migration/src/main.rs \

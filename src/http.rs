@@ -3,7 +3,7 @@ use std::convert::Infallible;
 use std::time::Duration;
 
 use axum::body::Body;
-use axum::extract::DefaultBodyLimit;
+use axum::extract::{DefaultBodyLimit, Path};
 use axum::http::{header, HeaderName, Method, Request, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, MethodRouter};
@@ -132,6 +132,7 @@ pub fn router(state: AppState, schema: RegistrySchema) -> Router {
 
     Router::new()
         .route("/metrics", get(metrics::render))
+        .route("/graphiql/{version}/{file}", get(graphiql_asset))
         .merge(graphql_routes)
         .merge(rest_routes)
         .fallback(rest::not_found)
@@ -143,6 +144,14 @@ pub fn router(state: AppState, schema: RegistrySchema) -> Router {
         .layer(Extension(GraphqlEndpoint { schema }))
         .layer(middleware_stack())
         .with_state(state)
+}
+
+/// A file of the GraphiQL page; any other path below `/graphiql/` is the usual 404.
+async fn graphiql_asset(Path((version, file)): Path<(String, String)>) -> Response {
+    match graphql::graphiql::asset_response(&version, &file) {
+        Some(res) => res,
+        None => rest::not_found().await.into_response(),
+    }
 }
 
 /// tower-http's body limit refuses an oversized Content-Length with a plain-text 413.

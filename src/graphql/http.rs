@@ -2,13 +2,12 @@
 //! mutations (application/json or GraphQL multipart), GET with `query` executes queries only, GET
 //! without one serves GraphiQL. Responses are application/graphql-response+json when the client
 //! accepts it (with 4xx for request errors) and application/json otherwise.
-use async_graphql::http::GraphiQLSource;
 use async_graphql::parser::types::OperationType;
 use async_graphql::{BatchRequest, Request};
 use axum::body::Body;
 use axum::extract::{RawQuery, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
-use axum::response::{Html, IntoResponse, Response};
+use axum::response::{IntoResponse, Response};
 
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
@@ -17,7 +16,7 @@ use crate::auth::Viewer;
 use crate::error::AppResult;
 use crate::graphql::auth::RequestViewer;
 use crate::graphql::RegistrySchema;
-use crate::graphql::{limits, multipart};
+use crate::graphql::{graphiql, limits, multipart};
 use crate::ratelimit::ClientIp;
 use crate::state::AppState;
 
@@ -137,13 +136,11 @@ pub async fn get(
     RawQuery(query): RawQuery,
 ) -> Response {
     let query = query.unwrap_or_default();
+    if graphiql::serves_page(&headers, &query) {
+        return graphiql::page_response();
+    }
     let has_query = query.split('&').any(|kv| kv.starts_with("query="));
     if !has_query {
-        let browser =
-            headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()).is_some_and(|a| a.contains("text/html"));
-        if browser {
-            return Html(GraphiQLSource::build().endpoint("/graphql").title("raven-registry").finish()).into_response();
-        }
         return request_error(StatusCode::BAD_REQUEST, "GET /graphql needs a `query` parameter");
     }
     let mut request = match async_graphql::http::parse_query_string(&query) {

@@ -5,6 +5,7 @@ pub mod cursor;
 pub mod depth;
 pub mod enums;
 pub mod errors;
+pub mod graphiql;
 pub mod http;
 pub mod input;
 pub mod limits;

@@ -1,22 +1,27 @@
-//! The request budget as middleware: every request but probes, metrics and downloads is charged
+//! The request budget as middleware: every request but probes, metrics, downloads and GraphiQL is charged
 //! to its client's bucket (see `crate::ratelimit` for the buckets themselves).
 use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::Arc;
 
 use axum::extract::{ConnectInfo, Request, State};
+use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use tower_governor::key_extractor::KeyExtractor;
 
 use crate::error::AppError;
+use crate::graphql::graphiql;
 use crate::ratelimit::{ClientIp, IpKey, UserKey, Verdict, CHARGED};
 use crate::state::AppState;
 
-/// Paths that are never limited: probes, metrics and tarball downloads.
-fn exempt(path: &str) -> bool {
+/// Requests that are never limited: probes, metrics, tarball downloads, and the GraphiQL page and
+/// its files (a browser loads six of them per visit; the queries it then sends are charged).
+fn exempt(parts: &Parts) -> bool {
+    let path = parts.uri.path();
     matches!(path, "/health" | "/ready" | "/metrics")
         || (path.starts_with("/api/v1/packages/") && path.ends_with("/download"))
+        || graphiql::is_free(&parts.method, path, parts.uri.query().unwrap_or(""), &parts.headers)
 }
 
 fn set_headers(headers: &mut HeaderMap, v: &Verdict) {
@@ -35,7 +40,7 @@ pub async fn middleware(State(state): State<AppState>, req: Request, next: Next)
     let (mut parts, body) = req.into_parts();
     // A request without a usable address shares one bucket rather than failing.
     parts.extensions.insert(ClientIp(ip.unwrap_or(Ipv4Addr::UNSPECIFIED.into())));
-    if !state.limits.enabled || exempt(parts.uri.path()) {
+    if !state.limits.enabled || exempt(&parts) {
         return next.run(Request::from_parts(parts, body)).await;
     }
     // Verify the token once here; the handler reuses the cached result.

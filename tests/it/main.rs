@@ -15,6 +15,7 @@ mod accounts;
 mod caches;
 mod foundation;
 mod fuzz_regressions;
+mod graphiql;
 mod graphql;
 mod input;
 mod logs;
