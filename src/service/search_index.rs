@@ -299,10 +299,17 @@ impl SearchIndex {
         // Each match with its sort key: tier plus text relevance, downloads, name. The key is
         // built once per match, so ordering compares numbers, not entries.
         let mut ranked: Vec<Key> = Vec::with_capacity(matched.len());
+        // Whether a name starts with the query is first asked of the name keys (one masked
+        // comparison of 8 bytes), so most matches never compare strings.
+        let (query_key, mask) = {
+            let n = exact.len().min(8);
+            (name_key(&exact), if n == 0 { 0 } else { u64::MAX << (8 * (8 - n)) })
+        };
         for (slot, text) in matched.drain(..) {
             let Some(e) = entries.get(slot as usize) else { continue };
             let name = e.package.name.as_bytes();
-            let tier = if name.starts_with(exact.as_bytes()) {
+            let may_start = (e.name_key & mask) == (query_key & mask);
+            let tier = if may_start && name.starts_with(exact.as_bytes()) {
                 if name.len() == exact.len() {
                     EXACT_NAME
                 } else {
@@ -587,14 +594,18 @@ impl Collector for AllScores {
     type Child = SegmentScores;
 
     fn for_segment(&self, _ord: u32, segment: &SegmentReader) -> tantivy::Result<SegmentScores> {
-        Ok(SegmentScores { slots: segment.fast_fields().u64(self.slot)?, found: Vec::new() })
+        Ok(SegmentScores { slots: segment.fast_fields().u64(self.slot)?, found: Vec::with_capacity(1024) })
     }
 
     fn requires_scoring(&self) -> bool {
         true
     }
 
-    fn merge_fruits(&self, fruits: Vec<Vec<(u32, Score)>>) -> tantivy::Result<Vec<(u32, Score)>> {
+    fn merge_fruits(&self, mut fruits: Vec<Vec<(u32, Score)>>) -> tantivy::Result<Vec<(u32, Score)>> {
+        // Usually one segment: its matches as they are, not copied.
+        if fruits.len() == 1 {
+            return Ok(fruits.pop().unwrap_or_default());
+        }
         Ok(fruits.into_iter().flatten().collect())
     }
 }
