@@ -13,6 +13,7 @@ mod testkit;
 
 mod accounts;
 mod caches;
+mod charts;
 mod foundation;
 mod fuzz_regressions;
 mod graphql;
