@@ -25,5 +25,6 @@ mod profiles;
 mod publish;
 mod ratelimit;
 mod reading;
+mod readme;
 mod reliability;
 mod search;

@@ -264,10 +264,18 @@ impl Version {
     async fn readme(&self, ctx: &Context<'_>) -> Result<Option<String>> {
         Ok(loaders(ctx).load_one(ReadmeOf(self.0.id)).await?.flatten())
     }
-    /// The README rendered to HTML and sanitised (no scripts, no event handlers).
+    /// The README rendered to HTML and sanitised (no scripts, no event handlers, no styles).
+    /// Relative links and images point into the package's `repository` at `HEAD` when it is an
+    /// https GitHub, GitLab or Codeberg URL, and are removed otherwise (link text and image alt
+    /// text kept); headings carry ids prefixed `user-content-` (GitHub's slugs) that fragment
+    /// links point to; fenced code keeps `class="language-<lang>"`.
     async fn readme_html(&self, ctx: &Context<'_>) -> Result<Option<String>> {
-        let readme = loaders(ctx).load_one(ReadmeOf(self.0.id)).await?.flatten();
-        Ok(readme.as_deref().map(crate::service::readme::render))
+        let (readme, package) = futures::try_join!(
+            loaders(ctx).load_one(ReadmeOf(self.0.id)),
+            loaders(ctx).load_one(PackageById(self.0.package_id)),
+        )?;
+        let repository = package.as_ref().and_then(|p| p.repository.as_deref());
+        Ok(readme.flatten().map(|md| crate::service::readme::render(&md, repository)))
     }
 }
 
