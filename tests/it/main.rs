@@ -14,6 +14,7 @@ mod testkit;
 mod accounts;
 mod caches;
 mod charts;
+mod cors;
 mod foundation;
 mod fuzz_regressions;
 mod graphql;
