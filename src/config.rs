@@ -230,6 +230,76 @@ pub struct Config {
     /// bytes; larger ones answer 413 PAYLOAD_TOO_LARGE without being read to the end.
     #[arg(long, env = "GRAPHQL_MAX_BODY_BYTES", default_value_t = 1_048_576, global = true, value_parser = clap::value_parser!(u32).range(1024..=268_435_456))]
     pub graphql_max_body_bytes: u32,
+    /// Origins a browser may call the API from: `*` (any origin, without credentials), or a
+    /// comma-separated list of origins (`https://registry.example.com,http://localhost:3000`),
+    /// whose requests are answered with credentials allowed; other origins get no CORS headers.
+    #[arg(long, env = "CORS_ALLOWED_ORIGINS", default_value = "*", global = true, value_parser = parse_cors_origins)]
+    pub cors_allowed_origins: CorsOrigins,
+    /// Request headers a browser may send cross-origin: `*` allows whatever a preflight asks
+    /// for, or a comma-separated list of header names (the API's own, such as authorization
+    /// and content-type, are always allowed).
+    #[arg(long, env = "CORS_ALLOWED_HEADERS", default_value = "*", global = true, value_parser = parse_cors_headers)]
+    pub cors_allowed_headers: CorsHeaders,
+    /// How long a browser may cache a preflight answer, in seconds (0 to 86400).
+    #[arg(long, env = "CORS_MAX_AGE_SECS", default_value_t = 86_400, global = true, value_parser = clap::value_parser!(u32).range(0..=86_400))]
+    pub cors_max_age_secs: u32,
+}
+
+/// `CORS_ALLOWED_ORIGINS`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CorsOrigins {
+    /// Any origin, without credentials.
+    Any,
+    /// These origins (as browsers send them: `scheme://host[:port]`), with credentials.
+    List(Vec<String>),
+}
+
+/// `CORS_ALLOWED_HEADERS`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CorsHeaders {
+    /// Whatever a preflight's `Access-Control-Request-Headers` asks for.
+    Mirror,
+    /// These header names, lowercase.
+    List(Vec<String>),
+}
+
+fn parse_cors_origins(s: &str) -> Result<CorsOrigins, String> {
+    if s.trim() == "*" {
+        return Ok(CorsOrigins::Any);
+    }
+    let mut origins = Vec::new();
+    for item in s.split(',').map(str::trim).filter(|i| !i.is_empty()) {
+        let u = url::Url::parse(item).map_err(|e| format!("{item:?} is not an origin: {e}"))?;
+        let bare = matches!(u.path(), "" | "/") && u.query().is_none() && u.fragment().is_none();
+        if !matches!(u.scheme(), "http" | "https") || !bare || !u.username().is_empty() || u.password().is_some() {
+            return Err(format!(
+                "{item:?} is not an origin: write scheme://host[:port], e.g. https://registry.example.com"
+            ));
+        }
+        // As browsers send it: lowercase host, no default port, no trailing slash.
+        origins.push(u.origin().ascii_serialization());
+    }
+    if origins.is_empty() {
+        return Err("give * or at least one origin".into());
+    }
+    Ok(CorsOrigins::List(origins))
+}
+
+fn parse_cors_headers(s: &str) -> Result<CorsHeaders, String> {
+    if s.trim() == "*" {
+        return Ok(CorsHeaders::Mirror);
+    }
+    let names = s
+        .split(',')
+        .map(str::trim)
+        .filter(|n| !n.is_empty())
+        .map(|n| {
+            http::HeaderName::from_bytes(n.as_bytes())
+                .map(|h| h.as_str().to_owned())
+                .map_err(|_| format!("{n:?} is not a header name"))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(CorsHeaders::List(names))
 }
 
 fn parse_http_url(s: &str) -> Result<url::Url, String> {
@@ -302,5 +372,62 @@ impl Config {
             Some(u) => u.as_str().trim_end_matches('/').to_owned(),
             None => format!("http://localhost:{}", self.port),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cors_origins_are_star_or_a_list_of_bare_origins() {
+        assert_eq!(parse_cors_origins("*").unwrap(), CorsOrigins::Any);
+        assert_eq!(
+            parse_cors_origins(" https://Registry.Example/ , http://localhost:3000,https://x.example:443").unwrap(),
+            CorsOrigins::List(vec![
+                "https://registry.example".into(),
+                "http://localhost:3000".into(),
+                "https://x.example".into()
+            ])
+        );
+        for bad in [
+            "",
+            ",",
+            "registry.example",
+            "https://x.example/app",
+            "ftp://x.example",
+            "https://u@x.example",
+            "*,https://x.example",
+        ] {
+            assert!(parse_cors_origins(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn cors_headers_are_star_or_header_names() {
+        assert_eq!(parse_cors_headers("*").unwrap(), CorsHeaders::Mirror);
+        assert_eq!(
+            parse_cors_headers("Sentry-Trace, baggage").unwrap(),
+            CorsHeaders::List(vec!["sentry-trace".into(), "baggage".into()])
+        );
+        assert!(parse_cors_headers("bad header").is_err());
+    }
+
+    #[test]
+    fn cors_settings_parse_from_their_flags() {
+        let cli = Cli::try_parse_from([
+            "raven-registry",
+            "--cors-allowed-origins",
+            "https://a.example",
+            "--cors-allowed-headers",
+            "x-frontend-key",
+            "--cors-max-age-secs",
+            "60",
+        ])
+        .unwrap();
+        assert_eq!(cli.config.cors_allowed_origins, CorsOrigins::List(vec!["https://a.example".into()]));
+        assert_eq!(cli.config.cors_allowed_headers, CorsHeaders::List(vec!["x-frontend-key".into()]));
+        assert_eq!(cli.config.cors_max_age_secs, 60);
+        assert!(Cli::try_parse_from(["raven-registry", "--cors-max-age-secs", "86401"]).is_err());
     }
 }

@@ -1,17 +1,15 @@
 //! The routes of the server, each REST route declared once (`rest_routes`), and its middleware stack.
 use std::convert::Infallible;
-use std::time::Duration;
 
 use axum::body::Body;
 use axum::extract::{DefaultBodyLimit, Path};
-use axum::http::{header, HeaderName, Method, Request, StatusCode};
+use axum::http::{header, HeaderName, Request, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, MethodRouter};
 use axum::{Extension, Router};
 use tower_http::classify::{ServerErrorsAsFailures, SharedClassifier};
 use tower_http::compression::predicate::{And, NotForContentType, Predicate};
 use tower_http::compression::{CompressionLayer, DefaultPredicate};
-use tower_http::cors::{Any, CorsLayer};
 use tower_http::limit::RequestBodyLimitLayer;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::trace::TraceLayer;
@@ -26,6 +24,7 @@ use crate::{graphql, rest};
 // Tests and tools check ids with the same rule the router applies.
 pub use crate::telemetry::is_usable_request_id;
 
+pub mod cors;
 pub mod drain;
 pub mod metrics;
 pub mod ratelimit;
@@ -142,6 +141,9 @@ pub fn router(state: AppState, schema: RegistrySchema) -> Router {
         .layer(axum::middleware::from_fn_with_state(state.clone(), ratelimit::middleware))
         .layer(axum::middleware::from_fn(metrics::track))
         .layer(Extension(GraphqlEndpoint { schema }))
+        // Inside the request id and trace layers (preflights are logged with their id), outside
+        // rate limits (a preflight costs no budget).
+        .layer(axum::middleware::from_fn_with_state(cors::Cors::new(&state.config), cors::middleware))
         .layer(middleware_stack())
         .with_state(state)
 }
@@ -187,22 +189,19 @@ type Stack = tower::ServiceBuilder<
     tower::layer::util::Stack<
         CompressionLayer<And<DefaultPredicate, NotForContentType>>,
         tower::layer::util::Stack<
-            CorsLayer,
+            PropagateRequestIdLayer,
             tower::layer::util::Stack<
-                PropagateRequestIdLayer,
+                TraceLayer<
+                    SharedClassifier<ServerErrorsAsFailures>,
+                    fn(&Request<Body>) -> tracing::Span,
+                    tower_http::trace::DefaultOnRequest,
+                    crate::telemetry::LogResponse,
+                >,
                 tower::layer::util::Stack<
-                    TraceLayer<
-                        SharedClassifier<ServerErrorsAsFailures>,
-                        fn(&Request<Body>) -> tracing::Span,
-                        tower_http::trace::DefaultOnRequest,
-                        crate::telemetry::LogResponse,
-                    >,
+                    SetRequestIdLayer<MakeRequestUuid>,
                     tower::layer::util::Stack<
-                        SetRequestIdLayer<MakeRequestUuid>,
-                        tower::layer::util::Stack<
-                            tower::util::MapRequestLayer<fn(Request<Body>) -> Request<Body>>,
-                            tower::layer::util::Identity,
-                        >,
+                        tower::util::MapRequestLayer<fn(Request<Body>) -> Request<Body>>,
+                        tower::layer::util::Identity,
                     >,
                 >,
             >,
@@ -240,26 +239,5 @@ fn middleware_stack() -> Stack {
         .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
         .layer(trace)
         .layer(PropagateRequestIdLayer::new(REQUEST_ID))
-        .layer(
-            CorsLayer::new()
-                .allow_origin(Any)
-                .allow_methods([Method::GET, Method::POST, Method::PUT, Method::DELETE, Method::HEAD])
-                .allow_headers([
-                    header::AUTHORIZATION,
-                    header::CONTENT_TYPE,
-                    header::ACCEPT,
-                    // Set by GraphQL clients to pass the multipart CSRF check (graphql/http.rs).
-                    HeaderName::from_static(graphql::http::APOLLO_REQUIRE_PREFLIGHT),
-                    HeaderName::from_static(graphql::http::APOLLO_OPERATION_NAME),
-                ])
-                .expose_headers([
-                    REQUEST_ID,
-                    header::RETRY_AFTER,
-                    HeaderName::from_static("x-ratelimit-limit"),
-                    HeaderName::from_static("x-ratelimit-remaining"),
-                    HeaderName::from_static("x-ratelimit-reset"),
-                ])
-                .max_age(Duration::from_secs(3600)),
-        )
         .layer(CompressionLayer::new().gzip(true).compress_when(compress))
 }

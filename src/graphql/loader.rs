@@ -47,8 +47,18 @@ pub struct ReadmeOf(pub Uuid);
 pub struct OwnersOf(pub Uuid);
 #[derive(Clone, PartialEq, Eq, Hash)]
 pub struct DependenciesOf(pub Uuid);
+/// A package's per-day downloads from `since` on (a chart's first day, or `lastWeek`'s ...).
 #[derive(Clone, PartialEq, Eq, Hash)]
-pub struct DailyDownloadsOf(pub Uuid);
+pub struct DailyDownloadsOf {
+    pub package: Uuid,
+    pub since: NaiveDate,
+}
+/// A version's per-day downloads from `since` on.
+#[derive(Clone, PartialEq, Eq, Hash)]
+pub struct VersionDailyDownloadsOf {
+    pub version: Uuid,
+    pub since: NaiveDate,
+}
 
 type Res<K, V> = Result<HashMap<K, V>, Arc<AppError>>;
 
@@ -75,7 +85,72 @@ loader!(VersionsOf, Uuid, Vec<versions::Model>, |db, keys| batch::versions_of(db
 loader!(ReadmeOf, Uuid, Option<String>, |db, keys| batch::readmes(db, &keys));
 loader!(OwnersOf, Uuid, Vec<OwnerRow>, |db, keys| batch::owners_of(db, &keys));
 loader!(DependenciesOf, Uuid, Vec<dependencies::Model>, |db, keys| batch::dependencies_of(db, &keys));
-loader!(DailyDownloadsOf, Uuid, Vec<(NaiveDate, i64)>, |db, keys| batch::daily_downloads(db, &keys));
+
+type Days = Vec<(NaiveDate, i64)>;
+
+/// Keys of one batch may start on different days (`lastWeek` and a 365-day chart of one page):
+/// one statement reads from the earliest, and each key gets its own days of it.
+fn per_key<K: Clone + Eq + std::hash::Hash>(
+    keys: &[K],
+    id_since: impl Fn(&K) -> (Uuid, NaiveDate),
+    rows: &HashMap<Uuid, Days>,
+) -> HashMap<K, Days> {
+    keys.iter()
+        .map(|k| {
+            let (id, since) = id_since(k);
+            let days = rows.get(&id).map(|d| d.iter().filter(|(day, _)| *day >= since).copied().collect());
+            (k.clone(), days.unwrap_or_default())
+        })
+        .collect()
+}
+
+fn earliest<K>(keys: &[K], since: impl Fn(&K) -> NaiveDate) -> NaiveDate {
+    keys.iter().map(since).min().unwrap_or_else(|| chrono::Utc::now().date_naive())
+}
+
+impl Loader<DailyDownloadsOf> for Batch {
+    type Value = Days;
+    type Error = Arc<AppError>;
+
+    async fn load(&self, keys: &[DailyDownloadsOf]) -> Res<DailyDownloadsOf, Days> {
+        let ids: Vec<Uuid> = unique(keys.iter().map(|k| k.package));
+        let rows = batch::daily_downloads(&self.db, &ids, earliest(keys, |k| k.since)).await.map_err(Arc::new)?;
+        Ok(per_key(keys, |k| (k.package, k.since), &rows))
+    }
+}
+
+impl Loader<VersionDailyDownloadsOf> for Batch {
+    type Value = Days;
+    type Error = Arc<AppError>;
+
+    async fn load(&self, keys: &[VersionDailyDownloadsOf]) -> Res<VersionDailyDownloadsOf, Days> {
+        let ids: Vec<Uuid> = unique(keys.iter().map(|k| k.version));
+        let rows =
+            batch::version_daily_downloads(&self.db, &ids, earliest(keys, |k| k.since)).await.map_err(Arc::new)?;
+        Ok(per_key(keys, |k| (k.version, k.since), &rows))
+    }
+}
+
+fn unique(ids: impl Iterator<Item = Uuid>) -> Vec<Uuid> {
+    let mut ids: Vec<Uuid> = ids.collect();
+    ids.sort_unstable();
+    ids.dedup();
+    ids
+}
+
+/// The first days that the per-day fields selected under `downloads` (a `DownloadStats`) read
+/// from: `lastWeek`, `lastMonth` and each `daily(days:)`.
+fn daily_starts(downloads: &async_graphql::Lookahead<'_>) -> Vec<NaiveDate> {
+    use crate::graphql::object::downloads::{selected_chart_starts, since};
+    let mut starts = selected_chart_starts(downloads, "daily");
+    if downloads.field("lastWeek").exists() {
+        starts.push(since(7));
+    }
+    if downloads.field("lastMonth").exists() {
+        starts.push(since(30));
+    }
+    starts
+}
 
 /// Loads, in one batch each, the relations that a page of packages selects (looked ahead from the
 /// query), so a page of 50 costs the same statements as a page of 5 however the fields are scheduled.
@@ -84,10 +159,8 @@ pub async fn prime_packages(ctx: &async_graphql::Context<'_>, ids: &[Uuid]) -> a
     let wants = |field: &str| {
         look.field("nodes").field(field).exists() || look.field("edges").field("node").field(field).exists()
     };
-    let daily = ["lastWeek", "lastMonth", "daily"].iter().any(|f| {
-        look.field("nodes").field("downloads").field(f).exists()
-            || look.field("edges").field("node").field("downloads").field(f).exists()
-    });
+    let mut daily = daily_starts(&look.field("nodes").field("downloads"));
+    daily.extend(daily_starts(&look.field("edges").field("node").field("downloads")));
     prime(ctx, ids, wants("latestVersion") || wants("versions"), wants("owners"), daily).await
 }
 
@@ -95,7 +168,7 @@ pub async fn prime_packages(ctx: &async_graphql::Context<'_>, ids: &[Uuid]) -> a
 pub async fn prime_package(ctx: &async_graphql::Context<'_>, id: Uuid) -> async_graphql::Result<()> {
     let look = ctx.look_ahead();
     let wants = |field: &str| look.field(field).exists();
-    let daily = ["lastWeek", "lastMonth", "daily"].iter().any(|f| look.field("downloads").field(f).exists());
+    let daily = daily_starts(&look.field("downloads"));
     prime(ctx, &[id], wants("latestVersion") || wants("versions"), wants("owners"), daily).await
 }
 
@@ -107,8 +180,10 @@ async fn prime(
     ids: &[Uuid],
     versions: bool,
     owners: bool,
-    downloads: bool,
+    mut daily: Vec<NaiveDate>,
 ) -> async_graphql::Result<()> {
+    daily.sort_unstable();
+    daily.dedup();
     let loaders = ctx.data_unchecked::<Loaders>();
     let db = &loaders.loader().db;
     let state = crate::graphql::state(ctx);
@@ -126,7 +201,7 @@ async fn prime(
     let (v, o, d) = futures::try_join!(
         when(versions, relations::versions_of(state, generation, ids)),
         when(owners, relations::owners_of(state, generation, ids)),
-        when(downloads, batch::daily_downloads(db, ids)),
+        when(!daily.is_empty(), batch::daily_downloads(db, ids, daily.first().copied().unwrap_or_default())),
     )?;
     if let Some(v) = v {
         loaders.feed_many(v.into_iter().map(|(k, val)| (VersionsOf(k), val))).await;
@@ -135,7 +210,12 @@ async fn prime(
         loaders.feed_many(o.into_iter().map(|(k, val)| (OwnersOf(k), val))).await;
     }
     if let Some(d) = d {
-        loaders.feed_many(d.into_iter().map(|(k, val)| (DailyDownloadsOf(k), val))).await;
+        // One read from the earliest day feeds every key the resolvers will ask for.
+        let keys: Vec<DailyDownloadsOf> = ids
+            .iter()
+            .flat_map(|id| daily.iter().map(|since| DailyDownloadsOf { package: *id, since: *since }))
+            .collect();
+        loaders.feed_many(per_key(&keys, |k| (k.package, k.since), &d)).await;
     }
     Ok(())
 }

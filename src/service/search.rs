@@ -65,9 +65,9 @@ fn like_escape(s: &str) -> String {
 
 /// Packages with at least one non-yanked version: fully yanked packages leave search and browse.
 const VISIBLE: &str = "EXISTS (SELECT 1 FROM versions v WHERE v.package_id = p.id AND v.yanked = FALSE)";
-const COLUMNS: &str = "p.id, p.name, p.description, p.license, p.repository, p.homepage, p.keywords_text, p.downloads, p.created_at, p.updated_at";
+pub(crate) const COLUMNS: &str = "p.id, p.name, p.description, p.license, p.repository, p.homepage, p.keywords_text, p.downloads, p.created_at, p.updated_at";
 
-fn order_by(sort: PackageSort) -> &'static str {
+pub(crate) fn order_by(sort: PackageSort) -> &'static str {
     match sort {
         PackageSort::Relevance => "score DESC, p.downloads DESC, p.name",
         PackageSort::Downloads => "p.downloads DESC, p.name",
@@ -78,7 +78,7 @@ fn order_by(sort: PackageSort) -> &'static str {
     }
 }
 
-const RECENT: &str = "(SELECT CAST(COALESCE(SUM(d.count), 0) AS BIGINT) FROM version_downloads d JOIN versions rv ON rv.id = d.version_id \
+pub(crate) const RECENT: &str = "(SELECT CAST(COALESCE(SUM(d.count), 0) AS BIGINT) FROM version_downloads d JOIN versions rv ON rv.id = d.version_id \
                       WHERE rv.package_id = p.id AND d.day >= ?)";
 
 fn to_page(rows: Vec<Row>, total: i64) -> Page {

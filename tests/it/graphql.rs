@@ -208,13 +208,16 @@ async fn batch_queries_have_few_shapes_whatever_the_batch_size() {
         set("owners_of");
         let owners = batch::owners_of(&db, ids).await.unwrap();
         assert!(ids.iter().all(|id| owners[id].len() == 1), "one owner each, not one per padded key");
+        let year_ago = chrono::Utc::now().date_naive() - chrono::Duration::days(364);
         set("daily_downloads");
-        assert_eq!(batch::daily_downloads(&db, ids).await.unwrap().len(), n);
+        assert_eq!(batch::daily_downloads(&db, ids, year_ago).await.unwrap().len(), n);
+        set("version_daily_downloads");
+        assert_eq!(batch::version_daily_downloads(&db, &version_ids, year_ago).await.unwrap().len(), n);
         set("latest_for_packages");
         assert_eq!(versions::latest_for_packages(&db, ids).await.unwrap().len(), n);
     }
     let seen = seen.lock().unwrap();
-    assert_eq!(seen.len(), 9, "every lookup ran: {:?}", seen.keys());
+    assert_eq!(seen.len(), 10, "every lookup ran: {:?}", seen.keys());
     for (lookup, shapes) in seen.iter() {
         // 1..=20 keys pad to 1, 2, 4, 8, 16 or 32 keys.
         assert!(shapes.len() <= 6, "{lookup} ran {} SQL shapes for 20 batch sizes", shapes.len());

@@ -13,6 +13,8 @@ mod testkit;
 
 mod accounts;
 mod caches;
+mod charts;
+mod cors;
 mod foundation;
 mod fuzz_regressions;
 mod graphiql;
@@ -25,5 +27,6 @@ mod profiles;
 mod publish;
 mod ratelimit;
 mod reading;
+mod readme;
 mod reliability;
 mod search;

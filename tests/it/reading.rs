@@ -585,7 +585,7 @@ async fn graphql_package_version_and_browse() {
     assert_eq!(lv["authors"], json!(["Ada <ada@example.com>"]));
     assert_eq!(lv["readme"], HOSTILE_README);
     let html = lv["readmeHtml"].as_str().unwrap();
-    assert!(html.contains("<h1>Widget</h1>"), "{html}");
+    assert!(html.contains("<h1 id=\"user-content-widget\">Widget</h1>"), "{html}");
     assert!(html.contains("<em>text</em>"), "{html}");
     assert!(!html.contains("<script"), "{html}");
     assert!(!html.contains("onerror"), "{html}");

@@ -2,8 +2,28 @@ use async_graphql::{Context, Object, Result, SimpleObject, ID};
 use chrono::{DateTime, Utc};
 
 use crate::auth::Scopes;
-use crate::graphql::enums::TokenScope;
+use crate::graphql::enums::{PackageSort, TokenScope};
+use crate::graphql::loader::prime_packages;
+use crate::graphql::object::package::{page, Package, PackageConnection};
+use crate::graphql::{cursor, state};
+use crate::service::read::owned;
 use crate::service::tokens::IssuedToken;
+
+/// The packages a user owns or maintains, a page at a time; each node's relations are loaded
+/// for the whole page at once.
+async fn packages_of(
+    ctx: &Context<'_>,
+    user_id: uuid::Uuid,
+    first: Option<i32>,
+    after: Option<String>,
+    sort: PackageSort,
+) -> Result<PackageConnection> {
+    let first = cursor::first(first)?;
+    let offset = cursor::after(after.as_deref())?;
+    let p = owned::packages_of_user(state(ctx), user_id, sort.into(), offset, first).await?;
+    prime_packages(ctx, &p.packages.iter().map(|p| p.id).collect::<Vec<_>>()).await?;
+    Ok(page(p.packages.into_iter().map(Package).collect(), offset, p.total))
+}
 
 /// A registry user, as anyone may see them.
 pub struct User(pub crate::service::read::batch::PublicUser);
@@ -18,6 +38,22 @@ impl User {
     }
     async fn created_at(&self) -> DateTime<Utc> {
         self.0.created_at
+    }
+    /// Packages this user owns or maintains, fully yanked ones included (their `latestVersion`
+    /// is null).
+    #[graphql(complexity = "first.unwrap_or(20).max(0) as usize * child_complexity")]
+    async fn packages(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "Page size, 1 to 100 (default 20).")] first: Option<i32>,
+        #[graphql(desc = "The `endCursor` of the previous page.")] after: Option<String>,
+        #[graphql(
+            default_with = "PackageSort::Downloads",
+            desc = "Order of the list (RELEVANCE means DOWNLOADS here)."
+        )]
+        sort: PackageSort,
+    ) -> Result<PackageConnection> {
+        packages_of(ctx, self.0.id, first, after, sort).await
     }
 }
 
@@ -42,6 +78,22 @@ impl ViewerObject {
     async fn tokens(&self, ctx: &Context<'_>) -> Result<Vec<ApiToken>> {
         let rows = crate::service::tokens::list_live(crate::graphql::state(ctx), self.0.id).await?;
         Ok(rows.into_iter().map(ApiToken).collect())
+    }
+    /// Packages this user owns or maintains, fully yanked ones included (their `latestVersion`
+    /// is null).
+    #[graphql(complexity = "first.unwrap_or(20).max(0) as usize * child_complexity")]
+    async fn packages(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "Page size, 1 to 100 (default 20).")] first: Option<i32>,
+        #[graphql(desc = "The `endCursor` of the previous page.")] after: Option<String>,
+        #[graphql(
+            default_with = "PackageSort::Downloads",
+            desc = "Order of the list (RELEVANCE means DOWNLOADS here)."
+        )]
+        sort: PackageSort,
+    ) -> Result<PackageConnection> {
+        packages_of(ctx, self.0.id, first, after, sort).await
     }
 }
 

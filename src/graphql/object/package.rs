@@ -1,14 +1,16 @@
 //! Package, Version and their relations. Every relation field goes through a DataLoader.
 use async_graphql::connection::{Connection, ConnectionNameType, Edge, EdgeNameType, EmptyFields};
 use async_graphql::{Context, Enum, Object, OutputType, Result, SimpleObject, ID};
-use chrono::{DateTime, Duration, NaiveDate, Utc};
+use chrono::{DateTime, Utc};
 
 use crate::domain;
 use crate::error::AppError;
 use crate::graphql::loader::{
-    DailyDownloadsOf, DependenciesOf, Loaders, OwnersOf, PackageById, PackageByName, ReadmeOf, UserById, VersionsOf,
+    DependenciesOf, Loaders, OwnersOf, PackageById, PackageByName, ReadmeOf, UserById, VersionDailyDownloadsOf,
+    VersionsOf,
 };
 use crate::graphql::object::account::User;
+use crate::graphql::object::downloads::{self, DailyDownloads, DownloadStats};
 use crate::graphql::{cursor, state};
 use crate::service::read;
 
@@ -144,7 +146,8 @@ impl Package {
             .filter(|v| include_yanked || !v.yanked)
             .collect();
         let total = all.len() as u64;
-        let items = all.into_iter().skip(offset as usize).take(first as usize).map(Version).collect();
+        let items: Vec<Version> = all.into_iter().skip(offset as usize).take(first as usize).map(Version).collect();
+        prime_version_charts(ctx, &items).await?;
         Ok(page(items, offset, total))
     }
 
@@ -173,57 +176,22 @@ pub struct PackageOwner {
     pub added_at: DateTime<Utc>,
 }
 
-/// The total is on the package row; the per-day counts are read (through a loader) only when a
-/// field that needs them is asked for.
-pub struct DownloadStats {
-    package_id: uuid::Uuid,
-    total: i64,
-}
-
-#[derive(SimpleObject)]
-pub struct DailyDownloads {
-    pub day: NaiveDate,
-    pub count: i64,
-}
-
-impl DownloadStats {
-    async fn days(&self, ctx: &Context<'_>) -> Result<Vec<(NaiveDate, i64)>> {
-        Ok(loaders(ctx).load_one(DailyDownloadsOf(self.package_id)).await?.unwrap_or_default())
+/// Loads the per-day downloads that a page of versions selects (`dailyDownloads`, each `days`
+/// asked) in one batch: the page's keys enter the loader together, so they are one statement
+/// however the page's fields are scheduled.
+async fn prime_version_charts(ctx: &Context<'_>, page: &[Version]) -> Result<()> {
+    let look = ctx.look_ahead();
+    let mut starts = downloads::selected_chart_starts(&look.field("nodes"), "dailyDownloads");
+    starts.extend(downloads::selected_chart_starts(&look.field("edges").field("node"), "dailyDownloads"));
+    if starts.is_empty() {
+        return Ok(());
     }
-
-    async fn since(&self, ctx: &Context<'_>, days: i64) -> Result<i64> {
-        let from = Utc::now().date_naive() - Duration::days(days);
-        Ok(self.days(ctx).await?.iter().filter(|(d, _)| *d >= from).map(|(_, n)| n).sum())
+    let mut keys = Vec::with_capacity(page.len() * starts.len());
+    for v in page {
+        keys.extend(starts.iter().map(|since| VersionDailyDownloadsOf { version: v.0.id, since: *since }));
     }
-}
-
-#[Object]
-impl DownloadStats {
-    async fn total(&self) -> i64 {
-        self.total
-    }
-    async fn last_week(&self, ctx: &Context<'_>) -> Result<i64> {
-        self.since(ctx, 7).await
-    }
-    async fn last_month(&self, ctx: &Context<'_>) -> Result<i64> {
-        self.since(ctx, 30).await
-    }
-    /// Per-day counts, oldest first, for up to 90 days; days without downloads are included as 0.
-    async fn daily(&self, ctx: &Context<'_>, #[graphql(default = 30)] days: i32) -> Result<Vec<DailyDownloads>> {
-        if !(1..=90).contains(&days) {
-            return Err(crate::domain::ValidationError::new("days", "days must be between 1 and 90").into());
-        }
-        let counts = self.days(ctx).await?;
-        let today = Utc::now().date_naive();
-        Ok((0..days as i64)
-            .rev()
-            .map(|back| {
-                let day = today - Duration::days(back);
-                let count = counts.iter().find(|(d, _)| *d == day).map(|(_, n)| *n).unwrap_or(0);
-                DailyDownloads { day, count }
-            })
-            .collect())
-    }
+    loaders(ctx).load_many(keys).await?;
+    Ok(())
 }
 
 pub struct Version(pub entity::versions::Model);
@@ -279,6 +247,15 @@ impl Version {
     async fn downloads(&self) -> i64 {
         self.0.downloads
     }
+    /// Downloads of this version per day, oldest first, ending today (UTC); days without downloads
+    /// are included as 0.
+    async fn daily_downloads(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(default = 30, desc = "How many days, today included: 1 to 365.")] days: i32,
+    ) -> Result<Vec<DailyDownloads>> {
+        downloads::version_chart(ctx, self.0.id, days).await
+    }
     async fn dependencies(&self, ctx: &Context<'_>) -> Result<Vec<Dependency>> {
         let rows = loaders(ctx).load_one(DependenciesOf(self.0.id)).await?.unwrap_or_default();
         Ok(rows.into_iter().map(Dependency).collect())
@@ -287,10 +264,18 @@ impl Version {
     async fn readme(&self, ctx: &Context<'_>) -> Result<Option<String>> {
         Ok(loaders(ctx).load_one(ReadmeOf(self.0.id)).await?.flatten())
     }
-    /// The README rendered to HTML and sanitised (no scripts, no event handlers).
+    /// The README rendered to HTML and sanitised (no scripts, no event handlers, no styles).
+    /// Relative links and images point into the package's `repository` at `HEAD` when it is an
+    /// https GitHub, GitLab or Codeberg URL, and are removed otherwise (link text and image alt
+    /// text kept); headings carry ids prefixed `user-content-` (GitHub's slugs) that fragment
+    /// links point to; fenced code keeps `class="language-<lang>"`.
     async fn readme_html(&self, ctx: &Context<'_>) -> Result<Option<String>> {
-        let readme = loaders(ctx).load_one(ReadmeOf(self.0.id)).await?.flatten();
-        Ok(readme.as_deref().map(crate::service::readme::render))
+        let (readme, package) = futures::try_join!(
+            loaders(ctx).load_one(ReadmeOf(self.0.id)),
+            loaders(ctx).load_one(PackageById(self.0.package_id)),
+        )?;
+        let repository = package.as_ref().and_then(|p| p.repository.as_deref());
+        Ok(readme.flatten().map(|md| crate::service::readme::render(&md, repository)))
     }
 }
 

@@ -2,7 +2,7 @@
 //! answers with one query, so a page of N packages costs the same few statements as a page of one.
 use std::collections::HashMap;
 
-use chrono::{Duration, NaiveDate, Utc};
+use chrono::{NaiveDate, Utc};
 use sea_orm::{ColumnTrait, DatabaseConnection, EntityTrait, FromQueryResult, QueryFilter};
 use uuid::Uuid;
 
@@ -145,38 +145,70 @@ pub async fn dependencies_of(
     Ok(out)
 }
 
-/// How far back per-day download figures are kept in reach of GraphQL (daily, lastWeek, lastMonth).
-pub const DAILY_WINDOW_DAYS: i64 = 90;
+/// The longest per-day window GraphQL serves (download charts of packages and versions): a year.
+pub const MAX_DAILY_DAYS: i64 = 365;
 
 #[derive(sea_orm::FromQueryResult)]
 struct DayRow {
-    package_id: Uuid,
+    id: Uuid,
     day: NaiveDate,
     n: i64,
 }
 
-/// Per-day downloads of each package over the window, summed over its versions, in one statement.
+/// Per-day downloads of each package from `since` (inclusive), summed over its versions, in one
+/// statement; days without downloads are absent. Callers bound `since` (at most a year back).
 pub async fn daily_downloads(
     db: &DatabaseConnection,
     package_ids: &[Uuid],
+    since: NaiveDate,
+) -> AppResult<HashMap<Uuid, Vec<(NaiveDate, i64)>>> {
+    per_day(
+        db,
+        package_ids,
+        since,
+        "SELECT v.package_id AS id, d.day AS day, CAST(SUM(d.count) AS BIGINT) AS n FROM version_downloads d \
+         JOIN versions v ON v.id = d.version_id WHERE d.day >= ? AND v.package_id IN ({list}) GROUP BY v.package_id, d.day",
+    )
+    .await
+}
+
+/// Per-day downloads of each version from `since` (inclusive), in one statement (the table holds
+/// one row per version and day).
+pub async fn version_daily_downloads(
+    db: &DatabaseConnection,
+    version_ids: &[Uuid],
+    since: NaiveDate,
+) -> AppResult<HashMap<Uuid, Vec<(NaiveDate, i64)>>> {
+    per_day(
+        db,
+        version_ids,
+        since,
+        "SELECT d.version_id AS id, d.day AS day, CAST(d.count AS BIGINT) AS n FROM version_downloads d \
+         WHERE d.day >= ? AND d.version_id IN ({list})",
+    )
+    .await
+}
+
+/// Runs a per-day query (`{list}` stands for the padded id list), oldest day first per id.
+async fn per_day(
+    db: &DatabaseConnection,
+    ids: &[Uuid],
+    since: NaiveDate,
+    sql: &str,
 ) -> AppResult<HashMap<Uuid, Vec<(NaiveDate, i64)>>> {
     use sea_orm::Statement;
-    let mut out: HashMap<Uuid, Vec<(NaiveDate, i64)>> = package_ids.iter().map(|id| (*id, Vec::new())).collect();
-    if package_ids.is_empty() {
+    let mut out: HashMap<Uuid, Vec<(NaiveDate, i64)>> = ids.iter().map(|id| (*id, Vec::new())).collect();
+    if ids.is_empty() {
         return Ok(out);
     }
     let backend = db.get_database_backend();
-    let since = Utc::now().date_naive() - Duration::days(DAILY_WINDOW_DAYS);
-    let (list, ids) = bind(package_ids.iter().copied());
-    let sql = format!(
-        "SELECT v.package_id AS package_id, d.day AS day, CAST(SUM(d.count) AS BIGINT) AS n FROM version_downloads d \
-         JOIN versions v ON v.id = d.version_id WHERE d.day >= ? AND v.package_id IN ({list}) GROUP BY v.package_id, d.day"
-    );
+    let (list, bound) = bind(ids.iter().copied());
+    let sql = sql.replace("{list}", &list);
     let mut values: Vec<sea_orm::Value> = vec![since.into()];
-    values.extend(ids);
+    values.extend(bound);
     let stmt = Statement::from_sql_and_values(backend, crate::db::numbered(backend, &sql), values);
     for r in DayRow::find_by_statement(stmt).all(db).await? {
-        out.entry(r.package_id).or_default().push((r.day, r.n));
+        out.entry(r.id).or_default().push((r.day, r.n));
     }
     for list in out.values_mut() {
         list.sort();

@@ -4,12 +4,14 @@
 //! - [`catalog`]: one package or version by name (with what a page of it shows), statistics and
 //!   dependents, and the generation-cached serialized bodies;
 //! - [`batch`]: one statement for a whole page's relations (behind the GraphQL DataLoaders);
-//! - [`relations`]: the same relations through the cross-request relation cache.
+//! - [`relations`]: the same relations through the cross-request relation cache;
+//! - [`owned`]: the packages a user owns or maintains, a page at a time.
 //!
 //! The presentation rules that both front ends need live here once: the download URL of a
 //! version, its authors, keywords and each dependency's kind.
 pub mod batch;
 pub mod catalog;
+pub mod owned;
 pub mod relations;
 
 use std::future::Future;
