@@ -12,7 +12,6 @@ use crate::error::AppResult;
 use crate::service::cache::BodyKey;
 use crate::service::read;
 use crate::service::search::{self, PackageSort};
-use crate::service::versions;
 use crate::state::AppState;
 
 #[derive(Deserialize, IntoParams)]
@@ -84,18 +83,10 @@ pub async fn search(State(state): State<AppState>, Query(p): Query<Params>) -> A
 /// The page with each hit's latest version (`generation`: already read by the caller, if any).
 async fn body(state: &AppState, generation: Option<i64>, q: &str, limit: u64, offset: u64) -> AppResult<SearchBody> {
     let page = search::search(state, generation, q, PackageSort::Relevance, offset, limit).await?;
-    // The search index knows each hit's latest version; a page from SQL does not.
-    let unknown: Vec<_> = page.hits.iter().filter(|h| h.latest.is_none()).map(|h| h.package.id).collect();
-    let latest = if unknown.is_empty() {
-        Default::default()
-    } else {
-        versions::latest_for_packages(&state.db, &unknown).await?
-    };
+    // REST searches by relevance only, which the search index answers, and it knows each hit's
+    // latest version (a package without one is not in it): no query here.
     let result = |h: search::Hit| SearchResult {
-        version: match h.latest {
-            Some(v) => v.to_string(),
-            None => latest.get(&h.package.id).map(|v| v.num.clone()).unwrap_or_default(),
-        },
+        version: h.latest.as_deref().unwrap_or_default().to_owned(),
         keywords: read::package_keywords(&h.package),
         description: h.package.description.unwrap_or_default(),
         downloads: h.package.downloads,
