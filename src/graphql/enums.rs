@@ -5,15 +5,20 @@ use async_graphql::Enum;
 use crate::auth;
 use crate::service::search;
 
+/// The order of a list of packages.
 #[derive(Enum, Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PackageSort {
     /// Best match first (search only; browsing falls back to DOWNLOADS).
     Relevance,
+    /// Most downloaded first (all time).
     Downloads,
     /// Downloads over the last 90 days.
     RecentDownloads,
+    /// Most recently created packages first.
     Newest,
+    /// Most recently published (or yanked) first.
     RecentlyUpdated,
+    /// By name, A to Z.
     Name,
 }
 
@@ -34,9 +39,13 @@ impl From<PackageSort> for search::PackageSort {
 #[derive(Enum, Debug, Clone, Copy, PartialEq, Eq)]
 #[graphql(name = "Scope")]
 pub enum TokenScope {
+    /// Publish the first version of a new package.
     PublishNew,
+    /// Publish new versions of packages you own or maintain.
     PublishUpdate,
+    /// Yank and unyank versions.
     Yank,
+    /// Add and remove owners and maintainers.
     ChangeOwners,
 }
 

@@ -40,6 +40,8 @@ pub struct PackageByName(pub String);
 #[derive(Clone, PartialEq, Eq, Hash)]
 pub struct UserById(pub Uuid);
 #[derive(Clone, PartialEq, Eq, Hash)]
+pub struct VersionById(pub Uuid);
+#[derive(Clone, PartialEq, Eq, Hash)]
 pub struct VersionsOf(pub Uuid);
 #[derive(Clone, PartialEq, Eq, Hash)]
 pub struct ReadmeOf(pub Uuid);
@@ -81,6 +83,7 @@ macro_rules! loader {
 loader!(PackageById, Uuid, packages::Model, |db, keys| batch::packages_by_id(db, &keys));
 loader!(PackageByName, String, packages::Model, |db, keys| batch::packages_by_name(db, &keys));
 loader!(UserById, Uuid, batch::PublicUser, |db, keys| batch::users_by_id(db, &keys));
+loader!(VersionById, Uuid, versions::Model, |db, keys| batch::versions_by_id(db, &keys));
 loader!(VersionsOf, Uuid, Vec<versions::Model>, |db, keys| batch::versions_of(db, &keys));
 loader!(ReadmeOf, Uuid, Option<String>, |db, keys| batch::readmes(db, &keys));
 loader!(OwnersOf, Uuid, Vec<OwnerRow>, |db, keys| batch::owners_of(db, &keys));

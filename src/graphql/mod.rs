@@ -13,12 +13,14 @@ pub mod loader;
 pub mod metrics;
 pub mod multipart;
 pub mod mutation;
+pub mod node;
 pub mod object;
 pub mod query;
 
 use async_graphql::{EmptySubscription, Schema, SchemaBuilder};
 
 use crate::state::AppState;
+use object::package::{PackageConnection, SearchConnection, VersionConnection};
 
 pub use mutation::Mutation;
 pub use query::Query;
@@ -39,6 +41,22 @@ fn builder() -> SchemaBuilder<Query, Mutation, EmptySubscription> {
         .limit_complexity(MAX_COMPLEXITY)
         .extension(errors::ErrorMapping)
         .extension(metrics::GraphqlMetrics)
+        // async-graphql's connection types and the ID scalar carry no description of their own.
+        .override_output_type_description::<async_graphql::ID>(
+            "An opaque identifier: the global id of a Package, Version or User (see `Node`), or an \
+             API token's UUID. Compare and pass it back; do not parse it.",
+        )
+        .override_output_type_description::<PackageConnection>(
+            "A page of packages: `nodes` (or `edges` with a cursor each), `pageInfo` to ask for the \
+             next page with `after: pageInfo.endCursor`, and `totalCount` of the whole list.",
+        )
+        .override_output_type_description::<VersionConnection>(
+            "A page of versions, newest SemVer first, with `pageInfo` and `totalCount`.",
+        )
+        .override_output_type_description::<SearchConnection>(
+            "A page of search results with `pageInfo`, the exact `totalCount` of matches, and \
+             `suggestions` / `didYouMean` when nothing matched a misspelled query.",
+        )
 }
 
 pub fn build_schema(state: AppState) -> RegistrySchema {

@@ -21,6 +21,7 @@ mod graphiql;
 mod graphql;
 mod input;
 mod logs;
+mod nodes;
 mod openapi;
 mod operations;
 mod profiles;

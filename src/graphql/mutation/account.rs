@@ -16,7 +16,11 @@ pub struct AccountMutation;
 #[Object]
 impl AccountMutation {
     /// Creates an account and signs it in.
-    async fn register(&self, ctx: &Context<'_>, input: RegisterInput) -> Result<AuthPayload> {
+    async fn register(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "The new account.")] input: RegisterInput,
+    ) -> Result<AuthPayload> {
         let password = Password::parse(&input.password).map_err(AppError::from)?;
         let reg = accounts::Registration {
             username: Username::parse(&input.username).map_err(AppError::from)?,
@@ -30,7 +34,12 @@ impl AccountMutation {
     }
 
     /// Signs in with email and password.
-    async fn login(&self, ctx: &Context<'_>, email: String, password: String) -> Result<AuthPayload> {
+    async fn login(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "The account's email address.")] email: String,
+        #[graphql(desc = "The account's password.")] password: String,
+    ) -> Result<AuthPayload> {
         // Each login field counts, so aliasing several logins into one document buys nothing.
         state(ctx).limits.login(ctx.data_opt::<ClientIp>().map(|c| c.0), &email)?;
         Ok(accounts::login(state(ctx), &email, &password).await?.into())
@@ -44,7 +53,11 @@ impl AccountMutation {
 
     /// Creates a scoped API token; its text is returned only here.
     #[graphql(guard = "RequireScope(None)")]
-    async fn create_api_token(&self, ctx: &Context<'_>, input: CreateApiTokenInput) -> Result<NewApiToken> {
+    async fn create_api_token(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "Name, lifetime and scopes of the token.")] input: CreateApiTokenInput,
+    ) -> Result<NewApiToken> {
         let scopes =
             input.scopes.map(|s| s.into_iter().map(|sc| crate::auth::Scope::from(sc).as_str().to_owned()).collect());
         let req = tokens::NewToken::parse(&input.name, input.expires_in_days, scopes).map_err(AppError::from)?;
@@ -53,7 +66,11 @@ impl AccountMutation {
 
     /// Revokes one of your tokens, effective immediately.
     #[graphql(guard = "RequireScope(None)")]
-    async fn revoke_api_token(&self, ctx: &Context<'_>, id: ID) -> Result<ApiToken> {
+    async fn revoke_api_token(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "The token's `id` (from `me { tokens { id } }`).")] id: ID,
+    ) -> Result<ApiToken> {
         let id = Uuid::parse_str(&id)
             .map_err(|_| ValidationError::new("id", format!("id must be a token id (a UUID), got {}", shown(&id))))
             .map_err(AppError::from)?;

@@ -19,21 +19,40 @@ impl PackageMutation {
     /// Publishes a tarball (GraphQL multipart request). Name, version and metadata come from the
     /// raven.toml inside it.
     #[graphql(guard = "RequireScope(None)")]
-    async fn publish(&self, ctx: &Context<'_>, tarball: Upload) -> Result<Version> {
+    async fn publish(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "The package tarball (`.tar.gz` with `raven.toml` at its root), as a multipart file.")]
+        tarball: Upload,
+    ) -> Result<Version> {
         let upload = tarball.value(ctx).map_err(|e| AppError::BadRequest(format!("cannot read the upload: {e}")))?;
         let published =
             publish::publish(state(ctx), viewer(ctx)?, Tarball::File(upload.content), Claimed::default()).await?;
         Ok(Version(published.version))
     }
 
+    /// Yanks a version: it stays downloadable for existing lockfiles but leaves `latestVersion`
+    /// and new resolutions. Owners and maintainers; needs the YANK scope.
     #[graphql(guard = "RequireScope(Some(Scope::Yank))")]
-    async fn yank(&self, ctx: &Context<'_>, name: String, version: String, reason: Option<String>) -> Result<Version> {
+    async fn yank(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "Package name.")] name: String,
+        #[graphql(desc = "The version to yank.")] version: String,
+        #[graphql(desc = "Why, shown to users (at most 1,000 characters).")] reason: Option<String>,
+    ) -> Result<Version> {
         let (name, version) = name_and_version(&name, &version)?;
         Ok(Version(yank::set_yanked(state(ctx), viewer(ctx)?, &name, &version, true, reason).await?.version))
     }
 
+    /// Undoes a yank. Owners and maintainers; needs the YANK scope.
     #[graphql(guard = "RequireScope(Some(Scope::Yank))")]
-    async fn unyank(&self, ctx: &Context<'_>, name: String, version: String) -> Result<Version> {
+    async fn unyank(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "Package name.")] name: String,
+        #[graphql(desc = "The version to unyank.")] version: String,
+    ) -> Result<Version> {
         let (name, version) = name_and_version(&name, &version)?;
         Ok(Version(yank::set_yanked(state(ctx), viewer(ctx)?, &name, &version, false, None).await?.version))
     }
@@ -43,9 +62,9 @@ impl PackageMutation {
     async fn add_owner(
         &self,
         ctx: &Context<'_>,
-        package: String,
-        username: String,
-        #[graphql(default_with = "OwnerRole::Owner")] role: OwnerRole,
+        #[graphql(desc = "Package name.")] package: String,
+        #[graphql(desc = "The user to add.")] username: String,
+        #[graphql(default_with = "OwnerRole::Owner", desc = "The role to give them.")] role: OwnerRole,
     ) -> Result<PackageOwner> {
         let (package, username) = owner_args(&package, &username)?;
         let role = match role {
@@ -58,7 +77,12 @@ impl PackageMutation {
 
     /// Removes an owner or maintainer; the last owner cannot be removed.
     #[graphql(guard = "RequireScope(Some(Scope::ChangeOwners))")]
-    async fn remove_owner(&self, ctx: &Context<'_>, package: String, username: String) -> Result<Package> {
+    async fn remove_owner(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "Package name.")] package: String,
+        #[graphql(desc = "The user to remove.")] username: String,
+    ) -> Result<Package> {
         let (package, username) = owner_args(&package, &username)?;
         Ok(Package(owners::remove(state(ctx), viewer(ctx)?, &package, &username).await?))
     }
@@ -76,8 +100,11 @@ fn owner_args(package: &str, username: &str) -> Result<(PackageName, Username), 
     Ok((package, Username::parse(username)?))
 }
 
+/// A role on a package.
 #[derive(async_graphql::Enum, Clone, Copy, PartialEq, Eq)]
 pub enum OwnerRole {
+    /// All rights: publish, yank, and manage owners.
     Owner,
+    /// Publish and yank, but not manage owners.
     Maintainer,
 }

@@ -5,7 +5,7 @@ use crate::auth::Scopes;
 use crate::graphql::enums::{PackageSort, TokenScope};
 use crate::graphql::loader::prime_packages;
 use crate::graphql::object::package::{page, Package, PackageConnection};
-use crate::graphql::{cursor, state};
+use crate::graphql::{cursor, node, state};
 use crate::service::read::owned;
 use crate::service::tokens::IssuedToken;
 
@@ -25,17 +25,20 @@ async fn packages_of(
     Ok(page(p.packages.into_iter().map(Package).collect(), offset, p.total))
 }
 
-/// A registry user, as anyone may see them.
 pub struct User(pub crate::service::read::batch::PublicUser);
 
+/// A registry user, as anyone may see them (a profile page).
 #[Object]
 impl User {
-    async fn id(&self) -> ID {
-        ID(self.0.id.to_string())
+    /// The user's global id (see `Node`); `Viewer.id` is the same id.
+    pub(crate) async fn id(&self) -> ID {
+        node::encode(node::Kind::User, self.0.id)
     }
+    /// The user's name: unique, lowercase.
     async fn username(&self) -> &str {
         &self.0.username
     }
+    /// When the account was created.
     async fn created_at(&self) -> DateTime<Utc> {
         self.0.created_at
     }
@@ -57,20 +60,24 @@ impl User {
     }
 }
 
-/// The signed-in user, with what only they may see.
 pub struct ViewerObject(pub entity::users::Model);
 
+/// The signed-in user, with what only they may see (email, tokens).
 #[Object(name = "Viewer")]
 impl ViewerObject {
+    /// The signed-in user's global id: the same as their `User.id`.
     async fn id(&self) -> ID {
-        ID(self.0.id.to_string())
+        node::encode(node::Kind::User, self.0.id)
     }
+    /// Your username.
     async fn username(&self) -> &str {
         &self.0.username
     }
+    /// Your email address (never shown to anyone else).
     async fn email(&self) -> &str {
         &self.0.email
     }
+    /// When your account was created.
     async fn created_at(&self) -> DateTime<Utc> {
         self.0.created_at
     }
@@ -97,29 +104,36 @@ impl ViewerObject {
     }
 }
 
-/// An API token's metadata (never its text).
 pub struct ApiToken(pub entity::api_tokens::Model);
 
+/// An API token's metadata (never its text, which is shown once, when it is created).
 #[Object]
 impl ApiToken {
+    /// The token's id (a UUID): what `revokeApiToken` takes.
     async fn id(&self) -> ID {
         ID(self.0.id.to_string())
     }
+    /// The name you gave it (e.g. `ci on laptop`).
     async fn name(&self) -> &str {
         &self.0.name
     }
+    /// What it may do.
     async fn scopes(&self) -> Vec<TokenScope> {
         Scopes::from_stored(&self.0.scopes).iter().map(TokenScope::from).collect()
     }
+    /// When it was created.
     async fn created_at(&self) -> DateTime<Utc> {
         self.0.created_at
     }
+    /// When it stops working.
     async fn expires_at(&self) -> DateTime<Utc> {
         self.0.expires_at
     }
+    /// When it was last used to authenticate (updated at most once a minute); null if never.
     async fn last_used_at(&self) -> Option<DateTime<Utc>> {
         self.0.last_used_at
     }
+    /// When it was revoked; null while it is live.
     async fn revoked_at(&self) -> Option<DateTime<Utc>> {
         self.0.revoked_at
     }
@@ -128,7 +142,9 @@ impl ApiToken {
 /// A token just issued: its text is shown this once.
 #[derive(SimpleObject)]
 pub struct NewApiToken {
+    /// The token's text, for `Authorization: Bearer <token>`. Store it now: it is never shown again.
     pub token: String,
+    /// The token's metadata.
     pub api_token: ApiToken,
 }
 
@@ -141,8 +157,11 @@ impl From<IssuedToken> for NewApiToken {
 /// The result of register, login and refreshToken.
 #[derive(SimpleObject)]
 pub struct AuthPayload {
+    /// A login token (all scopes), for `Authorization: Bearer <token>`.
     pub token: String,
+    /// When the token expires (30 days by default); `refreshToken` gets a fresh one.
     pub expires_at: DateTime<Utc>,
+    /// The signed-in user.
     pub user: ViewerObject,
 }
 

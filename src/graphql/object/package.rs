@@ -11,7 +11,7 @@ use crate::graphql::loader::{
 };
 use crate::graphql::object::account::User;
 use crate::graphql::object::downloads::{self, DailyDownloads, DownloadStats};
-use crate::graphql::{cursor, state};
+use crate::graphql::{cursor, node, state};
 use crate::service::read;
 
 fn loaders<'a>(ctx: &Context<'a>) -> &'a Loaders {
@@ -90,32 +90,43 @@ pub fn page<T: async_graphql::OutputType>(
 
 pub struct Package(pub entity::packages::Model);
 
+/// A package: a name with its versions, owners and downloads. Its metadata (description,
+/// license, links, keywords) is that of its most recently published version.
 #[Object]
 impl Package {
-    async fn id(&self) -> ID {
-        ID(self.0.id.to_string())
+    /// The package's global id (see `Node`).
+    pub(crate) async fn id(&self) -> ID {
+        node::encode(node::Kind::Package, self.0.id)
     }
+    /// The package name: lowercase letters, digits and `-`, unique in the registry.
     async fn name(&self) -> &str {
         &self.0.name
     }
+    /// One-line summary from `raven.toml`.
     async fn description(&self) -> Option<&str> {
         self.0.description.as_deref()
     }
+    /// SPDX licence expression from `raven.toml`, e.g. `MIT OR Apache-2.0`.
     async fn license(&self) -> Option<&str> {
         self.0.license.as_deref()
     }
+    /// Source repository URL.
     async fn repository(&self) -> Option<&str> {
         self.0.repository.as_deref()
     }
+    /// Project homepage URL.
     async fn homepage(&self) -> Option<&str> {
         self.0.homepage.as_deref()
     }
+    /// Keywords, lowercase, in the order the manifest lists them.
     async fn keywords(&self) -> Vec<String> {
         read::package_keywords(&self.0)
     }
+    /// When the first version was published.
     async fn created_at(&self) -> DateTime<Utc> {
         self.0.created_at
     }
+    /// When a version was last published, yanked or unyanked.
     async fn updated_at(&self) -> DateTime<Utc> {
         self.0.updated_at
     }
@@ -132,9 +143,9 @@ impl Package {
     async fn versions(
         &self,
         ctx: &Context<'_>,
-        first: Option<i32>,
-        after: Option<String>,
-        #[graphql(default = false)] include_yanked: bool,
+        #[graphql(desc = "Page size, 1 to 100 (default 20).")] first: Option<i32>,
+        #[graphql(desc = "The `endCursor` of the previous page.")] after: Option<String>,
+        #[graphql(default = false, desc = "Include yanked versions (marked by `yanked`).")] include_yanked: bool,
     ) -> Result<VersionConnection> {
         let first = cursor::first(first)?;
         let offset = cursor::after(after.as_deref())?;
@@ -151,11 +162,13 @@ impl Package {
         Ok(page(items, offset, total))
     }
 
+    /// Who may publish: owners (all rights) and maintainers (publish and yank), oldest first.
     async fn owners(&self, ctx: &Context<'_>) -> Result<Vec<PackageOwner>> {
         let rows = loaders(ctx).load_one(OwnersOf(self.0.id)).await?.unwrap_or_default();
         Ok(rows.into_iter().map(|o| PackageOwner { user: User(o.user), role: o.role, added_at: o.added_at }).collect())
     }
 
+    /// Download counts: total, recent sums and per-day charts.
     async fn downloads(&self) -> DownloadStats {
         DownloadStats { package_id: self.0.id, total: self.0.downloads }
     }
@@ -168,11 +181,14 @@ impl Package {
     }
 }
 
+/// A user who may publish a package, with their role.
 #[derive(SimpleObject)]
 pub struct PackageOwner {
+    /// The user.
     pub user: User,
-    /// owner or maintainer
+    /// `owner` (all rights, including managing owners) or `maintainer` (publish and yank).
     pub role: String,
+    /// When they were given the role.
     pub added_at: DateTime<Utc>,
 }
 
@@ -196,14 +212,18 @@ async fn prime_version_charts(ctx: &Context<'_>, page: &[Version]) -> Result<()>
 
 pub struct Version(pub entity::versions::Model);
 
+/// One published version of a package: immutable once published, except that it can be yanked.
 #[Object]
 impl Version {
-    async fn id(&self) -> ID {
-        ID(self.0.id.to_string())
+    /// The version's global id (see `Node`).
+    pub(crate) async fn id(&self) -> ID {
+        node::encode(node::Kind::Version, self.0.id)
     }
+    /// The SemVer version, e.g. `1.2.0` or `2.0.0-rc.1`.
     async fn version(&self) -> &str {
         &self.0.num
     }
+    /// The package this version belongs to.
     async fn package(&self, ctx: &Context<'_>) -> Result<Package> {
         loaders(ctx)
             .load_one(PackageById(self.0.package_id))
@@ -211,39 +231,51 @@ impl Version {
             .map(Package)
             .ok_or_else(|| AppError::internal(anyhow::anyhow!("version {} without package", self.0.id)).into())
     }
+    /// Yanked versions still download (existing lockfiles keep working) but are left out of
+    /// `latestVersion` and new resolutions.
     async fn yanked(&self) -> bool {
         self.0.yanked
     }
+    /// When it was yanked; null unless `yanked`.
     async fn yanked_at(&self) -> Option<DateTime<Utc>> {
         self.0.yanked_at
     }
+    /// Why it was yanked, as its owner wrote it.
     async fn yank_reason(&self) -> Option<&str> {
         self.0.yank_reason.as_deref()
     }
+    /// When it was published.
     async fn published_at(&self) -> DateTime<Utc> {
         self.0.published_at
     }
+    /// Who published it; null if that account no longer exists.
     async fn published_by(&self, ctx: &Context<'_>) -> Result<Option<User>> {
         let Some(id) = self.0.published_by else { return Ok(None) };
         Ok(loaders(ctx).load_one(UserById(id)).await?.map(User))
     }
+    /// SHA-256 of the tarball, lowercase hex: check downloads against it.
     async fn sha256(&self) -> &str {
         &self.0.sha256
     }
+    /// Size of the (compressed) tarball in bytes.
     async fn size_bytes(&self) -> i64 {
         self.0.size_bytes
     }
+    /// Where to download the tarball (absolute URL).
     async fn download_url(&self, ctx: &Context<'_>) -> Result<String> {
         let pkg = loaders(ctx).load_one(PackageById(self.0.package_id)).await?;
         let name = pkg.map(|p| p.name).unwrap_or_default();
         Ok(read::download_url(state(ctx), &name, &self.0.num))
     }
+    /// Authors as listed in this version's `raven.toml`.
     async fn authors(&self) -> Vec<String> {
         read::authors(&self.0)
     }
+    /// This version's one-line summary from its `raven.toml`.
     async fn description(&self) -> Option<&str> {
         self.0.description.as_deref()
     }
+    /// Downloads of this version, ever.
     async fn downloads(&self) -> i64 {
         self.0.downloads
     }
@@ -256,6 +288,8 @@ impl Version {
     ) -> Result<Vec<DailyDownloads>> {
         downloads::version_chart(ctx, self.0.id, days).await
     }
+    /// What this version depends on, as its `raven.toml` declares it (dev-dependencies included,
+    /// marked by `kind`).
     async fn dependencies(&self, ctx: &Context<'_>) -> Result<Vec<Dependency>> {
         let rows = loaders(ctx).load_one(DependenciesOf(self.0.id)).await?.unwrap_or_default();
         Ok(rows.into_iter().map(Dependency).collect())
@@ -279,23 +313,29 @@ impl Version {
     }
 }
 
+/// Whether a dependency is needed to use the package or only to develop it.
 #[derive(Enum, Clone, Copy, PartialEq, Eq)]
 pub enum DependencyKind {
+    /// Needed by everyone who uses the package (`[dependencies]`).
     Normal,
+    /// Needed only to build and test the package itself (`[dev-dependencies]`).
     Dev,
 }
 
 pub struct Dependency(pub entity::dependencies::Model);
 
+/// One dependency of a version.
 #[Object]
 impl Dependency {
+    /// The name of the package depended on.
     async fn name(&self) -> &str {
         &self.0.name
     }
-    /// SemVer requirement.
+    /// The SemVer requirement, e.g. `^1.2`, `~0.3.1`, `=2.0.0`.
     async fn req(&self) -> &str {
         &self.0.req
     }
+    /// Normal or dev-dependency.
     async fn kind(&self) -> DependencyKind {
         match read::dependency_kind(&self.0) {
             domain::DependencyKind::Normal => DependencyKind::Normal,

@@ -18,7 +18,11 @@ impl AccountQuery {
     }
 
     /// A user by name (case-insensitive), or null. A malformed username is BAD_USER_INPUT.
-    async fn user(&self, ctx: &Context<'_>, username: String) -> Result<Option<User>> {
+    async fn user(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "The username.")] username: String,
+    ) -> Result<Option<User>> {
         Ok(accounts::find_by_username(state(ctx), &Username::parse(&username).map_err(AppError::from)?)
             .await?
             .map(|u| User(u.into())))

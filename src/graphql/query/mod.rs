@@ -1,10 +1,13 @@
 //! The root Query type, merged from one object per resource.
 mod account;
+mod node;
 mod package;
 mod stats;
 
 use async_graphql::MergedObject;
 
+/// Reads: packages, versions, search, users, stats. Anonymous reads are allowed (and cacheable
+/// over GET); `me` needs a token.
 #[derive(MergedObject, Default)]
 #[graphql(name = "Query")]
-pub struct Query(package::PackageQuery, stats::StatsQuery, account::AccountQuery);
+pub struct Query(package::PackageQuery, stats::StatsQuery, account::AccountQuery, node::NodeQuery);

@@ -15,7 +15,11 @@ pub struct PackageQuery;
 #[Object]
 impl PackageQuery {
     /// A package by name (case-insensitive), or null. A malformed name is BAD_USER_INPUT.
-    async fn package(&self, ctx: &Context<'_>, name: String) -> Result<Option<Package>> {
+    async fn package(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "Package name.")] name: String,
+    ) -> Result<Option<Package>> {
         let name = PackageName::lookup(&name.to_ascii_lowercase()).map_err(AppError::from)?;
         let generation = request_generation(ctx).await?;
         let Some(package) = relations::package_by_name(state(ctx), generation, &name).await? else {
@@ -27,7 +31,12 @@ impl PackageQuery {
 
     /// One version of a package (build metadata ignored), or null. A malformed name or version is
     /// BAD_USER_INPUT.
-    async fn version(&self, ctx: &Context<'_>, name: String, version: String) -> Result<Option<Version>> {
+    async fn version(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "Package name.")] name: String,
+        #[graphql(desc = "The version, e.g. `1.2.0`.")] version: String,
+    ) -> Result<Option<Version>> {
         let name = PackageName::lookup(&name.to_ascii_lowercase()).map_err(AppError::from)?;
         let version = PackageVersion::parse(&version).map_err(AppError::from)?;
         Ok(catalog::version(state(ctx), &name, &version).await?.map(|row| Version(row.version)))
@@ -40,10 +49,11 @@ impl PackageQuery {
     async fn search(
         &self,
         ctx: &Context<'_>,
+        #[graphql(desc = "Words to find in names, keywords and descriptions; the last word may be a prefix.")]
         query: String,
-        first: Option<i32>,
-        after: Option<String>,
-        #[graphql(default_with = "PackageSort::Relevance")] sort: PackageSort,
+        #[graphql(desc = "Page size, 1 to 100 (default 20).")] first: Option<i32>,
+        #[graphql(desc = "The `endCursor` of the previous page.")] after: Option<String>,
+        #[graphql(default_with = "PackageSort::Relevance", desc = "Order of the results.")] sort: PackageSort,
     ) -> Result<SearchConnection> {
         let first = cursor::first(first)?;
         let offset = cursor::after(after.as_deref())?;
@@ -58,9 +68,13 @@ impl PackageQuery {
     async fn packages(
         &self,
         ctx: &Context<'_>,
-        first: Option<i32>,
-        after: Option<String>,
-        #[graphql(default_with = "PackageSort::Downloads")] sort: PackageSort,
+        #[graphql(desc = "Page size, 1 to 100 (default 20).")] first: Option<i32>,
+        #[graphql(desc = "The `endCursor` of the previous page.")] after: Option<String>,
+        #[graphql(
+            default_with = "PackageSort::Downloads",
+            desc = "Order of the list (RELEVANCE means DOWNLOADS here)."
+        )]
+        sort: PackageSort,
     ) -> Result<PackageConnection> {
         let first = cursor::first(first)?;
         let offset = cursor::after(after.as_deref())?;

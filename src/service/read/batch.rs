@@ -53,6 +53,15 @@ pub async fn users_by_id(db: &DatabaseConnection, ids: &[Uuid]) -> AppResult<Has
     Ok(rows.into_iter().map(|u| (u.id, u)).collect())
 }
 
+/// Versions by their ids (for `node` / `nodes`), without READMEs like `versions_of`.
+pub async fn versions_by_id(db: &DatabaseConnection, ids: &[Uuid]) -> AppResult<HashMap<Uuid, versions::Model>> {
+    let rows = crate::service::versions::without_readme()
+        .filter(versions::Column::Id.is_in(padded(ids.iter().copied())))
+        .all(db)
+        .await?;
+    Ok(rows.into_iter().map(|v| (v.id, v)).collect())
+}
+
 /// All versions of each package, newest SemVer first, without their READMEs (`readme` is None:
 /// a package with hundreds of versions would otherwise carry hundreds of READMEs; see `readmes`).
 pub async fn versions_of(
