@@ -63,6 +63,53 @@ pub async fn connect(cfg: &Config) -> anyhow::Result<(DatabaseConnection, Arc<At
     Ok((db, statements))
 }
 
+/// The serving lock on a SQLite database file, held for the process's life (dropping it unlocks).
+pub struct SqliteLock(#[allow(dead_code)] std::fs::File);
+
+/// Takes this process's exclusive lock on the SQLite database file (`<file>.lock` beside it), so
+/// that this process is the file's only writer: its caches then trust the catalog generation
+/// without asking (see `service::generation`), and two servers never split one file's writes.
+/// A second process on the same file is refused here, with the holder's pid when known. None for
+/// PostgreSQL and in-memory SQLite.
+pub fn lock_sqlite(db: &DatabaseConnection) -> anyhow::Result<Option<SqliteLock>> {
+    use std::io::Write;
+    if db.get_database_backend() != sea_orm::DbBackend::Sqlite {
+        return Ok(None);
+    }
+    let file = db.get_sqlite_connection_pool().connect_options().get_filename().to_path_buf();
+    if file.as_os_str().is_empty() || file.to_string_lossy().contains(":memory:") {
+        return Ok(None);
+    }
+    let mut path = file.clone().into_os_string();
+    path.push(".lock");
+    let path = PathBuf::from(path);
+    let mut lock = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(&path)
+        .map_err(|e| anyhow::anyhow!("cannot open the lock file {}: {e}", path.display()))?;
+    match lock.try_lock() {
+        Ok(()) => {}
+        Err(std::fs::TryLockError::WouldBlock) => {
+            let holder = std::fs::read_to_string(&path).unwrap_or_default();
+            let holder = holder.trim();
+            let by = if holder.is_empty() { String::new() } else { format!(" (process {holder})") };
+            anyhow::bail!(
+                "the SQLite database {} is already in use by another raven-registry process{by}: one \
+                 process serves a SQLite file. Stop that process first, or use PostgreSQL (DATABASE_URL) \
+                 to run several instances",
+                file.display()
+            );
+        }
+        Err(std::fs::TryLockError::Error(e)) => anyhow::bail!("cannot lock {}: {e}", path.display()),
+    }
+    lock.set_len(0).ok();
+    write!(lock, "{}", std::process::id()).ok();
+    Ok(Some(SqliteLock(lock)))
+}
+
 /// Applies pending migrations; already-applied ones are skipped, so this is safe on every start.
 #[tracing::instrument(name = "db.migrate", skip(db))]
 pub async fn migrate(db: &DatabaseConnection) -> anyhow::Result<()> {

@@ -75,16 +75,37 @@ pub struct App {
 /// Connects the database (running migrations), opens the storage, loads the signing secret and
 /// builds the router.
 pub async fn build(config: Config) -> anyhow::Result<App> {
+    build_app(config, true).await
+}
+
+/// The same application for a tool that never writes the database while a server may be running
+/// (`fsck`, which reads rows and may delete orphan blobs): it does not take the SQLite serving
+/// lock, and its caches ask the database like those of a second instance would.
+pub async fn build_for_inspection(config: Config) -> anyhow::Result<App> {
+    build_app(config, false).await
+}
+
+async fn build_app(config: Config, writer: bool) -> anyhow::Result<App> {
     metrics::install();
     // Configuration mistakes are reported before the database is touched: a bad JWT_SECRET must
     // not hide behind a slow or failing connection.
     let jwt_secret = secret::load_or_create(config.jwt_secret.as_deref(), &config.data_dir)?;
     let storage = Storage::from_config(&config)?;
     let (db, db_statements) = db::connect(&config).await?;
+    // Before anything writes: a second process on the same SQLite file is refused here.
+    let sqlite_lock = if writer { db::lock_sqlite(&db)? } else { None };
     db::migrate(&db).await?;
     let search = Arc::new(service::search_index::SearchIndex::new()?);
     search.load(&db).await?;
     memory::release_free_memory();
+    let generation =
+        Arc::new(service::generation::Watch::new(std::time::Duration::from_millis(config.generation_max_age_ms)));
+    if sqlite_lock.is_some() {
+        // The only writer of the file is this process, and it learns its own writes as they commit.
+        generation.set_notified(true);
+    } else if writer && db.get_database_backend() == sea_orm::DbBackend::Postgres {
+        service::catalog_listener::spawn(db.get_postgres_connection_pool().clone(), &generation);
+    }
     let state = AppState {
         db,
         storage,
@@ -95,9 +116,8 @@ pub async fn build(config: Config) -> anyhow::Result<App> {
         limits: Arc::new(ratelimit::RateLimits::from_config(&config)),
         db_statements,
         search,
-        generation: Arc::new(service::generation::Watch::new(std::time::Duration::from_millis(
-            config.generation_max_age_ms,
-        ))),
+        generation: generation.clone(),
+        sqlite_lock: sqlite_lock.map(Arc::new),
         caches: Arc::new(service::cache::Caches::new(config.page_cache_entries, config.metadata_cache_entries)),
         jwt_secret: jwt_secret.into(),
         config: Arc::new(config),

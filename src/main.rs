@@ -40,7 +40,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             raven_registry::seed::run(&app.state, &args).await
         }
         Command::Fsck(args) => {
-            let app = raven_registry::build(config).await?;
+            let app = raven_registry::build_for_inspection(config).await?;
             let report = raven_registry::service::fsck::run(&app.state, args.repair).await?;
             print!("{report}");
             if report.is_clean() {

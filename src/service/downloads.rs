@@ -132,8 +132,8 @@ async fn write(db: &DatabaseConnection, watch: &Watch, chunk: &[(Key, i64)]) -> 
         written += 1;
     }
     // Counts show in search and browse pages.
-    crate::service::generation::bump(&txn).await?;
+    let generation = crate::service::generation::bump(&txn).await?;
     txn.commit().await?;
-    watch.wrote();
+    watch.learned(generation);
     Ok(written)
 }

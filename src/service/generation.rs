@@ -8,17 +8,23 @@
 //! its key can only arise when the write commits between the two statements of a reader, and the
 //! next reader already sees the newer value. One small statement replaces the search it saves.
 //!
-//! That statement is not run on every read either: [`Watch`] keeps the value last read and trusts
-//! it for `GENERATION_MAX_AGE_MS` (250 ms by default), and forgets it the moment this instance
-//! commits a write of its own ([`bump_and_commit`]). So a write is seen at once by the instance
-//! that made it, and within that age by every other instance sharing the database.
-use std::sync::atomic::{AtomicU64, Ordering};
+//! That statement is not run on every read either. [`Watch`] keeps the value last known and:
+//! - learns each write of this instance as it commits ([`bump_and_commit`] returns the new value),
+//!   so a write is seen at once by the instance that made it;
+//! - while something tells it of every other write, trusts the value without asking: on SQLite,
+//!   this process holds the database file's serving lock (`db::lock_sqlite`), so there is no other
+//!   writer; on PostgreSQL, the listener of [`super::catalog_listener`] is connected and every
+//!   bump sends a NOTIFY with its new value;
+//! - otherwise (the listener is down, or not started) trusts it for `GENERATION_MAX_AGE_MS`
+//!   (250 ms by default) and then asks again: the bounded fallback poll.
+//!
+//! `GENERATION_MAX_AGE_MS=0` asks on every read, whatever tells it of writes.
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use entity::catalog_generation::{self, Column, Entity};
-use sea_orm::sea_query::{Expr, ExprTrait};
-use sea_orm::{ColumnTrait, ConnectionTrait, DatabaseTransaction, EntityTrait, QueryFilter};
+use entity::catalog_generation::{self, Entity};
+use sea_orm::{ConnectionTrait, DatabaseTransaction, DbBackend, EntityTrait, Statement};
 
 use crate::error::{AppError, AppResult};
 use crate::state::AppState;
@@ -35,31 +41,44 @@ pub async fn current<C: ConnectionTrait>(db: &C) -> AppResult<i64> {
         .ok_or_else(|| AppError::internal(anyhow::anyhow!("catalog_generation has no row; migrations not applied?")))
 }
 
-/// Raises the value; call it inside the write's transaction, just before the commit (through
-/// [`bump_and_commit`], so this instance's [`Watch`] learns of it).
+/// The channel every bump notifies on PostgreSQL, with the new value as its payload.
+pub const CHANNEL: &str = "raven_catalog_generation";
+
+/// Raises the value and returns the new one; call it inside the write's transaction, just before
+/// the commit (through [`bump_and_commit`], so this instance's [`Watch`] learns of it). On
+/// PostgreSQL the same statement queues a NOTIFY, delivered to every listener when (and only if)
+/// the transaction commits.
 #[tracing::instrument(name = "db.generation.bump", skip_all)]
-pub async fn bump<C: ConnectionTrait>(txn: &C) -> AppResult<()> {
-    Entity::update_many()
-        .col_expr(Column::Value, Expr::col(Column::Value).add(1))
-        .filter(Column::Id.eq(ROW))
-        .exec(txn)
-        .await?;
-    Ok(())
+pub async fn bump<C: ConnectionTrait>(txn: &C) -> AppResult<i64> {
+    let backend = txn.get_database_backend();
+    let sql = if backend == DbBackend::Postgres {
+        format!(
+            "WITH b AS (UPDATE catalog_generation SET value = value + 1 WHERE id = {ROW} RETURNING value) \
+             SELECT value, pg_notify('{CHANNEL}', value::text) FROM b"
+        )
+    } else {
+        format!("UPDATE catalog_generation SET value = value + 1 WHERE id = {ROW} RETURNING value")
+    };
+    let row = txn
+        .query_one_raw(Statement::from_string(backend, sql))
+        .await?
+        .ok_or_else(|| AppError::internal(anyhow::anyhow!("catalog_generation has no row; migrations not applied?")))?;
+    Ok(row.try_get::<i64>("", "value")?)
 }
 
 /// Raises the value as the last statement of `txn`, commits, and tells this instance's watch.
-pub async fn bump_and_commit(state: &AppState, txn: DatabaseTransaction) -> AppResult<()> {
-    bump(&txn).await?;
+pub async fn bump_and_commit(state: &AppState, txn: DatabaseTransaction) -> AppResult<i64> {
+    let value = bump(&txn).await?;
     txn.commit().await?;
-    state.generation.wrote();
-    Ok(())
+    state.generation.learned(value);
+    Ok(value)
 }
 
 /// This instance's view of the generation (see the module doc).
 pub struct Watch {
     max_age: Duration,
-    /// Writes this instance has committed.
-    writes: AtomicU64,
+    /// Whether every write by anyone reaches [`Watch::learned`] (see the module doc).
+    notified: AtomicBool,
     known: Mutex<Option<Known>>,
     /// One refresh at a time; the others wait for its answer.
     refresh: tokio::sync::Mutex<()>,
@@ -68,18 +87,16 @@ pub struct Watch {
 #[derive(Clone, Copy)]
 struct Known {
     value: i64,
-    /// `writes` when the value was read: a later write of ours makes it stale.
-    writes: u64,
     at: Instant,
 }
 
 impl Watch {
     pub fn new(max_age: Duration) -> Watch {
-        Watch { max_age, writes: AtomicU64::new(0), known: Mutex::new(None), refresh: Default::default() }
+        Watch { max_age, notified: AtomicBool::new(false), known: Mutex::new(None), refresh: Default::default() }
     }
 
-    /// The current value: the one known, while it is younger than the maximum age and no write of
-    /// this instance has committed since it was read; otherwise read again.
+    /// The current value: the one known while it can be trusted (see the module doc), otherwise
+    /// read again.
     pub async fn current<C: ConnectionTrait>(&self, db: &C) -> AppResult<i64> {
         if let Some(v) = self.fresh() {
             return Ok(v);
@@ -88,20 +105,38 @@ impl Watch {
         if let Some(v) = self.fresh() {
             return Ok(v);
         }
-        // Counted before the read: a write committing meanwhile leaves this answer stale at once.
-        let writes = self.writes.load(Ordering::SeqCst);
         let value = current(db).await?;
-        *self.known.lock().unwrap_or_else(|e| e.into_inner()) = Some(Known { value, writes, at: Instant::now() });
+        self.learned(value);
         Ok(value)
     }
 
     fn fresh(&self) -> Option<i64> {
+        if self.max_age.is_zero() {
+            return None;
+        }
         let known = (*self.known.lock().unwrap_or_else(|e| e.into_inner()))?;
-        (known.writes == self.writes.load(Ordering::SeqCst) && known.at.elapsed() < self.max_age).then_some(known.value)
+        (self.notified.load(Ordering::SeqCst) || known.at.elapsed() < self.max_age).then_some(known.value)
     }
 
-    /// A write of this instance has committed.
-    pub fn wrote(&self) {
-        self.writes.fetch_add(1, Ordering::SeqCst);
+    /// A value that was current when it was read or committed. Values only grow, so an older
+    /// answer arriving late (a read that raced a write) never replaces a newer one.
+    pub fn learned(&self, value: i64) {
+        let mut known = self.known.lock().unwrap_or_else(|e| e.into_inner());
+        match &mut *known {
+            Some(k) if k.value > value => {}
+            Some(k) if k.value == value => k.at = Instant::now(),
+            slot => *slot = Some(Known { value, at: Instant::now() }),
+        }
+    }
+
+    /// Something now tells this watch of every write (true), or no longer does (false: the value
+    /// is trusted for the maximum age again, counted from when it was learned).
+    pub fn set_notified(&self, on: bool) {
+        self.notified.store(on, Ordering::SeqCst);
+    }
+
+    /// Whether every write reaches this watch without asking (tests wait for the listener).
+    pub fn is_notified(&self) -> bool {
+        self.notified.load(Ordering::SeqCst)
     }
 }

@@ -3,6 +3,7 @@
 pub mod accounts;
 pub mod audit;
 pub mod cache;
+pub mod catalog_listener;
 pub mod downloads;
 pub mod fetch;
 pub mod fsck;

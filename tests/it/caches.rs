@@ -48,6 +48,10 @@ async fn publish_described(app: &TestApp, token: &str, name: &str, version: &str
 
 #[tokio::test]
 async fn cached_pages_follow_every_catalog_change_made_through_another_instance() {
+    // Two instances on one database: PostgreSQL only (one process serves a SQLite file).
+    if !common::needs_postgres("caches::cached_pages_follow_every_catalog_change_made_through_another_instance") {
+        return;
+    }
     let a = common::spawn_with(|c| c.generation_max_age_ms = 0).await;
     let b = common::start(a.config.clone(), None, tempfile::tempdir().unwrap()).await;
     let token = register(&a, "cachier").await;
@@ -134,6 +138,10 @@ async fn with_the_caches_off_every_read_runs_its_queries() {
 
 #[tokio::test]
 async fn cached_metadata_follows_every_catalog_change_made_through_another_instance() {
+    // Two instances on one database: PostgreSQL only (one process serves a SQLite file).
+    if !common::needs_postgres("caches::cached_metadata_follows_every_catalog_change_made_through_another_instance") {
+        return;
+    }
     let a = common::spawn_with(|c| c.generation_max_age_ms = 0).await;
     let b = common::start(a.config.clone(), None, tempfile::tempdir().unwrap()).await;
     let first_owner = register(&a, "meta-first").await;
@@ -201,6 +209,12 @@ async fn cached_metadata_follows_every_catalog_change_made_through_another_insta
 
 #[tokio::test]
 async fn cached_registry_stats_follow_registrations_publishes_and_downloads_made_elsewhere() {
+    // Two instances on one database: PostgreSQL only (one process serves a SQLite file).
+    if !common::needs_postgres(
+        "caches::cached_registry_stats_follow_registrations_publishes_and_downloads_made_elsewhere",
+    ) {
+        return;
+    }
     let a = common::spawn_with(|c| c.generation_max_age_ms = 0).await;
     let b = common::start(a.config.clone(), None, tempfile::tempdir().unwrap()).await;
     let token = register(&a, "stat-keeper").await;
@@ -246,7 +260,10 @@ async fn the_generation_is_trusted_for_its_max_age_but_never_past_a_write_of_thi
     assert_eq!(result(&body, "trusted-pkg")["version"], "1.1.0", "{body}");
 
     // Another instance with the default max age (250 ms) sees a's writes within it: polled here
-    // with a 10 s guard, not timed.
+    // with a 10 s guard, not timed. Two instances on one database: PostgreSQL only.
+    if !common::on_postgres() {
+        return;
+    }
     let mut config = a.config.clone();
     config.generation_max_age_ms = 250;
     let b = common::start(config, None, tempfile::tempdir().unwrap()).await;

@@ -16,6 +16,7 @@ mod caches;
 mod charts;
 mod cors;
 mod foundation;
+mod freshness;
 mod fuzz_regressions;
 mod graphiql;
 mod graphql;

@@ -153,6 +153,10 @@ async fn eventually(what: &str, mut check: impl AsyncFnMut() -> bool) {
 
 #[tokio::test]
 async fn another_instance_sharing_the_database_follows_publishes_and_yanks() {
+    // Two instances on one database: PostgreSQL only (one process serves a SQLite file).
+    if !common::needs_postgres("search::another_instance_sharing_the_database_follows_publishes_and_yanks") {
+        return;
+    }
     let a = common::spawn().await;
     let b = common::start(a.config.clone(), None, tempfile::tempdir().unwrap()).await;
     let token = register(&a, "twoinst").await;
@@ -275,7 +279,9 @@ async fn an_instance_starting_on_thousands_of_packages_indexes_every_one() {
     // only version yanked.
     let a = common::spawn().await;
     insert_packages(&a, 4_100, 10).await;
-    let b = common::start(a.config.clone(), None, tempfile::tempdir().unwrap()).await;
+    // The same database, opened again by a new process (a restart).
+    let (config, pg, dir) = a.stop().await;
+    let b = common::start(config, pg, dir).await;
     let body = search(&b, "bulkword", 20, 0).await;
     assert_eq!(body["total"], 4_100 - 410, "every visible package, and no yanked one");
     // Downloads break the tie between equal descriptions: the most downloaded first.
