@@ -35,6 +35,8 @@ use raven_registry::seed::{self, PlannedPackage};
 mod cli;
 #[path = "load/client.rs"]
 mod client;
+#[path = "load/nginx.rs"]
+mod nginx;
 #[path = "load/report.rs"]
 mod report;
 #[path = "load/scenarios.rs"]

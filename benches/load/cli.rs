@@ -28,7 +28,7 @@ pub(crate) struct Opts {
 /// Distinct queries of the scale mode: more than any response cache holds.
 pub(crate) const SCALE_QUERIES: usize = 30_000;
 /// The scenarios of the scale mode.
-pub(crate) const SCALE_SCENARIOS: [&str; 2] = ["search-scale", "gql-search-scale"];
+pub(crate) const SCALE_SCENARIOS: [&str; 3] = ["search-scale", "gql-search-scale", "nginx"];
 
 pub(crate) fn usage() -> ! {
     eprintln!(
@@ -39,6 +39,7 @@ pub(crate) fn usage() -> ! {
          \x20      cargo bench --bench load -- --scale N (search over N packages x 2 versions, 30,000 distinct \
          queries) [--versions M] [--seconds S] [--connections C] [--data-dir DIR (SQLite, kept and reused)]\n\
          scenarios: package version search gql-package gql-search download stats publish-1 publish-4 login\n\
+         \x20 nginx (the ceiling: a 2-byte static file, and with download the same tarballs; needs nginx installed)\n\
          env: BENCH_DATABASE_URL=postgres://... runs on a fresh PostgreSQL database"
     );
     std::process::exit(2)

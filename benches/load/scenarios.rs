@@ -455,6 +455,36 @@ pub(crate) async fn scenarios(
     }
 
     let mut runner = Runner { addr: server.addr, pid: server.pid, rss: &rss, warmup, secs, rows: Vec::new() };
+    // The ceiling first, while the machine is as fresh as for /health (issue 19).
+    let mut ceilings: Vec<Row> = Vec::new();
+    if wanted("nginx") {
+        let copies = wanted("download");
+        if let Some(nginx) = nginx::Nginx::start(server.addr, &data, opts.versions, copies).await {
+            let mut ceiling = vec![("nginx-health", "nginx: a 2-byte static file".to_owned(), health_load(conns))];
+            if copies {
+                let d = data.clone();
+                let load = Load::new(
+                    conns,
+                    Check::OK,
+                    Arc::new(move |k| {
+                        let (name, v) = d.package_version(k);
+                        Req::get(format!("/api/v1/packages/{name}/{v}/download"))
+                    }),
+                );
+                ceiling.push(("nginx-download", "nginx: the same tarballs, static".to_owned(), load));
+            }
+            for (key, label, load) in ceiling {
+                print!("running {label} ({conns} connections) ... ");
+                let _ = std::io::stdout().flush();
+                let cpu0 = nginx.cpu_ticks();
+                let stats = drive(nginx.addr, load.clone(), warmup, secs, Arc::default()).await;
+                let cpu_us = cpu_per_request(cpu0, nginx.cpu_ticks(), stats.all);
+                println!("{} req/s, {} errors", fmt_rps(stats.rps()), stats.errors);
+                let connections = load.connections;
+                ceilings.push(Row { key, label, connections, stats, rss_kb: 0, cpu_us, target: Target::None });
+            }
+        }
+    }
     let mut server_died = false;
     for sc in list {
         let what = format!("{} ({} connections)", sc.label, sc.load.connections);
@@ -499,6 +529,9 @@ pub(crate) async fn scenarios(
         runner.run(again, "GET /health again (drift check)", false).await;
     }
     let mut rows = runner.rows;
+    let nginx_rps = |key: &str| ceilings.iter().find(|r| r.key == key).map(|r| r.stats.rps());
+    let (nginx_health, nginx_download) = (nginx_rps("nginx-health"), nginx_rps("nginx-download"));
+    rows.extend(ceilings);
 
     let hwm_kb = read_status(server.pid, "VmHWM:").unwrap_or(0);
     rss.finish();
@@ -528,15 +561,24 @@ pub(crate) async fn scenarios(
         log_filter()
     ));
     out.push_str(
-        "| scenario | conns | req/s | x /health | p50 ms | p99 ms | errors | server CPU µs/req | peak RSS MB | target | result |\n",
+        "| scenario | conns | req/s | x /health | x nginx | p50 ms | p99 ms | errors | server CPU µs/req | peak RSS MB | target | result |\n",
     );
-    out.push_str("|---|---:|---:|---:|---:|---:|---:|---:|---:|---|---|\n");
+    out.push_str("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---|\n");
     let mut total_errors = 0;
     let mut error_lines = Vec::new();
     for row in rows.iter_mut() {
         let (target, verdict) = judge(row, health_rps, slack);
         let rps = row.stats.rps();
         let ratio = if health_rps > 0.0 { format!("{:.3}", rps / health_rps) } else { "-".into() };
+        // Downloads against nginx serving the same files; everything else against its 2-byte file.
+        let ceiling = if row.key.starts_with("nginx") {
+            None
+        } else if row.key.starts_with("download") {
+            nginx_download
+        } else {
+            nginx_health
+        };
+        let x_nginx = ceiling.filter(|c| *c > 0.0).map(|c| format!("{:.3}", rps / c)).unwrap_or_else(|| "-".into());
         let p50 = fmt_ms(row.stats.percentile_ms(0.50));
         let p99 = fmt_ms(row.stats.percentile_ms(0.99));
         total_errors += row.stats.errors;
@@ -544,11 +586,12 @@ pub(crate) async fn scenarios(
             error_lines.push(format!("- {} ({}): first error: {e}", row.label, row.key));
         }
         out.push_str(&format!(
-            "| {} | {} | {} | {} | {} | {} | {} | {} | {:.0} | {} | {} |\n",
+            "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {:.0} | {} | {} |\n",
             row.label,
             row.connections,
             fmt_rps(rps),
             ratio,
+            x_nginx,
             p50,
             p99,
             row.stats.errors,
