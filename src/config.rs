@@ -121,10 +121,14 @@ pub struct Config {
     /// like search pages when the catalog changes.
     #[arg(long, env = "METADATA_CACHE_ENTRIES", default_value_t = 4096, global = true)]
     pub metadata_cache_entries: usize,
-    /// How long, in milliseconds, this instance trusts the catalog generation it last read before
-    /// asking the database again (0: ask on every cached read). Its own writes are seen at once
-    /// whatever this says; it bounds how late a write by another instance sharing the database
-    /// reaches this one's caches and search index (keep it well under a second).
+    /// Verified tarballs kept in memory for downloads, in bytes (0 turns the cache off). A blob is
+    /// hashed once, when it enters; a blob larger than a quarter of this is always streamed from
+    /// storage (and hashed on the way out).
+    #[arg(long, env = "BLOB_CACHE_BYTES", default_value_t = 8 * 1024 * 1024, global = true, value_parser = clap::value_parser!(u64).range(0..=(1u64 << 40)))]
+    pub blob_cache_bytes: u64,
+    /// How long, in milliseconds, this instance trusts the catalog generation it last read when
+    /// nothing tells it of writes (the PostgreSQL listener is down), before asking the database
+    /// again (0: ask on every cached read). Its own writes are seen at once whatever this says.
     #[arg(long, env = "GENERATION_MAX_AGE_MS", default_value_t = 250, global = true, value_parser = clap::value_parser!(u64).range(0..=60_000))]
     pub generation_max_age_ms: u64,
     /// SQLite page cache per pooled connection, in KiB. The pool's caches together hold up to

@@ -118,6 +118,7 @@ async fn build_app(config: Config, writer: bool) -> anyhow::Result<App> {
         search,
         generation: generation.clone(),
         sqlite_lock: sqlite_lock.map(Arc::new),
+        blobs: Arc::new(service::blob_cache::BlobCache::new(config.blob_cache_bytes)),
         caches: Arc::new(service::cache::Caches::new(config.page_cache_entries, config.metadata_cache_entries)),
         jwt_secret: jwt_secret.into(),
         config: Arc::new(config),

@@ -30,6 +30,8 @@ pub struct AppState {
     pub generation: Arc<crate::service::generation::Watch>,
     /// Caches valid for one catalog generation (search pages, REST bodies, GraphQL relations, totals).
     pub caches: Arc<Caches>,
+    /// Verified hot tarballs (`BLOB_CACHE_BYTES`).
+    pub blobs: Arc<crate::service::blob_cache::BlobCache>,
     /// This process's serving lock on the SQLite file (None on PostgreSQL): held while any clone lives.
     pub sqlite_lock: Option<Arc<crate::db::SqliteLock>>,
     /// Statements run on `db` since start.

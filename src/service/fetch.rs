@@ -78,17 +78,20 @@ pub async fn tarball(
         }
         return Ok(tarball(Delivery::Redirect(url.to_string())));
     }
-    let (size, stream) = state.storage.get(&key).await.map_err(|e| match e {
-        // A recorded version without its blob is our fault, not the client's: refuse and log it.
-        StorageError::NotFound(_) => {
-            tracing::error!(key = %key, package = %package, version = %v.num, "blob missing for a recorded version; run fsck");
-            AppError::internal(anyhow::anyhow!("blob {key} is missing"))
+    // Held in memory: no storage access and no hashing. HEAD of an uncached blob still asks
+    // storage below (its size and presence), without reading it.
+    let cacheable = state.blobs.admits(v.size_bytes as u64);
+    if cacheable {
+        if let Some(bytes) = state.blobs.get(&v.sha256) {
+            return Ok(tarball(whole(state, want, bytes, &package, &v.num)));
         }
-        StorageError::Unavailable(why) => {
-            tracing::error!(key = %key, error = %why, "storage unreachable for a download");
-            AppError::Unavailable(format!("storage: {why}"))
-        }
-    })?;
+    }
+    if cacheable && want == Want::Body {
+        let bytes = verified_blob(state, &key, v.size_bytes as u64, &v.sha256).await?;
+        state.blobs.insert(&v.sha256, bytes.clone());
+        return Ok(tarball(whole(state, want, bytes, &package, &v.num)));
+    }
+    let (size, stream) = state.storage.get(&key).await.map_err(|e| blob_error(&key, e))?;
     if size != v.size_bytes as u64 {
         tracing::error!(key = %key, stored = size, recorded = v.size_bytes, "blob corrupted: size differs from the recorded size");
         return Err(AppError::internal(anyhow::anyhow!("blob {key} has the wrong size")));
@@ -99,6 +102,67 @@ pub async fn tarball(
         checked_stream(stream, size, Some(v.sha256.clone()), move || counter.record(&p, &n))
     });
     Ok(tarball(Delivery::Bytes { size, stream }))
+}
+
+/// A storage failure on a recorded version's blob. A missing blob is our fault, not the client's:
+/// refused and logged.
+fn blob_error(key: &object_store::path::Path, e: StorageError) -> AppError {
+    match e {
+        StorageError::NotFound(_) => {
+            tracing::error!(key = %key, "blob missing for a recorded version; run fsck");
+            AppError::internal(anyhow::anyhow!("blob {key} is missing"))
+        }
+        StorageError::Unavailable(why) => {
+            tracing::error!(key = %key, error = %why, "storage unreachable for a download");
+            AppError::Unavailable(format!("storage: {why}"))
+        }
+    }
+}
+
+/// Answers with verified bytes held in memory: one chunk, counted when it is handed to the
+/// connection (as a streamed download is on its last chunk).
+fn whole(state: &AppState, want: Want, bytes: bytes::Bytes, package: &str, version: &str) -> Delivery {
+    let size = bytes.len() as u64;
+    let stream = (want == Want::Body).then(|| {
+        let counter = state.downloads.clone();
+        let (p, n) = (package.to_owned(), version.to_owned());
+        futures::stream::once(async move {
+            counter.record(&p, &n);
+            Ok(bytes)
+        })
+        .boxed()
+    });
+    Delivery::Bytes { size, stream }
+}
+
+/// Reads a whole blob and checks it against the version row before any byte goes out: a blob that
+/// differs in size or sha256 is refused (500, logged) and never cached.
+#[tracing::instrument(name = "storage.get_verified", skip_all, fields(key = %key))]
+async fn verified_blob(
+    state: &AppState,
+    key: &object_store::path::Path,
+    size: u64,
+    sha256: &str,
+) -> AppResult<bytes::Bytes> {
+    let bytes = state.storage.get_bytes(key).await.map_err(|e| blob_error(key, e))?;
+    if bytes.len() as u64 != size {
+        tracing::error!(key = %key, stored = bytes.len(), recorded = size, "blob corrupted: size differs from the recorded size");
+        return Err(AppError::internal(anyhow::anyhow!("blob {key} has the wrong size")));
+    }
+    // Large blobs are hashed on the blocking pool, off the request threads.
+    let digest = if bytes.len() > 256 * 1024 {
+        let b = bytes.clone();
+        tokio::task::spawn_blocking(move || hex::encode(Sha256::digest(&b)))
+            .await
+            .map_err(|e| AppError::internal(anyhow::anyhow!("hashing task: {e}")))?
+    } else {
+        hex::encode(Sha256::digest(&bytes))
+    };
+    if digest != sha256 {
+        tracing::error!(key = %key, expected = %sha256, actual = %digest, "blob corrupted: sha256 differs from the recorded checksum");
+        return Err(AppError::internal(anyhow::anyhow!("blob {key} fails its checksum")));
+    }
+    Ok(bytes)
 }
 
 /// The database is unreachable: serve the blob stored under `Storage::key(name, version)`.

@@ -2,6 +2,7 @@
 //! entity models or plain structs; it knows nothing of HTTP or GraphQL.
 pub mod accounts;
 pub mod audit;
+pub mod blob_cache;
 pub mod cache;
 pub mod catalog_listener;
 pub mod downloads;

@@ -306,7 +306,18 @@ async fn download_headers_conditional_requests_and_counting_across_a_restart() {
 
 #[tokio::test]
 async fn a_corrupted_blob_is_never_served_as_a_complete_download() {
-    let app = spawn().await;
+    // Streamed from storage, hashed on the way out (the blob cache off).
+    corrupted_blob_is_never_served(0).await;
+}
+
+#[tokio::test]
+async fn a_corrupted_blob_is_never_served_or_cached_by_the_blob_cache() {
+    // Read whole and checked before any byte goes out, then cached (the default).
+    corrupted_blob_is_never_served(8 << 20).await;
+}
+
+async fn corrupted_blob_is_never_served(blob_cache_bytes: u64) {
+    let app = common::spawn_with(|c| c.blob_cache_bytes = blob_cache_bytes).await;
     let alice = register_user(&app, "alice").await;
     let bytes = publish_package(&app, &alice.token, "fragile", "1.0.0").await;
     let key = Storage::key("fragile", "1.0.0");
@@ -370,9 +381,49 @@ async fn a_corrupted_blob_is_never_served_as_a_complete_download() {
     let message = body["message"].as_str().unwrap();
     assert!(!message.contains("packages/fragile"), "internal details stay in the logs: {body}");
 
+    assert!(app.state.blobs.is_empty(), "a blob that failed its check is never cached");
+
     // Restoring the original bytes makes it downloadable again.
     app.state.storage.put(&key, bytes.clone().into()).await.unwrap();
     assert_eq!(download(&app, "fragile", "1.0.0").await, bytes);
+    assert_eq!(app.state.blobs.len(), usize::from(blob_cache_bytes > 0), "verified, it is cached (when on)");
+}
+
+/// Once verified and cached, a blob is served from memory: corrupting (or losing) the stored copy
+/// afterwards never reaches a client, and downloads are still counted.
+#[tokio::test]
+async fn a_cached_blob_is_served_as_verified_and_the_cache_keeps_its_bound() {
+    let app = spawn().await;
+    let alice = register_user(&app, "alice").await;
+    let bytes = publish_package(&app, &alice.token, "hot-blob", "1.0.0").await;
+    assert_eq!(download(&app, "hot-blob", "1.0.0").await, bytes);
+    assert_eq!(app.state.blobs.len(), 1);
+    let key = Storage::key("hot-blob", "1.0.0");
+    let bad: Vec<u8> = bytes.iter().map(|b| b ^ 0x5a).collect();
+    app.state.storage.put(&key, bad.into()).await.unwrap();
+    for _ in 0..3 {
+        assert_eq!(download(&app, "hot-blob", "1.0.0").await, bytes, "the verified copy, not the corrupted one");
+    }
+    let (hits, _) = app.state.blobs.lookups();
+    assert!(hits >= 3, "{hits} hits");
+    app.state.storage.delete(&key).await.unwrap();
+    assert_eq!(download(&app, "hot-blob", "1.0.0").await, bytes, "served from memory");
+    app.state.downloads.flush(&app.state.db, &app.state.generation).await.expect("flush");
+    let p = get_ok(&app, "/api/v1/packages/hot-blob").await;
+    assert_eq!(p["downloads_total"], json!(5), "every cached download counts: {p}");
+
+    // A cache of five small tarballs' room holds no more than its bound, however many pass.
+    let bound = 5 * bytes.len() as u64;
+    let small = common::spawn_with(|c| c.blob_cache_bytes = bound).await;
+    let bob = register_user(&small, "bob").await;
+    for i in 0..8 {
+        let name = format!("many-{i}");
+        let b = publish_package(&small, &bob.token, &name, "1.0.0").await;
+        assert_eq!(download(&small, &name, "1.0.0").await, b);
+        assert!(small.state.blobs.used_bytes() <= bound, "{} > {bound}", small.state.blobs.used_bytes());
+    }
+    let held = small.state.blobs.len();
+    assert!((1..8).contains(&held), "some were cached, older ones evicted: {held}");
 }
 
 // ---------------------------------------------------------------------------------------------
