@@ -25,6 +25,7 @@ pub mod db;
 pub mod domain;
 pub mod error;
 pub mod extract;
+pub mod frontend_key;
 pub mod graphql;
 pub mod http;
 pub mod memory;
@@ -79,6 +80,9 @@ pub async fn build(config: Config) -> anyhow::Result<App> {
     // Configuration mistakes are reported before the database is touched: a bad JWT_SECRET must
     // not hide behind a slow or failing connection.
     let jwt_secret = secret::load_or_create(config.jwt_secret.as_deref(), &config.data_dir)?;
+    if let Some(keys) = &config.frontend_keys {
+        keys.validate()?;
+    }
     let storage = Storage::from_config(&config)?;
     let (db, db_statements) = db::connect(&config).await?;
     db::migrate(&db).await?;

@@ -1,6 +1,7 @@
 //! The GraphQL API: per-resource query / mutation / object modules joined with MergedObject, a
 //! schema builder with the request limits, and the GraphQL-over-HTTP transport.
 pub mod auth;
+pub mod caching;
 pub mod cursor;
 pub mod depth;
 pub mod enums;
@@ -14,6 +15,7 @@ pub mod metrics;
 pub mod multipart;
 pub mod mutation;
 pub mod object;
+pub mod persisted;
 pub mod query;
 
 use async_graphql::{EmptySubscription, Schema, SchemaBuilder};

@@ -12,11 +12,13 @@
 mod testkit;
 
 mod accounts;
+mod budgets;
 mod caches;
 mod charts;
 mod cors;
 mod foundation;
 mod fuzz_regressions;
+mod gql_caching;
 mod graphiql;
 mod graphql;
 mod input;
