@@ -71,26 +71,28 @@ fn read_refused(res: Response, budget: &Charge, state: &AppState) -> Response {
     res
 }
 
+/// An answer given before execution; `read`: charge it as a read (a persisted-query miss).
+struct Early {
+    res: Box<Response>,
+    read: bool,
+}
+
 /// Resolves a persisted query and checks the document limits; a document sent with its hash is
-/// returned for registration. `Err` is the answer (`true`: charge it as a read).
-fn prepare(
-    request: &mut Request,
-    state: &AppState,
-    endpoint: &GraphqlEndpoint,
-) -> Result<Option<String>, (Response, bool)> {
+/// returned for registration.
+fn prepare(request: &mut Request, state: &AppState, endpoint: &GraphqlEndpoint) -> Result<Option<String>, Early> {
     let resolved = match endpoint.persisted.resolve(request) {
         Ok(resolved) => resolved,
         Err(persisted::Refusal::NotFound) => {
             // Apollo clients look for this message or code, then send the document with its hash.
             let body = serde_json::json!({ "errors": [{ "message": "PersistedQueryNotFound", "extensions": { "code": "PERSISTED_QUERY_NOT_FOUND" } }] });
-            return Err(((StatusCode::OK, axum::Json(body)).into_response(), true));
+            return Err(Early { res: Box::new((StatusCode::OK, axum::Json(body)).into_response()), read: true });
         }
         Err(persisted::Refusal::Invalid(message)) => {
-            return Err((request_error(StatusCode::BAD_REQUEST, &message), false))
+            return Err(Early { res: Box::new(request_error(StatusCode::BAD_REQUEST, &message)), read: false })
         }
     };
     if let Some(res) = admit(request, state) {
-        return Err((res, false));
+        return Err(Early { res: Box::new(res), read: false });
     }
     Ok(match resolved {
         persisted::Resolved::Register(hash) => Some(hash),
@@ -205,8 +207,8 @@ async fn post_inner(
     let mut request = request;
     let register = match prepare(&mut request, &state, &endpoint) {
         Ok(register) => register,
-        Err((res, true)) => return read_refused(res, &budget, &state),
-        Err((res, false)) => return res,
+        Err(Early { res, read: true }) => return read_refused(*res, &budget, &state),
+        Err(Early { res, read: false }) => return *res,
     };
     if let Some(hash) = register {
         endpoint.persisted.insert(hash, &request.query);
@@ -248,7 +250,7 @@ pub async fn get(
     };
     let register = match prepare(&mut request, &state, &endpoint) {
         Ok(register) => register,
-        Err((res, _)) => return read_refused(res, &budget, &state),
+        Err(Early { res, .. }) => return read_refused(*res, &budget, &state),
     };
     // After the persisted query is resolved: a document from the store is checked like any other.
     if is_mutation(&mut request) {

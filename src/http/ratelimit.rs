@@ -66,7 +66,7 @@ pub async fn middleware(State(state): State<AppState>, req: Request, next: Next)
         parts.extensions.insert(viewer);
     }
     let graphql = parts.uri.path() == "/graphql";
-    if graphql && !parts.extensions.get::<crate::auth::Viewer>().is_some() {
+    if graphql && parts.extensions.get::<crate::auth::Viewer>().is_none() {
         return deferred(state, Request::from_parts(parts, body), next, ip, frontend).await;
     }
     let req = Request::from_parts(parts, body);
