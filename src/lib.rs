@@ -166,6 +166,7 @@ mod layers {
     const LAYERS: &[(&str, u8)] = &[
         ("domain", 0),
         ("config", 0),
+        ("frontend_key", 0),
         ("memory", 0),
         ("secret", 0),
         ("metrics", 1),

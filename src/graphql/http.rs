@@ -55,7 +55,7 @@ fn charge(charge: &Charge, state: &AppState, kind: GraphqlCharge) -> Option<Resp
     match charge.charge(&state.limits, kind) {
         Ok(()) => None,
         Err(AppError::RateLimited { retry_after }) => {
-            let mut res = crate::http::ratelimit::graphql_refusal(retry_after);
+            let mut res = rate_limited(retry_after);
             caching::apply(&mut res, Caching::NoStore, false, 0);
             Some(res)
         }
@@ -98,6 +98,19 @@ fn prepare(request: &mut Request, state: &AppState, endpoint: &GraphqlEndpoint) 
         persisted::Resolved::Register(hash) => Some(hash),
         persisted::Resolved::Plain | persisted::Resolved::FromStore => None,
     })
+}
+
+/// GraphQL clients get a GraphQL-shaped body with RATE_LIMITED, still with HTTP 429.
+pub fn rate_limited(retry_after: u64) -> Response {
+    let body = serde_json::json!({
+        "errors": [{
+            "message": format!("rate limit exceeded, retry in {retry_after} seconds"),
+            "extensions": { "code": "RATE_LIMITED", "retryAfter": retry_after }
+        }]
+    });
+    let mut res = (axum::http::StatusCode::TOO_MANY_REQUESTS, axum::Json(body)).into_response();
+    res.headers_mut().insert(axum::http::header::RETRY_AFTER, HeaderValue::from(retry_after));
+    res
 }
 
 /// Which media type the client wants back. Absent or `*/*` means the legacy application/json.

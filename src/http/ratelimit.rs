@@ -82,7 +82,7 @@ pub async fn middleware(State(state): State<AppState>, req: Request, next: Next)
             tracing::info!(retry_after, path = %req.uri().path(), "request budget exhausted");
             crate::metrics::rate_limited(if UserKey.extract(&req).is_ok() { "authenticated" } else { "anonymous" });
             let res = if graphql {
-                graphql_refusal(retry_after)
+                crate::graphql::http::rate_limited(retry_after)
             } else {
                 AppError::RateLimited { retry_after }.into_response()
             };
@@ -128,17 +128,4 @@ fn finish(res: &mut Response, verdict: &Verdict) {
     if let Some(retry_after) = verdict.retry_after {
         res.headers_mut().entry(axum::http::header::RETRY_AFTER).or_insert(HeaderValue::from(retry_after));
     }
-}
-
-/// GraphQL clients get a GraphQL-shaped body with RATE_LIMITED, still with HTTP 429.
-pub fn graphql_refusal(retry_after: u64) -> Response {
-    let body = serde_json::json!({
-        "errors": [{
-            "message": format!("rate limit exceeded, retry in {retry_after} seconds"),
-            "extensions": { "code": "RATE_LIMITED", "retryAfter": retry_after }
-        }]
-    });
-    let mut res = (axum::http::StatusCode::TOO_MANY_REQUESTS, axum::Json(body)).into_response();
-    res.headers_mut().insert(axum::http::header::RETRY_AFTER, HeaderValue::from(retry_after));
-    res
 }
