@@ -15,14 +15,15 @@ use axum::http::request::Parts;
 use crate::auth::Viewer;
 use std::sync::Arc;
 
-use crate::error::{AppError, AppResult};
+use crate::error::AppResult;
 use crate::graphql::auth::RequestViewer;
+use crate::graphql::budget::{charge, read_refused, Charge};
 use crate::graphql::caching::{self, Caching};
 use crate::graphql::persisted::{self, PersistedQueries};
 use crate::graphql::RegistrySchema;
 use crate::graphql::{graphiql, limits, multipart};
 use crate::ratelimit::ClientIp;
-use crate::ratelimit::{DeferredCharge, GraphqlCharge};
+use crate::ratelimit::GraphqlCharge;
 use crate::state::AppState;
 
 const GRAPHQL_RESPONSE_JSON: &str = "application/graphql-response+json";
@@ -44,31 +45,6 @@ impl GraphqlEndpoint {
     pub fn new(schema: RegistrySchema, state: &AppState) -> GraphqlEndpoint {
         GraphqlEndpoint { schema, persisted: Arc::new(PersistedQueries::new(state.config.persisted_queries_max_bytes)) }
     }
-}
-
-/// The request's share of the budget, when the middleware left it to the transport (anonymous).
-type Charge = Option<axum::Extension<Arc<DeferredCharge>>>;
-
-/// Charges the request to `kind`'s bucket (anonymous requests only); `Some` is the 429 to answer.
-fn charge(charge: &Charge, state: &AppState, kind: GraphqlCharge) -> Option<Response> {
-    let axum::Extension(charge) = charge.as_ref()?;
-    match charge.charge(&state.limits, kind) {
-        Ok(()) => None,
-        Err(AppError::RateLimited { retry_after }) => {
-            let mut res = rate_limited(retry_after);
-            caching::apply(&mut res, Caching::NoStore, false, 0);
-            Some(res)
-        }
-        Err(e) => Some(e.into_response()),
-    }
-}
-
-/// An early answer to a read (a GET, or a persisted-query miss): charged to the browse budget like
-/// the read it stands for, and never cached.
-fn read_refused(res: Response, budget: &Charge, state: &AppState) -> Response {
-    let mut res = charge(budget, state, GraphqlCharge::Query).unwrap_or(res);
-    caching::apply(&mut res, Caching::NoStore, false, 0);
-    res
 }
 
 /// An answer given before execution; `read`: charge it as a read (a persisted-query miss).
@@ -98,19 +74,6 @@ fn prepare(request: &mut Request, state: &AppState, endpoint: &GraphqlEndpoint) 
         persisted::Resolved::Register(hash) => Some(hash),
         persisted::Resolved::Plain | persisted::Resolved::FromStore => None,
     })
-}
-
-/// GraphQL clients get a GraphQL-shaped body with RATE_LIMITED, still with HTTP 429.
-pub fn rate_limited(retry_after: u64) -> Response {
-    let body = serde_json::json!({
-        "errors": [{
-            "message": format!("rate limit exceeded, retry in {retry_after} seconds"),
-            "extensions": { "code": "RATE_LIMITED", "retryAfter": retry_after }
-        }]
-    });
-    let mut res = (axum::http::StatusCode::TOO_MANY_REQUESTS, axum::Json(body)).into_response();
-    res.headers_mut().insert(axum::http::header::RETRY_AFTER, HeaderValue::from(retry_after));
-    res
 }
 
 /// Which media type the client wants back. Absent or `*/*` means the legacy application/json.

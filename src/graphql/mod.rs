@@ -1,6 +1,7 @@
 //! The GraphQL API: per-resource query / mutation / object modules joined with MergedObject, a
 //! schema builder with the request limits, and the GraphQL-over-HTTP transport.
 pub mod auth;
+pub mod budget;
 pub mod caching;
 pub mod cursor;
 pub mod depth;

@@ -82,7 +82,7 @@ pub async fn middleware(State(state): State<AppState>, req: Request, next: Next)
             tracing::info!(retry_after, path = %req.uri().path(), "request budget exhausted");
             crate::metrics::rate_limited(if UserKey.extract(&req).is_ok() { "authenticated" } else { "anonymous" });
             let res = if graphql {
-                crate::graphql::http::rate_limited(retry_after)
+                crate::graphql::budget::rate_limited(retry_after)
             } else {
                 AppError::RateLimited { retry_after }.into_response()
             };
