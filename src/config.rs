@@ -189,6 +189,20 @@ pub struct Config {
     /// `removeOwner` field.
     #[arg(long, env = "RATE_LIMIT_OWNERS", default_value_t = 60, global = true, value_parser = clap::value_parser!(u32).range(1..))]
     pub rate_limit_owners: u32,
+    /// Read-only GraphQL queries per hour per client IP from clients without a token (GET or
+    /// POST): a browser's own budget, apart from RATE_LIMIT_UNAUTHENTICATED, which keeps counting
+    /// the REST shim and anonymous mutations. A 304 answer is not charged.
+    #[arg(long, env = "RATE_LIMIT_BROWSE", default_value_t = 3_600, global = true, value_parser = clap::value_parser!(u32).range(1..))]
+    pub rate_limit_browse: u32,
+    /// Keys of server-side-rendering frontends (comma-separated, each at least 16 characters). A
+    /// request with a matching `X-Frontend-Key` is budgeted as the end user named by its
+    /// `X-Frontend-Client-IP` header. Only digests of the keys are kept; they are never logged.
+    #[arg(long, env = "FRONTEND_KEYS", global = true, hide_env_values = true, value_parser = crate::frontend_key::parse_keys)]
+    pub frontend_keys: Option<crate::frontend_key::FrontendKeys>,
+    /// Requests per window (RATE_LIMIT_WINDOW_SECS) through each frontend key, all end users
+    /// together: what a leaked key can cost at most.
+    #[arg(long, env = "RATE_LIMIT_FRONTEND_KEY", default_value_t = 100_000, global = true, value_parser = clap::value_parser!(u32).range(1..))]
+    pub rate_limit_frontend_key: u32,
     /// Live login tokens per user; a register, login or refresh at the cap revokes the oldest.
     #[arg(long, env = "MAX_LOGIN_TOKENS", default_value_t = 50, global = true, value_parser = clap::value_parser!(u32).range(1..=10_000))]
     pub max_login_tokens: u32,
@@ -226,6 +240,14 @@ pub struct Config {
     /// Largest GraphQL document (the query text), in bytes; larger ones answer QUERY_TOO_LARGE.
     #[arg(long, env = "GRAPHQL_MAX_DOCUMENT_BYTES", default_value_t = 65_536, global = true, value_parser = clap::value_parser!(u32).range(256..=16_777_216))]
     pub graphql_max_document_bytes: u32,
+    /// `max-age`, in seconds, of the `Cache-Control: public` header on anonymous GraphQL GET
+    /// answers (which also carry an ETag and answer `If-None-Match` with 304).
+    #[arg(long, env = "GRAPHQL_CACHE_MAX_AGE", default_value_t = 30, global = true, value_parser = clap::value_parser!(u32).range(0..=86_400))]
+    pub graphql_cache_max_age: u32,
+    /// Bytes of query text the automatic persisted query store keeps (least recently used
+    /// documents are dropped first; a document larger than this is not kept).
+    #[arg(long, env = "PERSISTED_QUERIES_MAX_BYTES", default_value_t = 4 * 1024 * 1024, global = true, value_parser = clap::value_parser!(u64).range(1024..=1_073_741_824))]
+    pub persisted_queries_max_bytes: u64,
     /// Fields a GraphQL document may select once its fragments are expanded (aliases and
     /// __typename count); more answer QUERY_TOO_COMPLEX before anything runs.
     #[arg(long, env = "GRAPHQL_MAX_FIELDS", default_value_t = 2_000, global = true, value_parser = clap::value_parser!(u32).range(10..=1_000_000))]

@@ -140,7 +140,7 @@ pub fn router(state: AppState, schema: RegistrySchema) -> Router {
         .layer(axum::middleware::from_fn(crate::net::body_timeout_as_408))
         .layer(axum::middleware::from_fn_with_state(state.clone(), ratelimit::middleware))
         .layer(axum::middleware::from_fn(metrics::track))
-        .layer(Extension(GraphqlEndpoint { schema }))
+        .layer(Extension(GraphqlEndpoint::new(schema, &state)))
         // Inside the request id and trace layers (preflights are logged with their id), outside
         // rate limits (a preflight costs no budget).
         .layer(axum::middleware::from_fn_with_state(cors::Cors::new(&state.config), cors::middleware))

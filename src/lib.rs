@@ -25,6 +25,7 @@ pub mod db;
 pub mod domain;
 pub mod error;
 pub mod extract;
+pub mod frontend_key;
 pub mod graphql;
 pub mod http;
 pub mod memory;
@@ -90,6 +91,9 @@ async fn build_app(config: Config, writer: bool) -> anyhow::Result<App> {
     // Configuration mistakes are reported before the database is touched: a bad JWT_SECRET must
     // not hide behind a slow or failing connection.
     let jwt_secret = secret::load_or_create(config.jwt_secret.as_deref(), &config.data_dir)?;
+    if let Some(keys) = &config.frontend_keys {
+        keys.validate()?;
+    }
     let storage = Storage::from_config(&config)?;
     let (db, db_statements) = db::connect(&config).await?;
     // Before anything writes: a second process on the same SQLite file is refused here.
@@ -183,6 +187,7 @@ mod layers {
     const LAYERS: &[(&str, u8)] = &[
         ("domain", 0),
         ("config", 0),
+        ("frontend_key", 0),
         ("memory", 0),
         ("secret", 0),
         ("metrics", 1),

@@ -184,6 +184,10 @@ pub struct RateLimits {
     pub tokens: Bucket<Uuid>,
     /// Owner changes per user: add, remove, change of role (each GraphQL field).
     pub owners: Bucket<Uuid>,
+    /// Read-only GraphQL queries per client IP from clients without a token (a browser's budget).
+    pub browse: Bucket<IpAddr>,
+    /// Every request made through one frontend key (keyed by its position in FRONTEND_KEYS).
+    pub frontend_key: Bucket<usize>,
 }
 
 impl RateLimits {
@@ -210,6 +214,8 @@ impl RateLimits {
             register: Bucket::per_window(IpKey, c.rate_limit_register, window),
             tokens: Bucket::per_window(UserKey, c.rate_limit_tokens, window),
             owners: Bucket::per_window(UserKey, c.rate_limit_owners, window),
+            browse: Bucket::per_window(IpKey, c.rate_limit_browse, window),
+            frontend_key: Bucket::per_window(FrontendKeyIndex, c.rate_limit_frontend_key, window),
         }
     }
 
@@ -225,6 +231,8 @@ impl RateLimits {
         self.register.purge();
         self.tokens.purge();
         self.owners.purge();
+        self.browse.purge();
+        self.frontend_key.purge();
     }
 
     /// Reports a charge to the current request and turns a refused one into the 429 error.
@@ -300,6 +308,69 @@ impl RateLimits {
     /// The client address: the peer, or the one header CLIENT_IP_HEADER names (see `client_ip`).
     pub fn client_ip(&self, headers: &HeaderMap, peer: Option<SocketAddr>) -> Option<IpAddr> {
         self.client_ip.client_ip(headers, peer)
+    }
+}
+
+/// Which bucket an anonymous GraphQL request is charged to, once its operation is known.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GraphqlCharge {
+    /// A read-only query: the browse budget (RATE_LIMIT_BROWSE).
+    Query,
+    /// A mutation, or a request whose operation is not known: the anonymous request budget.
+    Other,
+}
+
+/// The request budget of an anonymous `/graphql` request, left to the transport: whether it is a
+/// query (browse budget) or a mutation (anonymous budget) is known only once the body is read and
+/// a persisted query resolved, and an answer of 304 is charged nothing. The middleware charges
+/// what the transport did not ([`GraphqlCharge::Other`]), so no answer is free by omission.
+#[derive(Debug)]
+pub struct DeferredCharge {
+    pub ip: IpAddr,
+    /// The frontend key the request came through, whose own bucket is charged too.
+    pub frontend_key: Option<usize>,
+    /// Set once charged, or once settled as free (a 304).
+    settled: std::sync::atomic::AtomicBool,
+}
+
+impl DeferredCharge {
+    pub fn new(ip: IpAddr, frontend_key: Option<usize>) -> DeferredCharge {
+        DeferredCharge { ip, frontend_key, settled: Default::default() }
+    }
+
+    /// Charges the request once (later calls do nothing); the refusal, if any, is the 429 error.
+    pub fn charge(&self, limits: &RateLimits, kind: GraphqlCharge) -> Result<(), AppError> {
+        if self.settled.swap(true, std::sync::atomic::Ordering::SeqCst) || !limits.enabled {
+            return Ok(());
+        }
+        if let Some(key) = self.frontend_key {
+            limits.refuse("frontend_key", limits.frontend_key.check(&key))?;
+        }
+        match kind {
+            GraphqlCharge::Query => limits.refuse("browse", limits.browse.check(&self.ip)).map(|_| ()),
+            GraphqlCharge::Other => limits.refuse("anonymous", limits.anonymous.check(&self.ip)).map(|_| ()),
+        }
+    }
+
+    /// The answer costs nothing (a 304: the client already holds it).
+    pub fn waive(&self) {
+        self.settled.store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    pub fn settled(&self) -> bool {
+        self.settled.load(std::sync::atomic::Ordering::SeqCst)
+    }
+}
+
+/// Keys a frontend key's bucket by the key's position; the middleware checks it itself.
+#[derive(Debug, Clone, Copy)]
+pub struct FrontendKeyIndex;
+
+impl KeyExtractor for FrontendKeyIndex {
+    type Key = usize;
+
+    fn extract<T>(&self, _req: &axum::http::Request<T>) -> Result<usize, GovernorError> {
+        Err(GovernorError::UnableToExtractKey)
     }
 }
 

@@ -13,11 +13,17 @@ use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
 
 use crate::auth::Viewer;
+use std::sync::Arc;
+
 use crate::error::AppResult;
 use crate::graphql::auth::RequestViewer;
+use crate::graphql::budget::{charge, read_refused, Charge};
+use crate::graphql::caching::{self, Caching};
+use crate::graphql::persisted::{self, PersistedQueries};
 use crate::graphql::RegistrySchema;
 use crate::graphql::{graphiql, limits, multipart};
 use crate::ratelimit::ClientIp;
+use crate::ratelimit::GraphqlCharge;
 use crate::state::AppState;
 
 const GRAPHQL_RESPONSE_JSON: &str = "application/graphql-response+json";
@@ -31,6 +37,43 @@ const MAX_ERRORS: usize = 20;
 #[derive(Clone)]
 pub struct GraphqlEndpoint {
     pub schema: RegistrySchema,
+    /// Automatic persisted queries, by hash.
+    pub persisted: Arc<PersistedQueries>,
+}
+
+impl GraphqlEndpoint {
+    pub fn new(schema: RegistrySchema, state: &AppState) -> GraphqlEndpoint {
+        GraphqlEndpoint { schema, persisted: Arc::new(PersistedQueries::new(state.config.persisted_queries_max_bytes)) }
+    }
+}
+
+/// An answer given before execution; `read`: charge it as a read (a persisted-query miss).
+struct Early {
+    res: Box<Response>,
+    read: bool,
+}
+
+/// Resolves a persisted query and checks the document limits; a document sent with its hash is
+/// returned for registration.
+fn prepare(request: &mut Request, state: &AppState, endpoint: &GraphqlEndpoint) -> Result<Option<String>, Early> {
+    let resolved = match endpoint.persisted.resolve(request) {
+        Ok(resolved) => resolved,
+        Err(persisted::Refusal::NotFound) => {
+            // Apollo clients look for this message or code, then send the document with its hash.
+            let body = serde_json::json!({ "errors": [{ "message": "PersistedQueryNotFound", "extensions": { "code": "PERSISTED_QUERY_NOT_FOUND" } }] });
+            return Err(Early { res: Box::new((StatusCode::OK, axum::Json(body)).into_response()), read: true });
+        }
+        Err(persisted::Refusal::Invalid(message)) => {
+            return Err(Early { res: Box::new(request_error(StatusCode::BAD_REQUEST, &message)), read: false })
+        }
+    };
+    if let Some(res) = admit(request, state) {
+        return Err(Early { res: Box::new(res), read: false });
+    }
+    Ok(match resolved {
+        persisted::Resolved::Register(hash) => Some(hash),
+        persisted::Resolved::Plain | persisted::Resolved::FromStore => None,
+    })
 }
 
 /// Which media type the client wants back. Absent or `*/*` means the legacy application/json.
@@ -70,7 +113,24 @@ pub async fn post(
     axum::Extension(endpoint): axum::Extension<GraphqlEndpoint>,
     auth: Auth,
     client: Option<axum::Extension<ClientIp>>,
+    budget: Charge,
     headers: HeaderMap,
+    body: Body,
+) -> Response {
+    let mut res = post_inner(state, endpoint, auth, client, budget, &headers, body).await;
+    // POST answers are never stored; `private` when made for a signed-in viewer.
+    let caching = if headers.contains_key(header::AUTHORIZATION) { Caching::Private } else { Caching::NoStore };
+    caching::apply(&mut res, caching, false, 0);
+    res
+}
+
+async fn post_inner(
+    state: AppState,
+    endpoint: GraphqlEndpoint,
+    auth: Auth,
+    client: Option<axum::Extension<ClientIp>>,
+    budget: Charge,
+    headers: &HeaderMap,
     body: Body,
 ) -> Response {
     let Some(content_type) = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()) else {
@@ -108,7 +168,7 @@ pub async fn post(
             }
         }
     } else {
-        let bytes = match read_json_body(body, &headers, state.config.graphql_max_body_bytes as usize).await {
+        let bytes = match read_json_body(body, headers, state.config.graphql_max_body_bytes as usize).await {
             Ok(bytes) => bytes,
             Err(res) => return res,
         };
@@ -121,10 +181,19 @@ pub async fn post(
         }
     };
     let mut request = request;
-    if let Some(res) = admit(&mut request, &state) {
-        return res;
+    let register = match prepare(&mut request, &state, &endpoint) {
+        Ok(register) => register,
+        Err(Early { res, read: true }) => return read_refused(*res, &budget, &state),
+        Err(Early { res, read: false }) => return *res,
+    };
+    if let Some(hash) = register {
+        endpoint.persisted.insert(hash, &request.query);
     }
-    execute(&endpoint.schema, with_request_data(request, auth, &state, client), &headers).await
+    let kind = if is_mutation(&mut request) { GraphqlCharge::Other } else { GraphqlCharge::Query };
+    if let Some(refusal) = charge(&budget, &state, kind) {
+        return refusal;
+    }
+    execute(&endpoint.schema, with_request_data(request, auth, &state, client), headers).await.0
 }
 
 pub async fn get(
@@ -132,6 +201,7 @@ pub async fn get(
     axum::Extension(endpoint): axum::Extension<GraphqlEndpoint>,
     auth: Auth,
     client: Option<axum::Extension<ClientIp>>,
+    budget: Charge,
     headers: HeaderMap,
     RawQuery(query): RawQuery,
 ) -> Response {
@@ -139,23 +209,56 @@ pub async fn get(
     if graphiql::serves_page(&headers, &query) {
         return graphiql::page_response();
     }
-    let has_query = query.split('&').any(|kv| kv.starts_with("query="));
-    if !has_query {
-        return request_error(StatusCode::BAD_REQUEST, "GET /graphql needs a `query` parameter");
+    let runs = query.split('&').any(|kv| kv.starts_with("query=") || kv.starts_with("extensions="));
+    if !runs {
+        let res = request_error(
+            StatusCode::BAD_REQUEST,
+            "GET /graphql needs a `query` parameter (or a persisted query's hash in `extensions`)",
+        );
+        return read_refused(res, &budget, &state);
     }
     let mut request = match async_graphql::http::parse_query_string(&query) {
         Ok(r) => r,
-        Err(e) => return request_error(StatusCode::BAD_REQUEST, &format!("invalid GraphQL request: {e}")),
+        Err(e) => {
+            let res = request_error(StatusCode::BAD_REQUEST, &format!("invalid GraphQL request: {e}"));
+            return read_refused(res, &budget, &state);
+        }
     };
-    if let Some(res) = admit(&mut request, &state) {
-        return res;
-    }
+    let register = match prepare(&mut request, &state, &endpoint) {
+        Ok(register) => register,
+        Err(Early { res, .. }) => return read_refused(*res, &budget, &state),
+    };
+    // After the persisted query is resolved: a document from the store is checked like any other.
     if is_mutation(&mut request) {
         let mut res = request_error(StatusCode::METHOD_NOT_ALLOWED, "mutations must be sent with POST");
         res.headers_mut().insert(header::ALLOW, HeaderValue::from_static("POST"));
-        return res;
+        return read_refused(res, &budget, &state);
     }
-    execute(&endpoint.schema, with_request_data(request, auth, &state, client), &headers).await
+    if let Some(hash) = register {
+        endpoint.persisted.insert(hash, &request.query);
+    }
+    let max_age = state.config.graphql_cache_max_age;
+    let caching = if headers.contains_key(header::AUTHORIZATION) {
+        Caching::Private
+    } else {
+        match caching::etag(&state, &request, wants_graphql_response_json(&headers)).await {
+            Some(etag) if caching::matches(&headers, &etag) => {
+                // The client holds this answer already: nothing runs and nothing is charged.
+                if let Some(axum::Extension(budget)) = &budget {
+                    budget.waive();
+                }
+                return caching::not_modified(etag, max_age);
+            }
+            Some(etag) => Caching::Public(etag),
+            None => Caching::NoStore,
+        }
+    };
+    if let Some(refusal) = charge(&budget, &state, GraphqlCharge::Query) {
+        return refusal;
+    }
+    let (mut res, clean) = execute(&endpoint.schema, with_request_data(request, auth, &state, client), &headers).await;
+    caching::apply(&mut res, caching, clean, max_age);
+    res
 }
 
 /// Per-request data: the viewer, fresh DataLoaders, and the client address (for login limits).
@@ -225,80 +328,12 @@ fn is_mutation(request: &mut Request) -> bool {
     chosen.is_some_and(|(_, op)| op.node.ty == OperationType::Mutation)
 }
 
-/// async-graphql marks the files of a multipart request in the variables as
-/// `"#__graphql_file__:<index>"` and trusts such a marker wherever an `Upload` is parsed: a forged
-/// one (an inline literal, a JSON variable, an index past the files that arrived) panics inside the
-/// library (an unchecked number parse, an unchecked index). Only markers naming a received file pass.
-fn forged_upload_marker(request: &mut Request) -> bool {
-    use async_graphql::parser::types::{Directive, Selection, SelectionSet};
-    use async_graphql::parser::Positioned;
-    use async_graphql::Value as ConstValue;
-
-    const MARKER: &str = "#__graphql_file__:";
-    let files = request.uploads.len();
-    let forged = |s: &str| s.strip_prefix(MARKER).is_some_and(|i| i.parse::<usize>().map_or(true, |i| i >= files));
-
-    fn in_const(v: &ConstValue, forged: &dyn Fn(&str) -> bool) -> bool {
-        match v {
-            ConstValue::String(s) => forged(s),
-            ConstValue::List(items) => items.iter().any(|v| in_const(v, forged)),
-            ConstValue::Object(map) => map.values().any(|v| in_const(v, forged)),
-            _ => false,
-        }
-    }
-    // A literal of the document, its variable references taken as null (the parser's `Value` type is
-    // not exported under a name of its own, hence a macro rather than a function).
-    macro_rules! in_value {
-        ($v:expr, $forged:expr) => {
-            in_const(
-                &$v.clone()
-                    .into_const_with(|_| Ok::<_, std::convert::Infallible>(ConstValue::Null))
-                    .unwrap_or_default(),
-                $forged,
-            )
-        };
-    }
-    fn in_directives(ds: &[Positioned<Directive>], forged: &dyn Fn(&str) -> bool) -> bool {
-        ds.iter().any(|d| d.node.arguments.iter().any(|(_, v)| in_value!(v.node, forged)))
-    }
-    fn in_set(set: &SelectionSet, forged: &dyn Fn(&str) -> bool) -> bool {
-        set.items.iter().any(|item| match &item.node {
-            Selection::Field(f) => {
-                f.node.arguments.iter().any(|(_, v)| in_value!(v.node, forged))
-                    || in_directives(&f.node.directives, forged)
-                    || in_set(&f.node.selection_set.node, forged)
-            }
-            Selection::FragmentSpread(s) => in_directives(&s.node.directives, forged),
-            Selection::InlineFragment(f) => {
-                in_directives(&f.node.directives, forged) || in_set(&f.node.selection_set.node, forged)
-            }
-        })
-    }
-
-    if request.variables.values().any(|v| in_const(v, &forged)) {
-        return true;
-    }
-    // A document that does not parse is left to execution, which reports the syntax error. One
-    // that does is kept in the request, and execution does not parse it again.
-    let Ok(doc) = request.parsed_query() else {
-        return false;
-    };
-    doc.operations.iter().any(|(_, op)| {
-        let op = &op.node;
-        op.variable_definitions.iter().any(|d| {
-            d.node.default_value.as_ref().is_some_and(|v| in_const(&v.node, &forged))
-                || in_directives(&d.node.directives, &forged)
-        }) || in_directives(&op.directives, &forged)
-            || in_set(&op.selection_set.node, &forged)
-    }) || doc
-        .fragments
-        .values()
-        .any(|f| in_directives(&f.node.directives, &forged) || in_set(&f.node.selection_set.node, &forged))
-}
-
-async fn execute(schema: &RegistrySchema, mut request: Request, headers: &HeaderMap) -> Response {
-    if forged_upload_marker(&mut request) {
-        return request_error(StatusCode::BAD_REQUEST, "an Upload must be a file part of a GraphQL multipart request");
+/// Runs the request; `true` with an answer that carries no error (one a cache may keep).
+async fn execute(schema: &RegistrySchema, mut request: Request, headers: &HeaderMap) -> (Response, bool) {
+    if multipart::forged_upload_marker(&mut request) {
+        let res =
+            request_error(StatusCode::BAD_REQUEST, "an Upload must be a file part of a GraphQL multipart request");
+        return (res, false);
     }
     let mut response = schema.execute(request).await;
     // Only request errors (no path) are cut: field errors are one per field that ran, so
@@ -328,7 +363,7 @@ async fn execute(schema: &RegistrySchema, mut request: Request, headers: &Header
         Ok(v) => v,
         Err(e) => {
             tracing::error!(error = %e, "cannot serialise a GraphQL response");
-            return request_error(StatusCode::INTERNAL_SERVER_ERROR, "internal server error");
+            return (request_error(StatusCode::INTERNAL_SERVER_ERROR, "internal server error"), false);
         }
     };
     let status = if modern && request_failed {
@@ -339,8 +374,9 @@ async fn execute(schema: &RegistrySchema, mut request: Request, headers: &Header
     } else {
         StatusCode::OK
     };
+    let clean = response.errors.is_empty();
     let content_type = if modern { GRAPHQL_RESPONSE_JSON } else { "application/json" };
     let mut res = (status, axum::Json(body)).into_response();
     res.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
-    res
+    (res, clean)
 }

@@ -1,6 +1,8 @@
 //! The GraphQL API: per-resource query / mutation / object modules joined with MergedObject, a
 //! schema builder with the request limits, and the GraphQL-over-HTTP transport.
 pub mod auth;
+pub mod budget;
+pub mod caching;
 pub mod cursor;
 pub mod depth;
 pub mod enums;
@@ -15,6 +17,7 @@ pub mod multipart;
 pub mod mutation;
 pub mod node;
 pub mod object;
+pub mod persisted;
 pub mod query;
 
 use async_graphql::{EmptySubscription, Schema, SchemaBuilder};

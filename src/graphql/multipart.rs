@@ -130,3 +130,74 @@ fn internal(e: std::io::Error) -> Refused {
     tracing::error!(error = %e, "cannot spool a GraphQL upload to a temporary file");
     Refused::Internal
 }
+
+/// async-graphql marks the files of a multipart request in the variables as
+/// `"#__graphql_file__:<index>"` and trusts such a marker wherever an `Upload` is parsed: a forged
+/// one (an inline literal, a JSON variable, an index past the files that arrived) panics inside the
+/// library (an unchecked number parse, an unchecked index). Only markers naming a received file pass.
+pub fn forged_upload_marker(request: &mut async_graphql::Request) -> bool {
+    use async_graphql::parser::types::{Directive, Selection, SelectionSet};
+    use async_graphql::parser::Positioned;
+    use async_graphql::Value as ConstValue;
+
+    const MARKER: &str = "#__graphql_file__:";
+    let files = request.uploads.len();
+    let forged = |s: &str| s.strip_prefix(MARKER).is_some_and(|i| i.parse::<usize>().map_or(true, |i| i >= files));
+
+    fn in_const(v: &ConstValue, forged: &dyn Fn(&str) -> bool) -> bool {
+        match v {
+            ConstValue::String(s) => forged(s),
+            ConstValue::List(items) => items.iter().any(|v| in_const(v, forged)),
+            ConstValue::Object(map) => map.values().any(|v| in_const(v, forged)),
+            _ => false,
+        }
+    }
+    // A literal of the document, its variable references taken as null (the parser's `Value` type is
+    // not exported under a name of its own, hence a macro rather than a function).
+    macro_rules! in_value {
+        ($v:expr, $forged:expr) => {
+            in_const(
+                &$v.clone()
+                    .into_const_with(|_| Ok::<_, std::convert::Infallible>(ConstValue::Null))
+                    .unwrap_or_default(),
+                $forged,
+            )
+        };
+    }
+    fn in_directives(ds: &[Positioned<Directive>], forged: &dyn Fn(&str) -> bool) -> bool {
+        ds.iter().any(|d| d.node.arguments.iter().any(|(_, v)| in_value!(v.node, forged)))
+    }
+    fn in_set(set: &SelectionSet, forged: &dyn Fn(&str) -> bool) -> bool {
+        set.items.iter().any(|item| match &item.node {
+            Selection::Field(f) => {
+                f.node.arguments.iter().any(|(_, v)| in_value!(v.node, forged))
+                    || in_directives(&f.node.directives, forged)
+                    || in_set(&f.node.selection_set.node, forged)
+            }
+            Selection::FragmentSpread(s) => in_directives(&s.node.directives, forged),
+            Selection::InlineFragment(f) => {
+                in_directives(&f.node.directives, forged) || in_set(&f.node.selection_set.node, forged)
+            }
+        })
+    }
+
+    if request.variables.values().any(|v| in_const(v, &forged)) {
+        return true;
+    }
+    // A document that does not parse is left to execution, which reports the syntax error. One
+    // that does is kept in the request, and execution does not parse it again.
+    let Ok(doc) = request.parsed_query() else {
+        return false;
+    };
+    doc.operations.iter().any(|(_, op)| {
+        let op = &op.node;
+        op.variable_definitions.iter().any(|d| {
+            d.node.default_value.as_ref().is_some_and(|v| in_const(&v.node, &forged))
+                || in_directives(&d.node.directives, &forged)
+        }) || in_directives(&op.directives, &forged)
+            || in_set(&op.selection_set.node, &forged)
+    }) || doc
+        .fragments
+        .values()
+        .any(|f| in_directives(&f.node.directives, &forged) || in_set(&f.node.selection_set.node, &forged))
+}

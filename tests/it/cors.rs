@@ -74,9 +74,11 @@ async fn a_list_of_origins_echoes_the_matching_one_with_credentials_and_answers_
         c.cors_allowed_origins =
             CorsOrigins::List(vec!["https://registry.example".into(), "http://localhost:3000".into()]);
         c.cors_max_age_secs = 600;
-        // Rate limits on: a preflight is answered before them, and is charged nothing.
+        // Rate limits on: a preflight is answered before them, and is charged nothing. The POSTs
+        // are anonymous queries, charged to the browse budget.
         c.rate_limits_enabled = true;
         c.rate_limit_unauthenticated = 2;
+        c.rate_limit_browse = 2;
     })
     .await;
     for origin in ["https://registry.example", "http://localhost:3000"] {

@@ -134,6 +134,7 @@ async fn the_page_and_its_assets_are_not_charged_to_a_budget() {
     let app = common::spawn_with(|c| {
         c.rate_limits_enabled = true;
         c.rate_limit_unauthenticated = 2;
+        c.rate_limit_browse = 1;
     })
     .await;
     let paths = asset_paths(&app).await;
@@ -153,7 +154,8 @@ async fn the_page_and_its_assets_are_not_charged_to_a_budget() {
     let res = app.client.get(app.url("/api/v1/stats")).send().await.unwrap();
     assert_eq!(res.status(), 200);
     assert_eq!(res.headers()["x-ratelimit-remaining"], "1");
-    // ...and a browser that runs a query through GET /graphql is charged like any client.
+    // ...and a browser that runs a query through GET /graphql is charged like any client (to the
+    // browse budget of anonymous queries).
     let query = app.url("/graphql?query=%7B__typename%7D");
     let res = app.client.get(&query).header(ACCEPT, BROWSER_ACCEPT).send().await.unwrap();
     assert_eq!(res.status(), 200);

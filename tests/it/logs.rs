@@ -89,3 +89,35 @@ async fn a_forged_request_id_never_reaches_the_log() {
     assert!(logged.contains(&format!("request_id={valid}")), "the valid id is logged");
     assert!(!logged.contains("FORGED"), "a forged id reached the log");
 }
+
+/// FRONTEND_KEYS (issue 17): neither a configured key nor a wrong one presented reaches the logs,
+/// though both requests are logged about (the wrong key by a line of its own).
+#[tokio::test]
+async fn frontend_keys_are_not_logged() {
+    let capture = capture();
+    let key = "LOGGED-FRONTEND-KEY-never-0123456789";
+    let wrong = "WRONG-FRONTEND-KEY-never-0123456789";
+    let app = common::spawn_with(|c| {
+        c.rate_limits_enabled = true;
+        c.frontend_keys = Some(raven_registry::frontend_key::parse_keys(key).unwrap());
+    })
+    .await;
+    for presented in [key, wrong] {
+        let res = app
+            .client
+            .get(app.url("/graphql"))
+            .query(&[("query", "{ stats { totalPackages } }")])
+            .header("x-frontend-key", presented)
+            .header("x-frontend-client-ip", "198.51.100.77")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 200);
+    }
+    let logged = capture.text();
+    assert!(logged.contains("X-Frontend-Key matches no FRONTEND_KEYS entry"), "the wrong key was noticed");
+    assert!(
+        !logged.contains("LOGGED-FRONTEND-KEY") && !logged.contains("WRONG-FRONTEND-KEY"),
+        "a key reached the logs"
+    );
+}

@@ -12,12 +12,14 @@
 mod testkit;
 
 mod accounts;
+mod budgets;
 mod caches;
 mod charts;
 mod cors;
 mod foundation;
 mod freshness;
 mod fuzz_regressions;
+mod gql_caching;
 mod graphiql;
 mod graphql;
 mod input;
