@@ -73,6 +73,15 @@ pub async fn versions_of(
     Ok(out)
 }
 
+/// Versions by id, without their READMEs.
+pub async fn versions_by_id(db: &DatabaseConnection, ids: &[Uuid]) -> AppResult<HashMap<Uuid, versions::Model>> {
+    let rows = crate::service::versions::without_readme()
+        .filter(versions::Column::Id.is_in(padded(ids.iter().copied())))
+        .all(db)
+        .await?;
+    Ok(rows.into_iter().map(|v| (v.id, v)).collect())
+}
+
 #[derive(sea_orm::FromQueryResult)]
 struct ReadmeRow {
     id: Uuid,
