@@ -38,11 +38,18 @@ struct Candidate {
     kind: Option<String>,
 }
 
-/// A candidate package's non-yanked versions, each with its dependencies on the target (if any).
+/// A non-yanked version of a candidate: its id, number, and dependencies on the target (if any).
+struct Candidacy {
+    id: Uuid,
+    num: String,
+    deps: Vec<(String, DependencyKind)>,
+}
+
+/// A candidate package's non-yanked versions.
 struct Versions {
     name: String,
     downloads: i64,
-    list: Vec<(Uuid, String, Vec<(String, DependencyKind)>)>,
+    list: Vec<Candidacy>,
 }
 
 /// The dependents of each package named (every name gets an entry, empty when it has none), in
@@ -81,17 +88,16 @@ pub async fn dependents_of(
         let dep = r
             .req
             .map(|req| (req, DependencyKind::parse(r.kind.as_deref().unwrap_or("")).unwrap_or(DependencyKind::Normal)));
-        match entry.list.iter_mut().find(|(id, _, _)| *id == r.version_id) {
-            Some((_, _, deps)) => deps.extend(dep),
-            None => entry.list.push((r.version_id, r.num, dep.into_iter().collect())),
+        match entry.list.iter_mut().find(|c| c.id == r.version_id) {
+            Some(c) => c.deps.extend(dep),
+            None => entry.list.push(Candidacy { id: r.version_id, num: r.num, deps: dep.into_iter().collect() }),
         }
     }
     let mut found: HashMap<String, Vec<(i64, String, DependentRow)>> = HashMap::new();
     for ((target, package_id), v) in by_pair {
-        let Some((version_id, _, deps)) = latest_version(v.list, |(_, num, _)| num.as_str(), |_| false) else {
-            continue;
-        };
-        let Some((req, kind)) = deps.into_iter().min_by_key(|(_, kind)| *kind) else { continue };
+        let Some(latest) = latest_version(v.list, |c| c.num.as_str(), |_| false) else { continue };
+        let version_id = latest.id;
+        let Some((req, kind)) = latest.deps.into_iter().min_by_key(|(_, kind)| *kind) else { continue };
         found.entry(target).or_default().push((
             v.downloads,
             v.name,
