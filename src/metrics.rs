@@ -69,7 +69,7 @@ fn describe() {
     describe_counter!("raven_downloads_total", "Complete, verified tarball downloads.");
     describe_counter!(
         "raven_cache_lookups_total",
-        "Lookups in the search-page and metadata caches, by cache (pages, metadata) and result (hit, miss)."
+        "Lookups in the generation caches, by cache (pages, keywords, metadata) and result (hit, miss)."
     );
     describe_counter!("raven_rate_limited_total", "Requests refused by a rate limit, by limit kind.");
     describe_counter!("raven_db_statements_total", "Database statements run by this instance.");

@@ -18,7 +18,7 @@ const DEPS_FIELD: &str = "dependencies";
 const MAX_DESCRIPTION_CHARS: usize = 1000;
 const MAX_LICENSE_CHARS: usize = 100;
 const MAX_KEYWORDS: usize = 5;
-const MAX_KEYWORD_CHARS: usize = 20;
+pub(crate) const MAX_KEYWORD_CHARS: usize = 20;
 const MAX_DEPENDENCIES: usize = 200;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]

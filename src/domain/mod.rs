@@ -7,6 +7,7 @@
 //! module touches the network, the database or the clock.
 
 pub mod account;
+pub mod keyword;
 pub mod manifest;
 pub mod names;
 pub mod tarball;
@@ -47,6 +48,7 @@ pub(crate) fn shown(value: &str) -> String {
 }
 
 pub use account::*;
+pub use keyword::*;
 pub use manifest::*;
 pub use names::*;
 pub use tarball::*;

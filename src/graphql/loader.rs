@@ -12,6 +12,7 @@ use entity::{dependencies, packages, versions};
 
 use crate::error::AppError;
 use crate::service::read::batch::{self, OwnerRow};
+use crate::service::read::dependents::{self, DependentRow};
 use crate::service::read::relations::{self, RequestGeneration};
 
 pub type Loaders = DataLoader<Batch, HashMapCache>;
@@ -49,6 +50,9 @@ pub struct ReadmeOf(pub Uuid);
 pub struct OwnersOf(pub Uuid);
 #[derive(Clone, PartialEq, Eq, Hash)]
 pub struct DependenciesOf(pub Uuid);
+/// The dependents of a package, by its name (what dependencies name).
+#[derive(Clone, PartialEq, Eq, Hash)]
+pub struct DependentsOf(pub String);
 /// A package's per-day downloads from `since` on (a chart's first day, or `lastWeek`'s ...).
 #[derive(Clone, PartialEq, Eq, Hash)]
 pub struct DailyDownloadsOf {
@@ -88,6 +92,7 @@ loader!(VersionsOf, Uuid, Vec<versions::Model>, |db, keys| batch::versions_of(db
 loader!(ReadmeOf, Uuid, Option<String>, |db, keys| batch::readmes(db, &keys));
 loader!(OwnersOf, Uuid, Vec<OwnerRow>, |db, keys| batch::owners_of(db, &keys));
 loader!(DependenciesOf, Uuid, Vec<dependencies::Model>, |db, keys| batch::dependencies_of(db, &keys));
+loader!(DependentsOf, String, Vec<DependentRow>, |db, keys| dependents::dependents_of(db, &keys));
 
 type Days = Vec<(NaiveDate, i64)>;
 

@@ -56,6 +56,13 @@ fn builder() -> SchemaBuilder<Query, Mutation, EmptySubscription> {
         .override_output_type_description::<VersionConnection>(
             "A page of versions, newest SemVer first, with `pageInfo` and `totalCount`.",
         )
+        .override_output_type_description::<object::dependent::DependentConnection>(
+            "A page of a package's dependents, most downloaded first, with `pageInfo` and \
+             `totalCount` (all dependents).",
+        )
+        .override_output_type_description::<object::keyword::KeywordConnection>(
+            "A page of keywords, most used first, with `pageInfo` and `totalCount`.",
+        )
         .override_output_type_description::<SearchConnection>(
             "A page of search results with `pageInfo`, the exact `totalCount` of matches, and \
              `suggestions` / `didYouMean` when nothing matched a misspelled query.",

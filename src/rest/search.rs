@@ -82,7 +82,7 @@ pub async fn search(State(state): State<AppState>, Query(p): Query<Params>) -> A
 
 /// The page with each hit's latest version (`generation`: already read by the caller, if any).
 async fn body(state: &AppState, generation: Option<i64>, q: &str, limit: u64, offset: u64) -> AppResult<SearchBody> {
-    let page = search::search(state, generation, q, PackageSort::Relevance, offset, limit).await?;
+    let page = search::search(state, generation, q, None, PackageSort::Relevance, offset, limit).await?;
     // REST searches by relevance only, which the search index answers, and it knows each hit's
     // latest version (a package without one is not in it): no query here.
     let result = |h: search::Hit| SearchResult {

@@ -13,11 +13,12 @@ use uuid::Uuid;
 
 use entity::{packages, versions};
 
+use crate::service::keywords::KeywordPage;
 use crate::service::read::batch::OwnerRow;
 use crate::service::search::{PackageSort, Page};
 use crate::service::stats::Totals;
 
-/// The four caches, sized from the configuration (0 turns one off).
+/// The caches, sized from the configuration (0 turns one off).
 pub struct Caches {
     /// Search and browse pages.
     pub pages: PageCache,
@@ -27,6 +28,8 @@ pub struct Caches {
     pub relations: RelationCache,
     /// Registry totals.
     pub stats: StatsCache,
+    /// Pages of the keyword list.
+    pub keywords: KeywordCache,
 }
 
 impl Caches {
@@ -36,6 +39,7 @@ impl Caches {
             bodies: BodyCache::new(metadata_entries),
             relations: RelationCache::new(metadata_entries),
             stats: StatsCache::new(metadata_entries.min(1)),
+            keywords: KeywordCache::new(page_entries),
         }
     }
 }
@@ -45,6 +49,8 @@ impl Caches {
 pub struct PageKey {
     /// Trimmed, lowercased search text; `None` when browsing.
     pub query: Option<String>,
+    /// The normalised keyword filter, if any.
+    pub keyword: Option<String>,
     pub sort: PackageSort,
     pub offset: u64,
     pub limit: u64,
@@ -53,6 +59,18 @@ pub struct PageKey {
 
 /// Pages of search and browse results.
 pub type PageCache = GenerationCache<PageKey, Page>;
+
+/// A page of the keyword list.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct KeywordKey {
+    /// The normalised prefix filter, if any.
+    pub prefix: Option<String>,
+    pub offset: u64,
+    pub limit: u64,
+}
+
+/// Pages of the keyword list.
+pub type KeywordCache = GenerationCache<KeywordKey, KeywordPage>;
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum BodyKey {

@@ -10,6 +10,7 @@ pub mod fetch;
 pub mod fsck;
 pub mod generation;
 pub mod inlist;
+pub mod keywords;
 pub mod owners;
 pub mod packages;
 pub mod profiles;

@@ -4,12 +4,17 @@
 //! index, SQLite FTS5 with bm25. The user's
 //! words are reduced to [a-z0-9] terms and passed as bound parameters, so `%`, `_`, quotes and FTS
 //! operators are never syntax.
+//!
+//! Both can be narrowed to the packages listing one keyword (a normalised [`Keyword`]): the index
+//! intersects that keyword's term, SQL adds a semi-join on the `keywords` table. Totals count the
+//! narrowed set.
 use chrono::{Duration, Utc};
 use sea_orm::{DatabaseConnection, DbBackend, FromQueryResult, Statement, Value};
 
 use entity::packages;
 
 use crate::db::numbered;
+use crate::domain::Keyword;
 use crate::error::AppResult;
 use crate::service::cache::PageKey;
 use crate::state::AppState;
@@ -59,7 +64,7 @@ struct Count {
 
 pub use crate::service::search_index::terms;
 
-fn like_escape(s: &str) -> String {
+pub(crate) fn like_escape(s: &str) -> String {
     s.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_")
 }
 
@@ -126,11 +131,14 @@ async fn cached(
 }
 
 /// Search, best match first (see the module doc), through the page cache. `generation`: the
-/// catalog generation when the caller has read it already.
+/// catalog generation when the caller has read it already. With a `keyword`, only packages
+/// listing it; a query without words then lists them all (see [`browse`]), otherwise it finds
+/// nothing.
 pub async fn search(
     state: &AppState,
     generation: Option<i64>,
     query: &str,
+    keyword: Option<&Keyword>,
     sort: PackageSort,
     offset: u64,
     limit: u64,
@@ -138,24 +146,40 @@ pub async fn search(
     // The text reaches SQL (the exact-name and prefix matches): no control characters.
     crate::domain::text::line("query", query)?;
     if terms(query).is_empty() {
-        return Ok(Page::default());
+        return match keyword {
+            Some(_) => browse(state, generation, keyword, sort, offset, limit).await,
+            None => Ok(Page::default()),
+        };
     }
-    let key = PageKey { query: Some(query.trim().to_lowercase()), sort, offset, limit, day: Utc::now().date_naive() };
+    let key = PageKey {
+        query: Some(query.trim().to_lowercase()),
+        keyword: keyword.map(|k| k.as_str().to_owned()),
+        sort,
+        offset,
+        limit,
+        day: Utc::now().date_naive(),
+    };
     if sort != PackageSort::Relevance {
         // Other orders (downloads, dates, names) of the matches are rare: SQL ranks them.
-        return cached(state, generation, key, search_uncached(&state.db, query, sort, offset, limit)).await;
+        return cached(state, generation, key, search_uncached(&state.db, query, keyword, sort, offset, limit)).await;
     }
     let generation = match generation {
         Some(g) => g,
         None => state.generation.current(&state.db).await?,
     };
     state.search.ensure(&state.db, generation).await?;
-    cached(state, Some(generation), key, from_index(state, query, offset, limit)).await
+    cached(state, Some(generation), key, from_index(state, query, keyword, offset, limit)).await
 }
 
 /// A page ranked by the search index, which also holds the packages' rows: no SQL.
-async fn from_index(state: &AppState, query: &str, offset: u64, limit: u64) -> AppResult<Page> {
-    let ranked = state.search.search(query, offset, limit)?;
+async fn from_index(
+    state: &AppState,
+    query: &str,
+    keyword: Option<&Keyword>,
+    offset: u64,
+    limit: u64,
+) -> AppResult<Page> {
+    let ranked = state.search.search(query, keyword.map(Keyword::as_str), offset, limit)?;
     let hit = |f: crate::service::search_index::Found| Hit {
         package: (*f.package).clone(),
         score: f.score,
@@ -169,22 +193,42 @@ async fn from_index(state: &AppState, query: &str, offset: u64, limit: u64) -> A
     })
 }
 
-/// Every visible package in the chosen order, through the page cache.
+/// Every visible package (with a `keyword`, every one listing it) in the chosen order, through
+/// the page cache. `Relevance` has nothing to rank by here: it is `Downloads`.
 pub async fn browse(
     state: &AppState,
     generation: Option<i64>,
+    keyword: Option<&Keyword>,
     sort: PackageSort,
     offset: u64,
     limit: u64,
 ) -> AppResult<Page> {
-    let key = PageKey { query: None, sort, offset, limit, day: Utc::now().date_naive() };
-    cached(state, generation, key, browse_uncached(&state.db, sort, offset, limit)).await
+    let sort = if sort == PackageSort::Relevance { PackageSort::Downloads } else { sort };
+    let key = PageKey {
+        query: None,
+        keyword: keyword.map(|k| k.as_str().to_owned()),
+        sort,
+        offset,
+        limit,
+        day: Utc::now().date_naive(),
+    };
+    cached(state, generation, key, browse_uncached(&state.db, keyword, sort, offset, limit)).await
+}
+
+/// ` AND <keyword filter>` and its value, or nothing. Written as `IN (subquery)` so the database
+/// can start from the keyword's index (`idx_keywords_keyword`) rather than probe every package.
+fn keyword_clause(keyword: Option<&Keyword>) -> (&'static str, Option<Value>) {
+    match keyword {
+        Some(k) => (" AND p.id IN (SELECT k.package_id FROM keywords k WHERE k.keyword = ?)", Some(k.as_str().into())),
+        None => ("", None),
+    }
 }
 
 #[tracing::instrument(name = "db.search", skip(db))]
 async fn search_uncached(
     db: &DatabaseConnection,
     query: &str,
+    keyword: Option<&Keyword>,
     sort: PackageSort,
     offset: u64,
     limit: u64,
@@ -200,6 +244,7 @@ async fn search_uncached(
     // The 90-day sum is a subquery per matching row: computed only when it orders the results.
     let recent = if sort == PackageSort::RecentDownloads { RECENT } else { "0" };
     let recent_values: Vec<Value> = if sort == PackageSort::RecentDownloads { vec![since.into()] } else { vec![] };
+    let (has_keyword, keyword_value) = keyword_clause(keyword);
     // Exact name outranks any prefix, which outranks any text match (text ranks stay below 100).
     // The total comes with the page (a window count over every hit), so the text is matched once.
     let (sql, mut values): (String, Vec<Value>) = match backend {
@@ -209,13 +254,14 @@ async fn search_uncached(
                 "SELECT {COLUMNS}, (CASE WHEN p.name = ? THEN 1000.0 WHEN p.name LIKE ? ESCAPE '\\' THEN 100.0 ELSE 0.0 END \
                  + CAST(ts_rank(p.search, to_tsquery('simple', ?)) AS DOUBLE PRECISION)) AS score, {recent} AS recent, \
                  CAST(COUNT(*) OVER () AS BIGINT) AS total \
-                 FROM packages p WHERE (p.search @@ to_tsquery('simple', ?) OR p.name LIKE ? ESCAPE '\\') AND {VISIBLE} \
+                 FROM packages p WHERE (p.search @@ to_tsquery('simple', ?) OR p.name LIKE ? ESCAPE '\\') AND {VISIBLE}{has_keyword} \
                  ORDER BY {} LIMIT ? OFFSET ?",
                 order_by(sort)
             );
             let mut values: Vec<Value> = vec![exact.clone().into(), prefix.clone().into(), tsq.clone().into()];
             values.extend(recent_values);
             values.extend([tsq.into(), prefix.into()]);
+            values.extend(keyword_value);
             (sql, values)
         }
         _ => {
@@ -231,7 +277,7 @@ async fn search_uncached(
                    SELECT rowid AS rid, 0.0 AS rank FROM packages WHERE name >= ? AND name < ?) GROUP BY rid) \
                  SELECT {COLUMNS}, (CASE WHEN p.name = ? THEN 1000.0 WHEN p.name LIKE ? ESCAPE '\\' THEN 100.0 ELSE 0.0 END \
                  + h.rank / 100.0) AS score, {recent} AS recent, COUNT(*) OVER () AS total \
-                 FROM h JOIN packages p ON p.rowid = h.rid WHERE {VISIBLE} ORDER BY {} LIMIT ? OFFSET ?",
+                 FROM h JOIN packages p ON p.rowid = h.rid WHERE {VISIBLE}{has_keyword} ORDER BY {} LIMIT ? OFFSET ?",
                 order_by(sort)
             );
             let mut values: Vec<Value> = vec![
@@ -242,6 +288,7 @@ async fn search_uncached(
                 prefix.into(),
             ];
             values.extend(recent_values);
+            values.extend(keyword_value);
             (sql, values)
         }
     };
@@ -254,7 +301,7 @@ async fn search_uncached(
         Some(r) => r.total,
         // Past the last page the window has no row to report on.
         None if offset > 0 => {
-            let first = Box::pin(search_uncached(db, query, sort, 0, 1)).await?;
+            let first = Box::pin(search_uncached(db, query, keyword, sort, 0, 1)).await?;
             first.total as i64
         }
         None => 0,
@@ -263,18 +310,35 @@ async fn search_uncached(
 }
 
 #[tracing::instrument(name = "db.browse", skip(db))]
-async fn browse_uncached(db: &DatabaseConnection, sort: PackageSort, offset: u64, limit: u64) -> AppResult<Page> {
+async fn browse_uncached(
+    db: &DatabaseConnection,
+    keyword: Option<&Keyword>,
+    sort: PackageSort,
+    offset: u64,
+    limit: u64,
+) -> AppResult<Page> {
     let backend = db.get_database_backend();
     let sort = if sort == PackageSort::Relevance { PackageSort::Downloads } else { sort };
-    let count_sql = format!("SELECT CAST(COUNT(*) AS BIGINT) AS n FROM packages p WHERE {VISIBLE}");
-    let count =
-        Count::find_by_statement(Statement::from_string(backend, count_sql)).one(db).await?.map(|c| c.n).unwrap_or(0);
+    let (has_keyword, keyword_value) = keyword_clause(keyword);
+    let count_sql = format!("SELECT CAST(COUNT(*) AS BIGINT) AS n FROM packages p WHERE {VISIBLE}{has_keyword}");
+    let count = Count::find_by_statement(Statement::from_sql_and_values(
+        backend,
+        numbered(backend, &count_sql),
+        keyword_value.clone(),
+    ))
+    .one(db)
+    .await?
+    .map(|c| c.n)
+    .unwrap_or(0);
     let since = Utc::now().date_naive() - Duration::days(90);
     let page_sql = format!(
-        "SELECT {COLUMNS}, CAST(0.0 AS DOUBLE PRECISION) AS score, {RECENT} AS recent FROM packages p WHERE {VISIBLE} ORDER BY {} LIMIT ? OFFSET ?",
+        "SELECT {COLUMNS}, CAST(0.0 AS DOUBLE PRECISION) AS score, {RECENT} AS recent FROM packages p \
+         WHERE {VISIBLE}{has_keyword} ORDER BY {} LIMIT ? OFFSET ?",
         order_by(sort)
     );
-    let values: Vec<Value> = vec![since.into(), (limit as i64).into(), (offset as i64).into()];
+    let mut values: Vec<Value> = vec![since.into()];
+    values.extend(keyword_value);
+    values.extend([(limit as i64).into(), (offset as i64).into()]);
     let rows = Row::find_by_statement(Statement::from_sql_and_values(backend, numbered(backend, &page_sql), values))
         .all(db)
         .await?;

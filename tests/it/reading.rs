@@ -935,9 +935,15 @@ async fn assert_latest(app: &TestApp, owner: &common::api::User, name: &str, exp
 /// Packages whose latest version depends on `name`, over REST (a count) and GraphQL (names).
 async fn dependents(app: &TestApp, name: &str) -> (Value, Value) {
     let stats = get_ok(app, &format!("/api/v1/packages/{name}/stats")).await;
-    let res =
-        app.gql("query($n: String!) { package(name: $n) { dependents { name } } }", json!({"n": name}), None).await;
-    (stats["dependents_count"].clone(), gql_ok(&res)["package"]["dependents"].clone())
+    let res = app
+        .gql(
+            "query($n: String!) { package(name: $n) { dependents { nodes { package { name } } } } }",
+            json!({"n": name}),
+            None,
+        )
+        .await;
+    let nodes = gql_ok(&res)["package"]["dependents"]["nodes"].as_array().unwrap().iter().map(|n| n["package"].clone());
+    (stats["dependents_count"].clone(), Value::Array(nodes.collect()))
 }
 
 /// With 1.0.0 and 2.0.0-alpha.1 published, 1.0.0 is latest everywhere; prereleases are latest only

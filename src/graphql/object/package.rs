@@ -6,10 +6,11 @@ use chrono::{DateTime, Utc};
 use crate::domain;
 use crate::error::AppError;
 use crate::graphql::loader::{
-    DependenciesOf, Loaders, OwnersOf, PackageById, PackageByName, ReadmeOf, UserById, VersionDailyDownloadsOf,
-    VersionsOf,
+    DependenciesOf, DependentsOf, Loaders, OwnersOf, PackageById, PackageByName, ReadmeOf, UserById,
+    VersionDailyDownloadsOf, VersionsOf,
 };
 use crate::graphql::object::account::User;
+use crate::graphql::object::dependent::{self, Dependent, DependentConnection};
 use crate::graphql::object::downloads::{self, DailyDownloads, DownloadStats};
 use crate::graphql::{cursor, node, state};
 use crate::service::read;
@@ -173,11 +174,24 @@ impl Package {
         DownloadStats { package_id: self.0.id, total: self.0.downloads }
     }
 
-    /// Packages whose latest version depends on this one.
-    #[graphql(complexity = "100 * child_complexity")]
-    async fn dependents(&self, ctx: &Context<'_>) -> Result<Vec<Package>> {
-        let rows = read::catalog::dependents(state(ctx), &self.0).await?;
-        Ok(rows.into_iter().map(Package).collect())
+    /// The other packages whose latest version (the highest non-yanked release, as everywhere)
+    /// depends on this one, dev-dependencies included (see `kind`): one node per package, with
+    /// that version and its requirement. A package whose older version depended but whose latest
+    /// does not is not listed. Most downloaded first, then by name.
+    #[graphql(complexity = "first.unwrap_or(20).max(0) as usize * child_complexity")]
+    async fn dependents(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "Page size, 1 to 100 (default 20).")] first: Option<i32>,
+        #[graphql(desc = "The `endCursor` of the previous page.")] after: Option<String>,
+    ) -> Result<DependentConnection> {
+        let first = cursor::first(first)?;
+        let offset = cursor::after(after.as_deref())?;
+        let all = loaders(ctx).load_one(DependentsOf(self.0.name.clone())).await?.unwrap_or_default();
+        let total = all.len() as u64;
+        let items: Vec<Dependent> = all.into_iter().skip(offset as usize).take(first as usize).map(Dependent).collect();
+        dependent::prime(ctx, &items).await?;
+        Ok(page(items, offset, total))
     }
 }
 

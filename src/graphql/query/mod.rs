@@ -1,5 +1,6 @@
 //! The root Query type, merged from one object per resource.
 mod account;
+mod keyword;
 mod node;
 mod package;
 mod stats;
@@ -10,4 +11,10 @@ use async_graphql::MergedObject;
 /// over GET); `me` needs a token.
 #[derive(MergedObject, Default)]
 #[graphql(name = "Query")]
-pub struct Query(package::PackageQuery, stats::StatsQuery, account::AccountQuery, node::NodeQuery);
+pub struct Query(
+    package::PackageQuery,
+    keyword::KeywordQuery,
+    stats::StatsQuery,
+    account::AccountQuery,
+    node::NodeQuery,
+);

@@ -1,6 +1,6 @@
 use async_graphql::{Context, Object, Result};
 
-use crate::domain::{PackageName, PackageVersion};
+use crate::domain::{Keyword, PackageName, PackageVersion};
 use crate::error::AppError;
 use crate::graphql::enums::PackageSort;
 use crate::graphql::loader::{prime_package, prime_packages, request_generation};
@@ -45,25 +45,31 @@ impl PackageQuery {
     /// Full-text search over names, keywords and descriptions. By relevance: the exact name first,
     /// then names starting with the query, then text relevance, ties broken by downloads. A query
     /// that finds nothing because of a misspelled word gets `suggestions` and `didYouMean`.
+    ///
+    /// With `keyword`, only packages listing that keyword (`totalCount` counts them). The query
+    /// may then be empty: every package with the keyword, in `sort` order, where RELEVANCE (with
+    /// nothing to rank by) falls back to DOWNLOADS. An empty query without a keyword finds nothing.
     #[graphql(complexity = "first.unwrap_or(20).max(0) as usize * child_complexity")]
     async fn search(
         &self,
         ctx: &Context<'_>,
-        #[graphql(desc = "Words to find in names, keywords and descriptions; the last word may be a prefix.")]
-        query: String,
+        #[graphql(desc = "The words to look for (each a prefix of a word of the package).")] query: String,
         #[graphql(desc = "Page size, 1 to 100 (default 20).")] first: Option<i32>,
         #[graphql(desc = "The `endCursor` of the previous page.")] after: Option<String>,
         #[graphql(default_with = "PackageSort::Relevance", desc = "Order of the results.")] sort: PackageSort,
+        #[graphql(desc = "Only packages listing this keyword (case-insensitive; an unknown one finds nothing).")]
+        keyword: Option<String>,
     ) -> Result<SearchConnection> {
         let first = cursor::first(first)?;
         let offset = cursor::after(after.as_deref())?;
+        let keyword = keyword.map(|k| Keyword::parse(&k, "keyword")).transpose().map_err(AppError::from)?;
         let generation = request_generation(ctx).await?;
-        let p = search::search(state(ctx), generation, &query, sort.into(), offset, first).await?;
+        let p = search::search(state(ctx), generation, &query, keyword.as_ref(), sort.into(), offset, first).await?;
         prime_packages(ctx, &p.hits.iter().map(|h| h.package.id).collect::<Vec<_>>()).await?;
         Ok(search_page(p, offset))
     }
 
-    /// Every package, for browsing.
+    /// Every package with a non-yanked version, for browsing; with `keyword`, those listing it.
     #[graphql(complexity = "first.unwrap_or(20).max(0) as usize * child_complexity")]
     async fn packages(
         &self,
@@ -75,11 +81,14 @@ impl PackageQuery {
             desc = "Order of the list (RELEVANCE means DOWNLOADS here)."
         )]
         sort: PackageSort,
+        #[graphql(desc = "Only packages listing this keyword (case-insensitive; an unknown one lists nothing).")]
+        keyword: Option<String>,
     ) -> Result<PackageConnection> {
         let first = cursor::first(first)?;
         let offset = cursor::after(after.as_deref())?;
+        let keyword = keyword.map(|k| Keyword::parse(&k, "keyword")).transpose().map_err(AppError::from)?;
         let generation = request_generation(ctx).await?;
-        let p = search::browse(state(ctx), generation, sort.into(), offset, first).await?;
+        let p = search::browse(state(ctx), generation, keyword.as_ref(), sort.into(), offset, first).await?;
         prime_packages(ctx, &p.hits.iter().map(|h| h.package.id).collect::<Vec<_>>()).await?;
         Ok(page(p.hits.into_iter().map(|h| Package(h.package)).collect(), offset, p.total))
     }

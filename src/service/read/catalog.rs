@@ -3,7 +3,7 @@ use chrono::{Duration, NaiveDate, Utc};
 use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, FromQueryResult, QueryFilter, Statement};
 use uuid::Uuid;
 
-use entity::{dependencies, packages, versions};
+use entity::{packages, versions};
 
 use crate::db::numbered;
 use crate::domain::{PackageName, PackageVersion};
@@ -157,30 +157,9 @@ pub async fn package_stats(state: &AppState, name: &PackageName) -> AppResult<Pa
     let last_year = downloads_since(&state.db, &ids, today - Duration::days(365)).await?;
     let versions_count =
         versions::Entity::find().filter(versions::Column::PackageId.eq(package.id)).count(&state.db).await?;
-    let dependents_count = dependents(state, &package).await?.len() as u64;
+    let names = [package.name.clone()];
+    let dependents_count =
+        super::dependents::dependents_of(&state.db, &names).await?.remove(&package.name).unwrap_or_default().len()
+            as u64;
     Ok(PackageStats { package, last_week, last_month, last_year, versions_count, dependents_count })
-}
-
-/// Packages whose latest version depends on `package`.
-pub async fn dependents(state: &AppState, package: &packages::Model) -> AppResult<Vec<packages::Model>> {
-    let deps = dependencies::Entity::find().filter(dependencies::Column::Name.eq(&package.name)).all(&state.db).await?;
-    if deps.is_empty() {
-        return Ok(Vec::new());
-    }
-    let version_ids: Vec<Uuid> = deps.iter().map(|d| d.version_id).collect();
-    let dependent_versions = versions::Entity::find()
-        .filter(versions::Column::Id.is_in(crate::service::inlist::padded(version_ids)))
-        .all(&state.db)
-        .await?;
-    let package_ids: Vec<Uuid> = dependent_versions.iter().map(|v| v.package_id).collect();
-    let latest = crate::service::versions::latest_for_packages(&state.db, &package_ids).await?;
-    let dependent_ids: std::collections::HashSet<Uuid> = dependent_versions
-        .iter()
-        .filter(|v| latest.get(&v.package_id).map(|l| l.id) == Some(v.id))
-        .map(|v| v.package_id)
-        .collect();
-    Ok(packages::Entity::find()
-        .filter(packages::Column::Id.is_in(crate::service::inlist::padded(dependent_ids)))
-        .all(&state.db)
-        .await?)
 }

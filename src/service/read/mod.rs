@@ -3,6 +3,7 @@
 //!
 //! - [`catalog`]: one package or version by name (with what a page of it shows), statistics and
 //!   dependents, and the generation-cached serialized bodies;
+//! - [`dependents`]: the packages whose latest version depends on a package, for many at once;
 //! - [`batch`]: one statement for a whole page's relations (behind the GraphQL DataLoaders);
 //! - [`relations`]: the same relations through the cross-request relation cache;
 //! - [`owned`]: the packages a user owns or maintains, a page at a time.
@@ -11,6 +12,7 @@
 //! version, its authors, keywords and each dependency's kind.
 pub mod batch;
 pub mod catalog;
+pub mod dependents;
 pub mod owned;
 pub mod relations;
 

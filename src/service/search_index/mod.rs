@@ -5,6 +5,8 @@
 //! that splits a query, so indexing and querying cannot disagree. Each word is indexed with every
 //! prefix of it (`server` as `s se ser serv serve server`), so a query word is one term lookup
 //! with BM25 scoring: name prefixes weigh 10, keyword prefixes 5, description prefixes 1.
+//! Each keyword is also indexed whole, unscored, in a field of its own: a search filtered by
+//! keyword intersects the posting list of that one term, never looks at the other packages.
 //!
 //! The ranking, one code path on both databases: an exact name first, then names starting with
 //! the query, then text relevance (BM25, kept below 100), ties broken by downloads (more first) and
@@ -27,7 +29,7 @@ use sea_orm::{
     ColumnTrait, DatabaseConnection, EntityTrait, FromQueryResult, QueryFilter, QueryOrder, QuerySelect, Statement,
 };
 use tantivy::collector::{Collector, SegmentCollector};
-use tantivy::query::{BooleanQuery, BoostQuery, Occur, Query, TermQuery};
+use tantivy::query::{BooleanQuery, BoostQuery, ConstScoreQuery, Occur, Query, TermQuery};
 use tantivy::schema::{Field, IndexRecordOption, Schema, TextFieldIndexing, TextOptions, FAST, INDEXED};
 use tantivy::{DocId, Index, IndexReader, IndexWriter, ReloadPolicy, Score, SegmentReader, TantivyDocument, Term};
 use uuid::Uuid;
@@ -97,6 +99,8 @@ struct Indexed {
 struct Fields {
     slot: Field,
     text: [Field; 3],
+    /// Each keyword whole (keywords are stored lowercase, without spaces), for the keyword filter.
+    keyword: Field,
 }
 
 /// One match: the package row (downloads as of the index's last look), its latest version and score.
@@ -157,11 +161,17 @@ impl SearchIndex {
             TextFieldIndexing::default().set_tokenizer("whitespace").set_index_option(IndexRecordOption::WithFreqs),
         );
         let text = WEIGHTS.map(|(name, _)| schema.add_text_field(name, prefixes.clone()));
+        let keyword = schema.add_text_field(
+            "keyword",
+            TextOptions::default().set_indexing_options(
+                TextFieldIndexing::default().set_tokenizer("whitespace").set_index_option(IndexRecordOption::Basic),
+            ),
+        );
         let index = Index::create_in_ram(schema.build());
         let writer = index.writer_with_num_threads(1, WRITER_BYTES).map_err(internal)?;
         let reader = index.reader_builder().reload_policy(ReloadPolicy::Manual).try_into().map_err(internal)?;
         Ok(SearchIndex {
-            fields: Fields { slot, text },
+            fields: Fields { slot, text, keyword },
             writer: Mutex::new(writer),
             reader,
             catalog: RwLock::default(),
@@ -237,6 +247,7 @@ impl SearchIndex {
             for (field, text) in self.fields.text.iter().zip(texts) {
                 doc.add_text(*field, prefixes(text));
             }
+            doc.add_text(self.fields.keyword, p.keywords_text.as_str());
             writer.add_document(doc).map_err(internal)?;
         }
         writer.commit().map_err(internal)?;
@@ -265,19 +276,20 @@ impl SearchIndex {
         }
     }
 
-    /// Packages matching every word of `query`, best first, `limit` of them from `offset`.
+    /// Packages matching every word of `query` (and listing `keyword`, when given: a normalised
+    /// keyword), best first, `limit` of them from `offset`.
     ///
     /// A name starting with the whole query always matches its words (each query word is a
     /// prefix of one of the name's words), so the name tiers need no lookup of their own: they
     /// are a property of each match.
-    pub fn search(&self, query: &str, offset: u64, limit: u64) -> AppResult<Ranked> {
+    pub fn search(&self, query: &str, keyword: Option<&str>, offset: u64, limit: u64) -> AppResult<Ranked> {
         let terms = terms(query);
         if terms.is_empty() {
             return Ok(Ranked::default());
         }
         let exact = query.trim().to_lowercase();
         let searcher = self.reader.searcher();
-        let per_term: Vec<(Occur, Box<dyn Query>)> = terms
+        let mut per_term: Vec<(Occur, Box<dyn Query>)> = terms
             .iter()
             .map(|t| {
                 let fields: Vec<(Occur, Box<dyn Query>)> = self
@@ -293,6 +305,9 @@ impl SearchIndex {
                 (Occur::Must, Box::new(BooleanQuery::new(fields)) as Box<dyn Query>)
             })
             .collect();
+        if let Some(k) = keyword {
+            per_term.push((Occur::Must, self.keyword_filter(k)));
+        }
         let mut matched =
             searcher.search(&BooleanQuery::new(per_term), &AllScores { slot: "slot" }).map_err(internal)?;
 
@@ -326,7 +341,7 @@ impl SearchIndex {
         let total = ranked.len() as u64;
         if total == 0 {
             drop(catalog);
-            return self.suggest(&searcher, &terms, limit);
+            return self.suggest(&searcher, &terms, keyword, limit);
         }
         let end = offset.saturating_add(limit).min(total) as usize;
         let start = offset.min(total) as usize;
@@ -358,6 +373,12 @@ impl SearchIndex {
 }
 
 impl SearchIndex {
+    /// Matches the packages listing `keyword`, adding nothing to their score.
+    fn keyword_filter(&self, keyword: &str) -> Box<dyn Query> {
+        let term = TermQuery::new(Term::from_field_text(self.fields.keyword, keyword), IndexRecordOption::Basic);
+        Box::new(ConstScoreQuery::new(Box::new(term), 0.0))
+    }
+
     /// Makes sure the index has caught up with catalog generation `generation` (read by the caller
     /// before it reads anything else): a search that sees a generation sees every write before it.
     pub async fn ensure(self: &Arc<Self>, db: &DatabaseConnection, generation: i64) -> AppResult<()> {

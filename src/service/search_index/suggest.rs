@@ -11,8 +11,15 @@ impl SearchIndex {
     /// indexed word is matched within an edit distance instead (1 for 4 to 7 letters, 2 from 8;
     /// a swap of two letters counts 1; shorter words are not guessed), the others as typed. The
     /// matches, most downloaded first, are suggestions, not results; `did_you_mean` is the query
-    /// with each unknown word replaced by the nearest word of the first suggestion.
-    pub(super) fn suggest(&self, searcher: &tantivy::Searcher, terms: &[String], limit: u64) -> AppResult<Ranked> {
+    /// with each unknown word replaced by the nearest word of the first suggestion. With a keyword
+    /// filter, suggestions list that keyword too.
+    pub(super) fn suggest(
+        &self,
+        searcher: &tantivy::Searcher,
+        terms: &[String],
+        keyword: Option<&str>,
+        limit: u64,
+    ) -> AppResult<Ranked> {
         let known = |t: &str| {
             self.fields.text.iter().any(|f| searcher.doc_freq(&Term::from_field_text(*f, t)).is_ok_and(|n| n > 0))
         };
@@ -25,7 +32,7 @@ impl SearchIndex {
         {
             return Ok(Ranked::default());
         }
-        let per_term: Vec<(Occur, Box<dyn Query>)> = terms
+        let mut per_term: Vec<(Occur, Box<dyn Query>)> = terms
             .iter()
             .zip(&unknown)
             .map(|(t, &u)| {
@@ -46,6 +53,9 @@ impl SearchIndex {
                 (Occur::Must, Box::new(BooleanQuery::new(fields)) as Box<dyn Query>)
             })
             .collect();
+        if let Some(k) = keyword {
+            per_term.push((Occur::Must, self.keyword_filter(k)));
+        }
         let matched = searcher.search(&BooleanQuery::new(per_term), &AllScores { slot: "slot" }).map_err(internal)?;
         let catalog = self.catalog.read().unwrap_or_else(|e| e.into_inner());
         let entries = &catalog.entries;
