@@ -3,3 +3,4 @@ pub mod account;
 pub mod downloads;
 pub mod package;
 pub mod stats;
+pub mod validation;
