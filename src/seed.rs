@@ -17,8 +17,8 @@ use futures::StreamExt;
 
 use crate::auth::{Scopes, Viewer};
 use crate::config::SeedArgs;
-use crate::domain::tarball::build::package_targz;
 use crate::domain::confusable::fold_name;
+use crate::domain::tarball::build::package_targz;
 use crate::domain::{Email, PackageName, Password, Username};
 use crate::error::AppError;
 use crate::service::accounts::{self, Registration};

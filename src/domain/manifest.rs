@@ -166,7 +166,8 @@ impl Manifest {
             Some(authors),
             Some(keywords),
             true,
-        ) = (name, version, description, license, repository, homepage, authors, keywords, report.problems.is_empty())
+        ) =
+            (name, version, description, license, repository, homepage, authors, keywords, report.problems.is_empty())
         {
             report.manifest = Some(Manifest {
                 name,

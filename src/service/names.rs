@@ -61,7 +61,11 @@ pub async fn check(state: &AppState, viewer: Option<&Viewer>, input: &str) -> Ap
 
 /// The packages a new package `name` may not be published beside by `viewer`: the confusable
 /// ones the viewer does not own (either role).
-pub async fn blocking(state: &AppState, viewer: Option<&Viewer>, name: &PackageName) -> AppResult<Vec<packages::Model>> {
+pub async fn blocking(
+    state: &AppState,
+    viewer: Option<&Viewer>,
+    name: &PackageName,
+) -> AppResult<Vec<packages::Model>> {
     let similar = confusables(state, name.as_str()).await?;
     if similar.is_empty() {
         return Ok(similar);

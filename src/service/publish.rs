@@ -237,4 +237,3 @@ async fn write_rows(
 fn version_exists(m: &Manifest) -> AppError {
     AppError::Conflict(format!("{} {} is already published", m.name, m.version))
 }
-

@@ -208,8 +208,11 @@ fn check_claimed(c: &mut Collected, claimed: &Claimed, name: Option<&PackageName
             Ok(n) => {
                 if let Some(actual) = name.filter(|actual| **actual != n) {
                     c.invalid(
-                        ValidationError::new("name", format!("metadata names {claimed_name} but raven.toml names {actual}"))
-                            .with_code(code::MANIFEST_MISMATCH),
+                        ValidationError::new(
+                            "name",
+                            format!("metadata names {claimed_name} but raven.toml names {actual}"),
+                        )
+                        .with_code(code::MANIFEST_MISMATCH),
                     );
                 }
             }
@@ -265,11 +268,9 @@ struct Scanned {
 fn scan(tarball: Tarball, limits: TarballLimits) -> Scanned {
     match tarball {
         Tarball::File(file) => scan_file(file, limits),
-        Tarball::Bytes(bytes) => Scanned {
-            report: scan_tarball(&bytes[..], &limits),
-            sha256: hex::encode(Sha256::digest(&bytes)),
-            bytes,
-        },
+        Tarball::Bytes(bytes) => {
+            Scanned { report: scan_tarball(&bytes[..], &limits), sha256: hex::encode(Sha256::digest(&bytes)), bytes }
+        }
     }
 }
 

@@ -339,8 +339,11 @@ impl<'l> Scan<'l> {
         let path = match normalize_path(&raw_path) {
             Ok(path) => path,
             Err(refusal) => {
-                let which =
-                    if escape_reason(&raw_path).is_some() { code::TARBALL_PATH_TRAVERSAL } else { code::TARBALL_PATH_INVALID };
+                let which = if escape_reason(&raw_path).is_some() {
+                    code::TARBALL_PATH_TRAVERSAL
+                } else {
+                    code::TARBALL_PATH_INVALID
+                };
                 return self.skip(entry, refusal.with_code(which), &raw_path);
             }
         };
