@@ -110,6 +110,10 @@ pub struct Config {
     /// Largest accepted tarball, compressed, in bytes.
     #[arg(long, env = "MAX_TARBALL_BYTES", default_value_t = 50 * 1024 * 1024, global = true, value_parser = clap::value_parser!(u64).range(1024..))]
     pub max_tarball_bytes: u64,
+    /// Downloads from which a package's name is protected against names one edit away from it
+    /// (folded-equal names are always refused, whatever the downloads; see README, name rules).
+    #[arg(long, env = "NAME_CONFUSABLE_MIN_DOWNLOADS", default_value_t = 1000, global = true, value_parser = clap::value_parser!(i64).range(0..))]
+    pub name_confusable_min_downloads: i64,
     /// Largest database pool size.
     #[arg(long, env = "DB_MAX_CONNECTIONS", default_value_t = 16, global = true, value_parser = clap::value_parser!(u32).range(1..=1000))]
     pub db_max_connections: u32,

@@ -5,7 +5,7 @@ use axum::response::{IntoResponse, Response};
 use sea_orm::{DbErr, RuntimeErr, SqlErr};
 use serde_json::json;
 
-use crate::domain::ValidationError;
+use crate::domain::{PublishProblem, ValidationError};
 
 pub type AppResult<T> = Result<T, AppError>;
 
@@ -37,6 +37,11 @@ pub enum AppError {
     Unavailable(String),
     #[error("internal error")]
     Internal(#[source] anyhow::Error),
+    /// A publish refused for the problems its checks found: answered as `error` (the first
+    /// problem's error, as it always has been), with every problem in REST `details.problems` and
+    /// GraphQL `extensions.problems`.
+    #[error("{error}")]
+    Refused { error: Box<AppError>, problems: Vec<PublishProblem> },
 }
 
 impl AppError {
@@ -44,8 +49,31 @@ impl AppError {
         AppError::Internal(e.into())
     }
 
+    /// A publish refused before its checks ran (its metadata names an invalid package, its token
+    /// may publish nothing): the error, with itself as the only problem.
+    pub fn refused(error: AppError, problem: PublishProblem) -> Self {
+        AppError::Refused { error: Box::new(error), problems: vec![problem] }
+    }
+
+    /// The error itself, unwrapped from a refusal that carries problems.
+    pub fn inner(&self) -> &AppError {
+        match self {
+            AppError::Refused { error, .. } => error.inner(),
+            other => other,
+        }
+    }
+
+    /// The problems of a refused publish (empty for every other error).
+    pub fn problems(&self) -> &[PublishProblem] {
+        match self {
+            AppError::Refused { problems, .. } => problems,
+            _ => &[],
+        }
+    }
+
     pub fn status(&self) -> StatusCode {
         match self {
+            AppError::Refused { error, .. } => error.status(),
             AppError::Validation(_) | AppError::BadRequest(_) => StatusCode::BAD_REQUEST,
             AppError::Unauthenticated(_) | AppError::InvalidCredentials => StatusCode::UNAUTHORIZED,
             AppError::Forbidden(_) => StatusCode::FORBIDDEN,
@@ -62,6 +90,7 @@ impl AppError {
     /// The `error` field of the REST body (the `raven pkg` contract).
     pub fn rest_code(&self) -> &'static str {
         match self {
+            AppError::Refused { error, .. } => error.rest_code(),
             AppError::Validation(_) | AppError::BadRequest(_) => "invalid_request",
             AppError::Unauthenticated(_) => "authentication_required",
             AppError::InvalidCredentials => "invalid_credentials",
@@ -79,6 +108,7 @@ impl AppError {
     /// The `extensions.code` of the GraphQL error.
     pub fn graphql_code(&self) -> &'static str {
         match self {
+            AppError::Refused { error, .. } => error.graphql_code(),
             AppError::Validation(_) | AppError::BadRequest(_) => "BAD_USER_INPUT",
             AppError::MethodNotAllowed => "BAD_REQUEST",
             AppError::Unauthenticated(_) | AppError::InvalidCredentials => "UNAUTHENTICATED",
@@ -95,6 +125,7 @@ impl AppError {
     /// The text a client sees. Internal errors are logged with their detail and answered generically.
     pub fn public_message(&self) -> String {
         match self {
+            AppError::Refused { error, .. } => error.public_message(),
             AppError::Internal(e) => {
                 tracing::error!(error = ?e, "internal error");
                 "internal server error".to_owned()
@@ -109,6 +140,7 @@ impl AppError {
 
     fn retry_after(&self) -> Option<u64> {
         match self {
+            AppError::Refused { error, .. } => error.retry_after(),
             AppError::RateLimited { retry_after } => Some(*retry_after),
             AppError::Unavailable(_) => Some(5),
             _ => None,
@@ -124,8 +156,11 @@ impl IntoResponse for AppError {
             "message": self.public_message(),
             "details": {},
         });
-        if let AppError::Validation(v) = &self {
+        if let AppError::Validation(v) = self.inner() {
             body["details"] = json!({ "field": v.field });
+        }
+        if !self.problems().is_empty() {
+            body["details"]["problems"] = json!(self.problems());
         }
         if let AppError::RateLimited { retry_after } = &self {
             body["retry_after"] = json!(retry_after);

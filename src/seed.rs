@@ -17,6 +17,7 @@ use futures::StreamExt;
 
 use crate::auth::{Scopes, Viewer};
 use crate::config::SeedArgs;
+use crate::domain::confusable::fold_name;
 use crate::domain::tarball::build::package_targz;
 use crate::domain::{Email, PackageName, Password, Username};
 use crate::error::AppError;
@@ -280,13 +281,14 @@ fn next_name(rng: &mut Rng, taken: &mut HashSet<String>, index: usize) -> String
         };
         let parts: Vec<&str> = candidate.split('-').collect();
         let repeats = parts.windows(2).any(|w| w[0] == w[1]);
-        if !repeats && PackageName::parse(&candidate).is_ok() && taken.insert(candidate.clone()) {
+        // Names are told apart by their folds: a publish refuses a name confusable with another.
+        if !repeats && PackageName::parse(&candidate).is_ok() && taken.insert(fold_name(&candidate)) {
             return candidate;
         }
     }
     // The word space is large, but never loop forever: a numbered name is always free.
     let name = format!("{}-{}-{index}", rng.pick(DOMAIN), rng.pick(SUFFIX));
-    taken.insert(name.clone());
+    taken.insert(fold_name(&name));
     name
 }
 
@@ -514,7 +516,7 @@ async fn seed_package(
         // A busy database (pool or lock timeouts, answered 503 to clients) is waited out a few
         // times rather than ending a seed of many minutes.
         for wait in [1, 2, 4, 8] {
-            if !matches!(outcome, Err(AppError::Unavailable(_))) {
+            if !matches!(outcome.as_ref().map_err(AppError::inner), Err(AppError::Unavailable(_))) {
                 break;
             }
             tokio::time::sleep(std::time::Duration::from_secs(wait)).await;
@@ -526,7 +528,7 @@ async fn seed_package(
                 tally.bytes += bytes.len();
             }
             // Published meanwhile (another seed run): as good as done.
-            Err(AppError::Conflict(_)) => {}
+            Err(e) if matches!(e.inner(), AppError::Conflict(_)) => {}
             Err(e) => return Err(anyhow::anyhow!("publishing {} {v}: {e}", p.name)),
         }
     }

@@ -8,6 +8,8 @@ pub struct Model {
     pub id: Uuid,
     #[sea_orm(unique)]
     pub name: String,
+    /// The name folded for confusability (`domain::confusable::fold_name`), indexed.
+    pub name_folded: String,
     pub description: Option<String>,
     pub license: Option<String>,
     pub repository: Option<String>,

@@ -84,41 +84,110 @@ impl FromStr for DependencyKind {
     }
 }
 
+/// What [`Manifest::check`] made of a `raven.toml`: every refusal, in the order `parse` meets
+/// them, and the parts that did parse, so the checks that need them (version taken, dependencies
+/// known) still run for a dry run.
+#[derive(Debug, Clone, Default)]
+pub struct ManifestReport {
+    /// Present when nothing was refused.
+    pub manifest: Option<Manifest>,
+    pub name: Option<PackageName>,
+    pub version: Option<PackageVersion>,
+    /// The dependencies that parsed.
+    pub dependencies: Vec<Dependency>,
+    pub problems: Vec<ValidationError>,
+}
+
 impl Manifest {
+    /// The manifest, or the first refusal (see [`Manifest::check`] for all of them).
     pub fn parse(text: &str) -> Result<Manifest, ValidationError> {
-        let doc: Table = text.parse().map_err(|e| syntax_error(text, &e))?;
+        let mut report = Self::check(text);
+        match report.manifest {
+            Some(m) => Ok(m),
+            None => Err(report.problems.swap_remove(0)),
+        }
+    }
+
+    /// Checks every key, collecting every refusal. A document that is not TOML, or has no
+    /// `[package]` table, yields that one problem: nothing else can be read.
+    pub fn check(text: &str) -> ManifestReport {
+        let mut report = ManifestReport::default();
+        let doc: Table = match text.parse() {
+            Ok(doc) => doc,
+            Err(e) => {
+                report.problems.push(syntax_error(text, &e));
+                return report;
+            }
+        };
         let package = match doc.get("package") {
             Some(Value::Table(t)) => t,
-            Some(_) => return Err(ValidationError::new(FILE_FIELD, "[package] must be a table")),
-            None => return Err(ValidationError::new(FILE_FIELD, "missing [package] table")),
+            Some(_) => {
+                report.problems.push(ValidationError::new(FILE_FIELD, "[package] must be a table"));
+                return report;
+            }
+            None => {
+                report.problems.push(ValidationError::new(FILE_FIELD, "missing [package] table"));
+                return report;
+            }
         };
-
-        let name = match string_key(package, "name")? {
-            Some(s) => PackageName::parse(s)?,
-            None => return Err(missing_key("name")),
-        };
-        let version = match string_key(package, "version")? {
-            Some(s) => PackageVersion::parse(s)?,
-            None => return Err(missing_key("version")),
-        };
-
-        let description = optional_text(package, "description", MAX_DESCRIPTION_CHARS)?;
-        let license = optional_text(package, "license", MAX_LICENSE_CHARS)?;
-        let repository = optional_url(package, "repository")?;
-        let homepage = optional_url(package, "homepage")?;
-
-        Ok(Manifest {
-            name,
-            version,
-            authors: authors(package)?,
-            description,
-            license,
-            repository,
-            homepage,
-            keywords: keywords(package)?,
-            dependencies: dependencies(&doc)?,
-        })
+        let p = &mut report.problems;
+        let name = keep(
+            p,
+            string_key(package, "name").and_then(|s| match s {
+                Some(s) => PackageName::parse(s),
+                None => Err(missing_key("name")),
+            }),
+        );
+        let version = keep(
+            p,
+            string_key(package, "version").and_then(|s| match s {
+                Some(s) => PackageVersion::parse(s),
+                None => Err(missing_key("version")),
+            }),
+        );
+        let description = keep(p, optional_text(package, "description", MAX_DESCRIPTION_CHARS));
+        let license = keep(p, optional_text(package, "license", MAX_LICENSE_CHARS));
+        let repository = keep(p, optional_url(package, "repository"));
+        let homepage = keep(p, optional_url(package, "homepage"));
+        let authors = keep(p, authors(package));
+        let keywords = keep(p, keywords(package));
+        let (dependencies, dep_problems) = dependencies(&doc);
+        report.problems.extend(dep_problems);
+        report.name = name.clone();
+        report.version = version.clone();
+        report.dependencies = dependencies.clone();
+        if let (
+            Some(name),
+            Some(version),
+            Some(description),
+            Some(license),
+            Some(repository),
+            Some(homepage),
+            Some(authors),
+            Some(keywords),
+            true,
+        ) =
+            (name, version, description, license, repository, homepage, authors, keywords, report.problems.is_empty())
+        {
+            report.manifest = Some(Manifest {
+                name,
+                version,
+                authors,
+                description,
+                license,
+                repository,
+                homepage,
+                keywords,
+                dependencies,
+            });
+        }
+        report
     }
+}
+
+/// The value, or None with its refusal recorded.
+fn keep<T>(problems: &mut Vec<ValidationError>, r: Result<T, ValidationError>) -> Option<T> {
+    r.map_err(|e| problems.push(e)).ok()
 }
 
 /// Points at the line and column, since the file lives inside a tarball the
@@ -247,33 +316,39 @@ fn keywords(package: &Table) -> Result<Vec<String>, ValidationError> {
     Ok(keywords)
 }
 
-fn dependencies(doc: &Table) -> Result<Vec<Dependency>, ValidationError> {
+/// The dependencies that parse, and a refusal for each one that does not.
+fn dependencies(doc: &Table) -> (Vec<Dependency>, Vec<ValidationError>) {
     let mut sections = Vec::new();
+    let mut problems = Vec::new();
     for (key, kind) in [("dependencies", DependencyKind::Normal), ("dev-dependencies", DependencyKind::Dev)] {
         match doc.get(key) {
             None => {}
             Some(Value::Table(t)) => sections.push((kind, t)),
-            Some(_) => return Err(ValidationError::new(DEPS_FIELD, format!("[{key}] must be a table"))),
+            Some(_) => problems.push(ValidationError::new(DEPS_FIELD, format!("[{key}] must be a table"))),
         }
     }
     // Counted before anything is parsed, so an oversized list costs nothing.
     let total: usize = sections.iter().map(|(_, t)| t.len()).sum();
     if total > MAX_DEPENDENCIES {
-        return Err(ValidationError::new(
+        problems.push(ValidationError::new(
             DEPS_FIELD,
             format!("at most {MAX_DEPENDENCIES} dependencies are allowed, got {total}"),
         ));
+        return (Vec::new(), problems);
     }
     let mut deps = Vec::with_capacity(total);
     for (kind, table) in sections {
         for (name, spec) in table {
-            deps.push(dependency(name, spec, kind)?);
+            match dependency(name, spec, kind) {
+                Ok(d) => deps.push(d),
+                Err(e) => problems.push(e),
+            }
         }
     }
     // toml's map type is ordered only if some crate in the build enables its
     // `preserve_order` feature; sorting keeps the result independent of that.
     deps.sort_by(|a, b| (a.kind, &a.name).cmp(&(b.kind, &b.name)));
-    Ok(deps)
+    (deps, problems)
 }
 
 fn dependency(name: &str, spec: &Value, kind: DependencyKind) -> Result<Dependency, ValidationError> {

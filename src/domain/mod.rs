@@ -7,9 +7,11 @@
 //! module touches the network, the database or the clock.
 
 pub mod account;
+pub mod confusable;
 pub mod keyword;
 pub mod manifest;
 pub mod names;
+pub mod problems;
 pub mod tarball;
 pub mod text;
 
@@ -19,11 +21,28 @@ pub mod text;
 pub struct ValidationError {
     pub field: String,
     pub message: String,
+    /// The stable problem code (see `problems`) when the refusal site knows a more precise one
+    /// than its field implies.
+    pub code: Option<&'static str>,
+    /// The tarball entry the refusal concerns, when it concerns one.
+    pub path: Option<String>,
 }
 
 impl ValidationError {
     pub fn new(field: impl Into<String>, message: impl Into<String>) -> Self {
-        Self { field: field.into(), message: message.into() }
+        Self { field: field.into(), message: message.into(), code: None, path: None }
+    }
+
+    /// The same refusal with a precise problem code.
+    pub fn with_code(mut self, code: &'static str) -> Self {
+        self.code = Some(code);
+        self
+    }
+
+    /// The same refusal, about the tarball entry `path`.
+    pub fn at_path(mut self, path: impl Into<String>) -> Self {
+        self.path = Some(path.into());
+        self
     }
 
     /// The same refusal reported under another field name: a GraphQL argument called `package`
@@ -51,6 +70,7 @@ pub use account::*;
 pub use keyword::*;
 pub use manifest::*;
 pub use names::*;
+pub use problems::{Problems, PublishProblem};
 pub use tarball::*;
 
 #[cfg(test)]

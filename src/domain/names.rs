@@ -12,45 +12,14 @@ const VERSION_FIELD: &str = "version";
 const MAX_NAME_CHARS: usize = 64;
 const MAX_VERSION_CHARS: usize = 64;
 
-/// Names that would impersonate the language or the registry itself, plus the
-/// Windows device names: a package called `con` or `nul` cannot be unpacked
-/// into a directory of that name on Windows.
-const RESERVED_NAMES: &[&str] = &[
-    "raven",
-    "ravens",
-    "ravensone",
-    "std",
-    "core",
-    "alloc",
-    "admin",
-    "api",
-    "registry",
-    "root",
-    "www",
-    "test",
-    "con",
-    "prn",
-    "aux",
-    "nul",
-    "com1",
-    "com2",
-    "com3",
-    "com4",
-    "com5",
-    "com6",
-    "com7",
-    "com8",
-    "com9",
-    "lpt1",
-    "lpt2",
-    "lpt3",
-    "lpt4",
-    "lpt5",
-    "lpt6",
-    "lpt7",
-    "lpt8",
-    "lpt9",
-];
+/// The reserved names, one a line in `reserved_names.txt` (names that would impersonate the
+/// language or the registry, and the Windows device names).
+const RESERVED_LIST: &str = include_str!("reserved_names.txt");
+
+/// Whether no new package may take `name`.
+pub fn is_reserved(name: &str) -> bool {
+    RESERVED_LIST.lines().map(str::trim).any(|line| !line.starts_with('#') && line == name)
+}
 
 /// A valid package name. Names are case-sensitive on input but only
 /// lowercase is accepted, so two packages can never differ by case alone.
@@ -62,8 +31,9 @@ impl PackageName {
     /// A name for a new package: the shape rules of [`PackageName::lookup`], and not reserved.
     pub fn parse(input: &str) -> Result<Self, ValidationError> {
         let name = Self::lookup(input)?;
-        if RESERVED_NAMES.contains(&input) {
-            return Err(ValidationError::new(NAME_FIELD, format!("package name {} is reserved", shown(input))));
+        if is_reserved(input) {
+            return Err(ValidationError::new(NAME_FIELD, format!("package name {} is reserved", shown(input)))
+                .with_code(super::problems::code::NAME_RESERVED));
         }
         Ok(name)
     }

@@ -30,11 +30,15 @@ impl Extension for ErrorMappingExtension {
 }
 
 fn map(e: &mut ServerError) {
+    let mut problems = None;
     let (message, code, field) = if let Some(app) = e.source::<AppError>() {
-        let field = match app {
+        let field = match app.inner() {
             AppError::Validation(v) => Some(v.field.clone()),
             _ => None,
         };
+        if !app.problems().is_empty() {
+            problems = serde_json::to_value(app.problems()).ok().and_then(|v| async_graphql::Value::from_json(v).ok());
+        }
         (app.public_message(), app.graphql_code(), field)
     } else if let Some(app) = e.source::<Arc<AppError>>() {
         // DataLoader errors are shared between the fields that awaited them.
@@ -56,8 +60,11 @@ fn map(e: &mut ServerError) {
     if let Some(f) = field {
         ext.set("field", f);
     }
+    if let Some(p) = problems {
+        ext.set("problems", p);
+    }
     // A field refused by its own budget says how long to wait, like a refused request does.
-    let retry_after = match e.source::<AppError>() {
+    let retry_after = match e.source::<AppError>().map(AppError::inner) {
         Some(AppError::RateLimited { retry_after }) => Some(*retry_after),
         _ => None,
     };

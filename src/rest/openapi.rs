@@ -143,6 +143,9 @@ pub struct ErrorDetails {
     /// The request field that failed validation.
     #[schema(required = false)]
     pub field: String,
+    /// A refused publish: every problem its checks found (the first one gave this error).
+    #[schema(required = false)]
+    pub problems: Vec<crate::rest::publish::ProblemBody>,
 }
 
 /// A role on a package: `owner` (all rights) or `maintainer` (publish, yank).

@@ -3,8 +3,9 @@
 //! with the size limit enforced while reading, so an oversized upload is cut off early. Once it is
 //! accepted, the service validates it and keeps its bytes (at most MAX_TARBALL_BYTES) in memory for
 //! the single create-only put to storage.
-use axum::extract::State;
+use axum::extract::{Query, State};
 use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
 use axum::Json;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -16,6 +17,7 @@ use crate::auth::Viewer;
 use crate::domain::{PackageName, ValidationError};
 use crate::error::{AppError, AppResult};
 use crate::service::publish::{self, Claimed, Tarball};
+use crate::service::validate;
 use crate::state::AppState;
 
 #[derive(Deserialize, Default)]
@@ -39,6 +41,37 @@ pub struct PublishResponse {
     /// `sha256:<hex>` of the tarball.
     #[schema(pattern = "^sha256:[0-9a-f]{64}$")]
     checksum: String,
+}
+
+/// `?dry_run=true`: check, store nothing.
+#[derive(Deserialize, Default, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct PublishParams {
+    /// Run every check of a publish and store nothing: answers 200 `{ok, problems}`.
+    #[serde(default)]
+    dry_run: bool,
+}
+
+/// The answer of a dry run.
+#[derive(Serialize, ToSchema)]
+pub struct DryRunResponse {
+    /// True when a publish of this upload by this caller would pass every check now.
+    ok: bool,
+    /// Every problem found (empty when `ok`), in the order the checks ran.
+    problems: Vec<ProblemBody>,
+}
+
+/// One problem of an upload; the same shape appears in `details.problems` of a refused publish.
+#[derive(Serialize, ToSchema)]
+pub struct ProblemBody {
+    /// Stable machine code, e.g. `NAME_INVALID`, `VERSION_TAKEN`, `DEPENDENCY_UNKNOWN` (README lists them).
+    code: String,
+    /// The manifest field or input at fault, if one is.
+    field: Option<String>,
+    /// The tarball entry at fault, if one is.
+    path: Option<String>,
+    /// For people.
+    message: String,
 }
 
 /// The multipart form of a publish (documentation only; the handler reads the parts as a stream).
@@ -91,11 +124,13 @@ fn multipart_error(e: axum::extract::multipart::MultipartError) -> AppError {
     }
 }
 
-/// Publishes a version from a tarball.
+/// Publishes a version from a tarball; with `?dry_run=true`, runs every check and stores nothing.
 #[utoipa::path(post, path = "/api/v1/packages/publish", tag = "packages", security(("bearer" = [])),
+    params(PublishParams),
     request_body(content = inline(PublishForm), content_type = "multipart/form-data"),
     responses(
         (status = 201, description = "The version is published", body = PublishResponse),
+        (status = 200, description = "Dry run: every problem found, nothing stored", body = DryRunResponse),
         doc::BadRequest, doc::Unauthorized, doc::Forbidden, doc::Conflict, doc::PayloadTooLarge,
         doc::RateLimited, doc::ServerSide,
     )
@@ -103,8 +138,9 @@ fn multipart_error(e: axum::extract::multipart::MultipartError) -> AppError {
 pub async fn publish(
     State(state): State<AppState>,
     viewer: Viewer,
+    Query(params): Query<PublishParams>,
     ApiMultipart(mut multipart): ApiMultipart,
-) -> AppResult<(StatusCode, Json<PublishResponse>)> {
+) -> AppResult<Response> {
     let max = state.config.max_tarball_bytes;
     let mut metadata: Option<Metadata> = None;
     let mut tarball: Option<bytes::Bytes> = None;
@@ -134,8 +170,17 @@ pub async fn publish(
             Some("tarball") => {
                 // Charge the publish budget before reading the tarball, when the metadata came first.
                 if let Some(name) = metadata.as_ref().and_then(|m| m.name.as_deref()) {
-                    if !charged {
-                        publish::charge_rate_limit(&state, &viewer, &PackageName::parse(name)?).await?;
+                    // A dry run reports a bad name as a problem; the service then charges the budget.
+                    let parsed = match PackageName::parse(name) {
+                        Ok(n) => Some(n),
+                        Err(_) if params.dry_run => None,
+                        Err(e) => {
+                            let problem = crate::domain::PublishProblem::from(&e);
+                            return Err(AppError::refused(e.into(), problem));
+                        }
+                    };
+                    if let (false, Some(parsed)) = (charged, parsed) {
+                        publish::charge_rate_limit(&state, &viewer, &parsed).await?;
                         charged = true;
                     }
                 }
@@ -155,13 +200,17 @@ pub async fn publish(
     let tarball =
         tarball.ok_or_else(|| ValidationError::new("tarball", "the multipart body has no `tarball` file part"))?;
     let meta = metadata.unwrap_or_default();
-    let published = publish::publish(
-        &state,
-        &viewer,
-        Tarball::Bytes(tarball),
-        Claimed { name: meta.name, version: meta.version, rate_limit_charged: charged },
-    )
-    .await?;
+    let claimed = Claimed { name: meta.name, version: meta.version, rate_limit_charged: charged };
+    if params.dry_run {
+        let report = validate::dry_run(&state, &viewer, Tarball::Bytes(tarball), claimed).await?;
+        let problems = report
+            .problems
+            .into_iter()
+            .map(|p| ProblemBody { code: p.code.to_owned(), field: p.field, path: p.path, message: p.message })
+            .collect();
+        return Ok(Json(DryRunResponse { ok: report.ok, problems }).into_response());
+    }
+    let published = publish::publish(&state, &viewer, Tarball::Bytes(tarball), claimed).await?;
     let v = published.version;
     Ok((
         StatusCode::CREATED,
@@ -173,5 +222,6 @@ pub async fn publish(
             version: v.num,
             published_at: v.published_at,
         }),
-    ))
+    )
+        .into_response())
 }

@@ -105,7 +105,8 @@ pub enum RelKey {
 pub enum RelValue {
     Versions(Arc<Vec<versions::Model>>),
     Owners(Arc<Vec<OwnerRow>>),
-    Package(packages::Model),
+    /// Boxed: the row is several times the size of the other variants.
+    Package(Box<packages::Model>),
 }
 
 pub type RelationCache = GenerationCache<RelKey, RelValue>;

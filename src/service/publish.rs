@@ -1,18 +1,16 @@
 //! Publishing a version: validate everything, put the blob, then one transaction. A refusal leaves
 //! nothing behind; a row never exists without its blob.
-use std::io::Read;
-
 use chrono::Utc;
-use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter, Set};
-use sha2::{Digest, Sha256};
+use sea_orm::{ActiveModelTrait, EntityTrait, Set};
 use uuid::Uuid;
 
 use entity::{dependencies, package_owners, packages, versions};
 
 use crate::auth::{Scope, Viewer};
-use crate::domain::{inspect_tarball, Manifest, PackageName, PackageVersion, TarballLimits, ValidationError};
+use crate::domain::{Manifest, PackageName};
 use crate::error::{AppError, AppResult};
 use crate::service::packages::{self as pkgs, Role};
+use crate::service::validate::{validate, Checked, Mode};
 use crate::service::{audit, versions as vers};
 use crate::state::AppState;
 use crate::storage::{PutOutcome, Storage};
@@ -42,15 +40,6 @@ pub struct Published {
     pub version: versions::Model,
 }
 
-/// A tarball that passed validation, with its digest and bytes (at most MAX_TARBALL_BYTES).
-struct Checked {
-    manifest: Manifest,
-    readme: Option<String>,
-    sha256: String,
-    size: u64,
-    bytes: bytes::Bytes,
-}
-
 /// A tarball as it arrived: spooled to a file (GraphQL uploads, which async-graphql spools) or
 /// held in memory (REST). The blob write needs every byte in memory anyway, so a REST upload is not
 /// spooled: the file's create, write, reopen and unlink were a good part of a publish's syscalls.
@@ -59,104 +48,19 @@ pub enum Tarball {
     Bytes(bytes::Bytes),
 }
 
-fn check(tarball: Tarball, limits: TarballLimits) -> Result<Checked, ValidationError> {
-    let checked = inspect(tarball, limits)?;
-    // The README is stored and served as text: a document keeps its tabs and line breaks, and no
-    // other control character (a NUL cannot even be stored on PostgreSQL).
-    if let Some(readme) = &checked.readme {
-        crate::domain::text::multiline("readme", readme)?;
-    }
-    Ok(checked)
-}
-
-fn inspect(tarball: Tarball, limits: TarballLimits) -> Result<Checked, ValidationError> {
-    match tarball {
-        Tarball::File(file) => check_file(file, limits),
-        Tarball::Bytes(bytes) => {
-            let contents = inspect_tarball(&bytes[..], &limits)?;
-            Ok(Checked {
-                manifest: contents.manifest,
-                readme: contents.readme,
-                sha256: hex::encode(Sha256::digest(&bytes)),
-                size: bytes.len() as u64,
-                bytes,
-            })
-        }
-    }
-}
-
-/// Reads the file once: hashes the compressed bytes while the validator inflates them.
-fn check_file(file: std::fs::File, limits: TarballLimits) -> Result<Checked, ValidationError> {
-    struct Hashing<R> {
-        inner: R,
-        hasher: Sha256,
-        kept: Vec<u8>,
-    }
-    impl<R: Read> Read for Hashing<R> {
-        fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-            let n = self.inner.read(buf)?;
-            self.hasher.update(&buf[..n]);
-            self.kept.extend_from_slice(&buf[..n]);
-            Ok(n)
-        }
-    }
-    let mut r = Hashing { inner: std::io::BufReader::new(file), hasher: Sha256::new(), kept: Vec::new() };
-    let contents = inspect_tarball(&mut r, &limits)?;
-    // Trailing bytes after the archive still belong to the blob that is stored and served.
-    std::io::copy(&mut r, &mut std::io::sink())
-        .map_err(|e| ValidationError::new("tarball", format!("cannot read the upload: {e}")))?;
-    Ok(Checked {
-        manifest: contents.manifest,
-        readme: contents.readme,
-        sha256: hex::encode(r.hasher.finalize()),
-        size: r.kept.len() as u64,
-        bytes: r.kept.into(),
-    })
-}
-
 /// Publishes `tarball` (already size-limited by the transport).
 #[tracing::instrument(name = "publish", skip_all, fields(user_id = %viewer.user_id, package = tracing::field::Empty))]
 pub async fn publish(state: &AppState, viewer: &Viewer, tarball: Tarball, claimed: Claimed) -> AppResult<Published> {
-    // Refuse a token that could publish nothing before spending time on the tarball.
-    if !viewer.scopes.contains(Scope::PublishNew) && !viewer.scopes.contains(Scope::PublishUpdate) {
-        return Err(AppError::Forbidden("this token lacks the publish-new and publish-update scopes".into()));
-    }
-    let checked = tokio::task::spawn_blocking(move || check(tarball, TarballLimits::default()))
-        .await
-        .map_err(AppError::internal)??;
+    let validated = validate(state, viewer, tarball, &claimed, Mode::Publish).await?;
+    let (Some(checked), true) = (validated.checked, validated.collected.problems.is_empty()) else {
+        return Err(validated
+            .collected
+            .into_error()
+            .unwrap_or_else(|| AppError::internal(anyhow::anyhow!("a refused publish without a problem"))));
+    };
+    let existing = validated.existing;
     let m = &checked.manifest;
     tracing::Span::current().record("package", m.name.as_str());
-    if let Some(name) = &claimed.name {
-        if PackageName::parse(name)? != m.name {
-            return Err(
-                ValidationError::new("name", format!("metadata names {name} but raven.toml names {}", m.name)).into()
-            );
-        }
-    }
-    if let Some(version) = &claimed.version {
-        if PackageVersion::parse(version)? != m.version {
-            return Err(ValidationError::new(
-                "version",
-                format!("metadata says {version} but raven.toml says {}", m.version),
-            )
-            .into());
-        }
-    }
-
-    let existing = pkgs::find_by_name(&state.db, &m.name).await?;
-    if !claimed.rate_limit_charged {
-        state.limits.publish(viewer.user_id, existing.is_none())?;
-    }
-    match &existing {
-        Some(p) => {
-            pkgs::authorise(&state.db, viewer, p, Scope::PublishUpdate, Role::Maintainer).await?;
-            if pkgs::find_version(&state.db, p.id, &m.version.to_string()).await?.is_some() {
-                return Err(version_exists(m));
-            }
-        }
-        None => viewer.require(Scope::PublishNew)?,
-    }
-    check_dependencies_exist(state, m).await?;
 
     // The blob goes first, created only if absent: of two racing publishes exactly one writes it,
     // and the loser never touches the winner's blob.
@@ -239,6 +143,7 @@ async fn write_rows(
             let p = packages::ActiveModel {
                 id: Set(Uuid::new_v4()),
                 name: Set(m.name.as_str().to_owned()),
+                name_folded: Set(crate::domain::confusable::fold_name(m.name.as_str())),
                 description: Set(m.description.clone()),
                 license: Set(m.license.clone()),
                 repository: Set(m.repository.clone()),
@@ -331,27 +236,4 @@ async fn write_rows(
 
 fn version_exists(m: &Manifest) -> AppError {
     AppError::Conflict(format!("{} {} is already published", m.name, m.version))
-}
-
-/// Every dependency must name a package that exists in the registry.
-async fn check_dependencies_exist(state: &AppState, m: &Manifest) -> AppResult<()> {
-    if m.dependencies.is_empty() {
-        return Ok(());
-    }
-    let names: Vec<String> = m.dependencies.iter().map(|d| d.name.as_str().to_owned()).collect();
-    let found: std::collections::HashSet<String> = packages::Entity::find()
-        .filter(packages::Column::Name.is_in(crate::service::inlist::padded(names.iter().cloned())))
-        .all(&state.db)
-        .await?
-        .into_iter()
-        .map(|p| p.name)
-        .collect();
-    if let Some(missing) = names.iter().find(|n| !found.contains(*n)) {
-        return Err(ValidationError::new(
-            "dependencies",
-            format!("dependency {missing} does not exist in this registry"),
-        )
-        .into());
-    }
-    Ok(())
 }

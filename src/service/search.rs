@@ -70,7 +70,7 @@ pub(crate) fn like_escape(s: &str) -> String {
 
 /// Packages with at least one non-yanked version: fully yanked packages leave search and browse.
 const VISIBLE: &str = "EXISTS (SELECT 1 FROM versions v WHERE v.package_id = p.id AND v.yanked = FALSE)";
-pub(crate) const COLUMNS: &str = "p.id, p.name, p.description, p.license, p.repository, p.homepage, p.keywords_text, p.downloads, p.created_at, p.updated_at";
+pub(crate) const COLUMNS: &str = "p.id, p.name, p.name_folded, p.description, p.license, p.repository, p.homepage, p.keywords_text, p.downloads, p.created_at, p.updated_at";
 
 pub(crate) fn order_by(sort: PackageSort) -> &'static str {
     match sort {

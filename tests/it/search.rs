@@ -234,6 +234,7 @@ async fn insert_packages(app: &TestApp, count: usize, yank_every: usize) {
             let package = packages::ActiveModel {
                 id: Set(id),
                 name: Set(format!("bulk-{i:05}")),
+                name_folded: Set(raven_registry::domain::confusable::fold_name(&format!("bulk-{i:05}"))),
                 description: Set(Some(format!("bulkword item n{i:05}"))),
                 license: Set(Some("MIT".into())),
                 repository: Set(None),

@@ -50,7 +50,8 @@ use flate2::bufread::GzDecoder;
 use tar::EntryType;
 use unicode_normalization::UnicodeNormalization;
 
-use super::{shown, Manifest, ValidationError};
+use super::problems::code;
+use super::{shown, Manifest, ManifestReport, ValidationError};
 
 pub mod build;
 mod paths;
@@ -74,6 +75,8 @@ const COMPRESSED_BUF: usize = 16 * 1024;
 /// Longer paths are refused outright: no real package needs them, and it
 /// keeps the per-entry bookkeeping bounded.
 const MAX_PATH_BYTES: usize = 4096;
+/// A refused entry's path as reported in a problem's `path`.
+const MAX_SHOWN_PATH_CHARS: usize = 200;
 /// The records of one pax header: a path of MAX_PATH_BYTES and a few
 /// attributes fit with room to spare.
 const MAX_PAX_BYTES: u64 = 8 * 1024;
@@ -119,26 +122,98 @@ pub struct TarballContents {
     pub unpacked_bytes: u64,
 }
 
+/// Everything [`scan_tarball`] found: the refusals in the order the archive presented them, and
+/// the manifest's own report when the archive could be read to its end.
+#[derive(Debug, Clone, Default)]
+pub struct TarballReport {
+    /// Refusals of the archive itself. An entry refused for its path, type or mode is skipped and
+    /// the scan goes on; any other refusal ends the scan (the stream cannot be trusted past it),
+    /// and then no manifest is read.
+    pub problems: Vec<ValidationError>,
+    /// What `raven.toml` held, when the scan reached it (see [`Manifest::check`]).
+    pub manifest: Option<ManifestReport>,
+    pub readme: Option<String>,
+    pub entries: u64,
+    pub unpacked_bytes: u64,
+}
+
+impl TarballReport {
+    /// The contents, or the first refusal (archive first, then manifest: the order of the checks).
+    pub fn into_contents(mut self) -> Result<TarballContents, ValidationError> {
+        if !self.problems.is_empty() {
+            return Err(self.problems.swap_remove(0));
+        }
+        let Some(mut report) = self.manifest else {
+            return Err(refuse("missing raven.toml at the archive root").with_code(code::MANIFEST_MISSING));
+        };
+        match report.manifest {
+            Some(manifest) => Ok(TarballContents {
+                manifest,
+                readme: self.readme,
+                entries: self.entries,
+                unpacked_bytes: self.unpacked_bytes,
+            }),
+            None => Err(report.problems.swap_remove(0)),
+        }
+    }
+}
+
 /// Validates a package tarball; `reader` yields the compressed bytes. On
 /// success every byte of `reader` has been read.
-pub fn inspect_tarball<R: Read>(mut reader: R, limits: &TarballLimits) -> Result<TarballContents, ValidationError> {
+pub fn inspect_tarball<R: Read>(reader: R, limits: &TarballLimits) -> Result<TarballContents, ValidationError> {
+    scan_tarball(reader, limits).into_contents()
+}
+
+/// Validates a package tarball like [`inspect_tarball`] but reports every refusal it can: within
+/// the same limits, so it never does more work than the first refusal would have cost the scan
+/// of a clean archive of that size.
+pub fn scan_tarball<R: Read>(mut reader: R, limits: &TarballLimits) -> TarballReport {
+    let mut report = TarballReport::default();
     let mut magic = [0u8; 2];
-    let got = read_up_to(&mut reader, &mut magic).map_err(|e| corrupt(&e))?;
+    let got = match read_up_to(&mut reader, &mut magic) {
+        Ok(got) => got,
+        Err(e) => {
+            report.problems.push(corrupt(&e));
+            return report;
+        }
+    };
     if got == 0 {
-        return Err(refuse("tarball is empty"));
+        report.problems.push(refuse("tarball is empty"));
+        return report;
     }
     if magic[..got] != GZIP_MAGIC {
-        return Err(refuse("tarball is not gzip-compressed"));
+        report.problems.push(refuse("tarball is not gzip-compressed"));
+        return report;
     }
 
     let meter = Rc::new(Meter::default());
     let compressed = BufReader::with_capacity(COMPRESSED_BUF, Cursor::new(magic).chain(reader));
     let gzip = OneMember { inner: GzDecoder::new(compressed), meter: Rc::clone(&meter) };
     let inflated = MeteredReader { inner: gzip, meter: Rc::clone(&meter) };
-    let mut archive = tar::Archive::new(inflated);
+    let archive = tar::Archive::new(inflated);
     let mut scan = Scan::new(limits, meter);
     scan.update_allowance();
 
+    let walked = walk(archive, &mut scan);
+    report.problems = std::mem::take(&mut scan.problems);
+    if let Err(e) = walked {
+        report.problems.push(e);
+        return report;
+    }
+    match scan.finish() {
+        Ok(finished) => {
+            report.manifest = Some(finished.manifest);
+            report.readme = finished.readme;
+            report.entries = finished.entries;
+            report.unpacked_bytes = finished.unpacked_bytes;
+        }
+        Err(e) => report.problems.push(e),
+    }
+    report
+}
+
+/// Every header, then the padding after the end-of-archive block.
+fn walk<R: Read>(mut archive: tar::Archive<R>, scan: &mut Scan<'_>) -> Result<(), ValidationError> {
     // Raw: every header comes back as it is, extension headers included, and
     // the scan applies them itself (see the module documentation).
     let entries = archive.entries().map_err(|e| scan.io_error(&e))?.raw(true);
@@ -153,9 +228,7 @@ pub fn inspect_tarball<R: Read>(mut reader: R, limits: &TarballLimits) -> Result
     // stream must be zeros; reading it to its end also verifies the CRC,
     // catches truncation, and (in `OneMember`) anything after the stream.
     let mut rest = archive.into_inner();
-    scan.zeros_to_end(&mut rest)?;
-
-    scan.finish()
+    scan.zeros_to_end(&mut rest)
 }
 
 fn refuse(message: impl Into<String>) -> ValidationError {

@@ -43,7 +43,8 @@ pub(super) fn check_shadow_name(name: &[u8], whose: &str) -> Result<(), Validati
     Err(refuse(format!(
         "tarball {whose} has a header name {} that {why}: an extractor that ignores extension headers would use it",
         lossy(name)
-    )))
+    ))
+    .with_code(super::code::TARBALL_PATH_TRAVERSAL))
 }
 
 /// Why `path` could land outside the extraction directory, if it could.

@@ -72,6 +72,16 @@ pub(super) struct Scan<'l> {
     pub(super) root_readme: Option<Readme>,
     pub(super) nested_readme: Option<Readme>,
     pub(super) buf: Vec<u8>,
+    /// Entries refused for their path, type or mode, which the scan skipped to go on.
+    pub(super) problems: Vec<ValidationError>,
+}
+
+/// What a scan that read the whole archive found.
+pub(super) struct Finished {
+    pub(super) manifest: ManifestReport,
+    pub(super) readme: Option<String>,
+    pub(super) entries: u64,
+    pub(super) unpacked_bytes: u64,
 }
 
 impl<'l> Scan<'l> {
@@ -89,6 +99,7 @@ impl<'l> Scan<'l> {
             root_readme: None,
             nested_readme: None,
             buf: vec![0; READ_BUF],
+            problems: Vec::new(),
         }
     }
 
@@ -105,6 +116,7 @@ impl<'l> Scan<'l> {
 
     pub(super) fn too_big(&self) -> ValidationError {
         refuse(format!("tarball exceeds the unpacked size limit of {} bytes", self.limits.max_unpacked_bytes))
+            .with_code(code::TOO_LARGE)
     }
 
     pub(super) fn io_error(&self, e: &io::Error) -> ValidationError {
@@ -119,6 +131,7 @@ impl<'l> Scan<'l> {
                  entries account for (over {} bytes)",
                 self.meter.allowance.get()
             ))
+            .with_code(code::TOO_LARGE)
         } else {
             corrupt(e)
         }
@@ -127,7 +140,8 @@ impl<'l> Scan<'l> {
     pub(super) fn count_entry(&mut self) -> Result<(), ValidationError> {
         self.entries += 1;
         if self.entries > self.limits.max_entries {
-            return Err(refuse(format!("tarball has more than {} entries (the entry limit)", self.limits.max_entries)));
+            return Err(refuse(format!("tarball has more than {} entries (the entry limit)", self.limits.max_entries))
+                .with_code(code::TOO_LARGE));
         }
         self.update_allowance();
         Ok(())
@@ -290,10 +304,11 @@ impl<'l> Scan<'l> {
                     EntryType::GNUSparse => "a GNU sparse file".to_owned(),
                     other => format!("of unsupported type {:?}", other.as_byte() as char),
                 };
-                return Err(refuse(format!(
+                let refusal = refuse(format!(
                     "tarball entry {} is {kind}: only regular files and directories are allowed",
                     lossy(&raw_path)
-                )));
+                ));
+                return self.skip(entry, refusal.with_code(code::TARBALL_ENTRY_REFUSED), &raw_path);
             }
         };
         if is_dir && entry.size() != 0 {
@@ -314,13 +329,24 @@ impl<'l> Scan<'l> {
             )));
         }
         if !is_dir && mode & 0o6000 != 0 {
-            return Err(refuse(format!(
+            let refusal = refuse(format!(
                 "tarball entry {} is setuid or setgid (mode {mode:o}): package files cannot be",
                 lossy(&raw_path)
-            )));
+            ));
+            return self.skip(entry, refusal.with_code(code::TARBALL_ENTRY_REFUSED), &raw_path);
         }
 
-        let path = normalize_path(&raw_path)?;
+        let path = match normalize_path(&raw_path) {
+            Ok(path) => path,
+            Err(refusal) => {
+                let which = if escape_reason(&raw_path).is_some() {
+                    code::TARBALL_PATH_TRAVERSAL
+                } else {
+                    code::TARBALL_PATH_INVALID
+                };
+                return self.skip(entry, refusal.with_code(which), &raw_path);
+            }
+        };
         if path.is_empty() {
             // "./" as written by `tar -C dir .`; a file cannot have no name.
             if !is_dir {
@@ -337,7 +363,9 @@ impl<'l> Scan<'l> {
             Some(Want::Readme(..)) => Some(self.limits.max_readme_bytes),
             None => None,
         };
-        self.add_path(&components, is_dir)?;
+        if let Err(refusal) = self.add_path(&components, is_dir) {
+            return self.skip(entry, refusal.with_code(code::TARBALL_PATH_INVALID), path.as_bytes());
+        }
         let kept = self.drain(entry, max_keep, &path)?;
         match (keep, kept) {
             (Some(Want::Manifest(root)), Some(kept)) => {
@@ -349,6 +377,21 @@ impl<'l> Scan<'l> {
             _ => {}
         }
         Ok(())
+    }
+
+    /// Records the refusal of an entry that the rest of the archive does not depend on, and
+    /// reads past its data (counted against the limits like any other) to check the rest.
+    pub(super) fn skip<R: Read>(
+        &mut self,
+        entry: &mut tar::Entry<'_, R>,
+        refusal: ValidationError,
+        raw_path: &[u8],
+    ) -> Result<(), ValidationError> {
+        let path = String::from_utf8_lossy(raw_path).chars().take(MAX_SHOWN_PATH_CHARS).collect::<String>();
+        if self.problems.len() < crate::domain::problems::MAX_PROBLEMS {
+            self.problems.push(refusal.at_path(path.clone()));
+        }
+        self.drain(entry, None, &path).map(drop)
     }
 
     /// Records a path, refusing one that names the same file as an earlier
@@ -527,7 +570,7 @@ impl<'l> Scan<'l> {
         Ok(kept)
     }
 
-    pub(super) fn finish(self) -> Result<TarballContents, ValidationError> {
+    pub(super) fn finish(self) -> Result<Finished, ValidationError> {
         if self.entries == 0 {
             return Err(refuse("tarball is empty: it contains no entries"));
         }
@@ -536,19 +579,21 @@ impl<'l> Scan<'l> {
         let (manifest, readme) =
             if prefixed { (self.nested_manifest, self.nested_readme) } else { (self.root_manifest, self.root_readme) };
         let manifest = match manifest {
-            None => return Err(refuse("missing raven.toml at the archive root")),
+            None => return Err(refuse("missing raven.toml at the archive root").with_code(code::MANIFEST_MISSING)),
             Some(Kept::TooLarge) => {
-                return Err(refuse(format!("raven.toml is larger than {} bytes", self.limits.max_manifest_bytes)))
+                return Err(refuse(format!("raven.toml is larger than {} bytes", self.limits.max_manifest_bytes))
+                    .with_code(code::TOO_LARGE))
             }
-            Some(Kept::Data(bytes)) => String::from_utf8(bytes).map_err(|_| refuse("raven.toml is not valid UTF-8"))?,
+            Some(Kept::Data(bytes)) => String::from_utf8(bytes)
+                .map_err(|_| refuse("raven.toml is not valid UTF-8").with_code(code::MANIFEST_INVALID))?,
         };
-        let manifest = Manifest::parse(&manifest)?;
+        let manifest = Manifest::check(&manifest);
         // An oversized or non-UTF-8 README is not worth refusing a package over.
         let readme = match readme.map(|r| r.content) {
             Some(Kept::Data(bytes)) => String::from_utf8(bytes).ok(),
             _ => None,
         };
-        Ok(TarballContents { manifest, readme, entries: self.entries, unpacked_bytes: self.unpacked })
+        Ok(Finished { manifest, readme, entries: self.entries, unpacked_bytes: self.unpacked })
     }
 }
 

@@ -6,10 +6,11 @@ use crate::error::AppError;
 use crate::graphql::auth::{viewer, RequireScope};
 use crate::graphql::object::account::User;
 use crate::graphql::object::package::{Package, PackageOwner, Version};
+use crate::graphql::object::validation::PackageValidation;
 use crate::graphql::state;
 use crate::service::packages::Role;
 use crate::service::publish::{self, Claimed, Tarball};
-use crate::service::{owners, yank};
+use crate::service::{owners, validate, yank};
 
 #[derive(Default)]
 pub struct PackageMutation;
@@ -29,6 +30,21 @@ impl PackageMutation {
         let published =
             publish::publish(state(ctx), viewer(ctx)?, Tarball::File(upload.content), Claimed::default()).await?;
         Ok(Version(published.version))
+    }
+
+    /// Dry-run publish: runs every check of `publish` on the tarball (structure, raven.toml, name,
+    /// version, metadata, dependencies, your permission, version not taken, sizes) and stores
+    /// nothing. Lists every problem, not just the first. Charged to your publish budget.
+    #[graphql(guard = "RequireScope(None)")]
+    async fn validate_package(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "The gzip'd tar you would publish (GraphQL multipart request).")] tarball: Upload,
+    ) -> Result<PackageValidation> {
+        let upload = tarball.value(ctx).map_err(|e| AppError::BadRequest(format!("cannot read the upload: {e}")))?;
+        let report =
+            validate::dry_run(state(ctx), viewer(ctx)?, Tarball::File(upload.content), Claimed::default()).await?;
+        Ok(PackageValidation { ok: report.ok, problems: report.problems.into_iter().map(Into::into).collect() })
     }
 
     /// Yanks a version: it stays downloadable for existing lockfiles but leaves `latestVersion`

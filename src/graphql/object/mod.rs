@@ -5,3 +5,4 @@ pub mod downloads;
 pub mod keyword;
 pub mod package;
 pub mod stats;
+pub mod validation;

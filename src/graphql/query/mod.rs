@@ -1,6 +1,7 @@
 //! The root Query type, merged from one object per resource.
 mod account;
 mod keyword;
+mod names;
 mod node;
 mod package;
 mod stats;
@@ -17,4 +18,5 @@ pub struct Query(
     stats::StatsQuery,
     account::AccountQuery,
     node::NodeQuery,
+    names::NamesQuery,
 );

@@ -45,7 +45,8 @@ struct PackageRow {
     last_month: i64,
 }
 
-const PACKAGE_SQL: &str = "SELECT p.id, p.name, p.description, p.license, p.repository, p.homepage, p.keywords_text, \
+const PACKAGE_SQL: &str =
+    "SELECT p.id, p.name, p.name_folded, p.description, p.license, p.repository, p.homepage, p.keywords_text, \
      p.downloads, p.created_at, p.updated_at, u.id AS owner_id, u.username AS owner_name, \
      (SELECT CAST(COALESCE(SUM(d.count), 0) AS BIGINT) FROM version_downloads d JOIN versions v ON v.id = d.version_id \
       WHERE v.package_id = p.id AND d.day >= ?) AS last_month \

@@ -100,11 +100,11 @@ pub async fn package_by_name(
 ) -> AppResult<Option<packages::Model>> {
     let key = RelKey::PackageByName(name.as_str().to_owned());
     if let Some(RelValue::Package(p)) = generation.and_then(|g| state.caches.relations.get(g, &key)) {
-        return Ok(Some(p));
+        return Ok(Some(*p));
     }
     let found = crate::service::packages::find_by_name(&state.db, name).await?;
     if let (Some(g), Some(p)) = (generation, &found) {
-        state.caches.relations.put(g, key, RelValue::Package(p.clone()));
+        state.caches.relations.put(g, key, RelValue::Package(Box::new(p.clone())));
     }
     Ok(found)
 }
