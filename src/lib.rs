@@ -98,6 +98,7 @@ pub async fn build(config: Config) -> anyhow::Result<App> {
         generation: Arc::new(service::generation::Watch::new(std::time::Duration::from_millis(
             config.generation_max_age_ms,
         ))),
+        events: Arc::new(service::events::Live::new(std::time::Duration::from_millis(config.events_poll_ms))),
         caches: Arc::new(service::cache::Caches::new(config.page_cache_entries, config.metadata_cache_entries)),
         jwt_secret: jwt_secret.into(),
         config: Arc::new(config),

@@ -7,6 +7,7 @@
 //! module touches the network, the database or the clock.
 
 pub mod account;
+pub mod events;
 pub mod manifest;
 pub mod names;
 pub mod tarball;

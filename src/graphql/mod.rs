@@ -15,15 +15,18 @@ pub mod multipart;
 pub mod mutation;
 pub mod object;
 pub mod query;
+pub mod subscription;
+pub mod ws;
 
-use async_graphql::{EmptySubscription, Schema, SchemaBuilder};
+use async_graphql::{Schema, SchemaBuilder};
 
 use crate::state::AppState;
 
 pub use mutation::Mutation;
 pub use query::Query;
+pub use subscription::Subscription;
 
-pub type RegistrySchema = Schema<Query, Mutation, EmptySubscription>;
+pub type RegistrySchema = Schema<Query, Mutation, Subscription>;
 
 /// Depth and complexity limits: a list field costs `first x child`, so a deep nest of pages cannot
 /// fan out into millions of rows. MAX_DEPTH holds the data fields; introspection fields are held
@@ -32,8 +35,8 @@ pub const MAX_DEPTH: usize = 10;
 pub const INTROSPECTION_DEPTH: usize = 20;
 pub const MAX_COMPLEXITY: usize = 5_000;
 
-fn builder() -> SchemaBuilder<Query, Mutation, EmptySubscription> {
-    Schema::build(Query::default(), Mutation::default(), EmptySubscription)
+fn builder() -> SchemaBuilder<Query, Mutation, Subscription> {
+    Schema::build(Query::default(), Mutation::default(), Subscription)
         .limit_depth(INTROSPECTION_DEPTH)
         .extension(depth::DataDepthLimit(MAX_DEPTH))
         .limit_complexity(MAX_COMPLEXITY)

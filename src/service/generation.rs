@@ -49,10 +49,42 @@ pub async fn bump<C: ConnectionTrait>(txn: &C) -> AppResult<()> {
 
 /// Raises the value as the last statement of `txn`, commits, and tells this instance's watch.
 pub async fn bump_and_commit(state: &AppState, txn: DatabaseTransaction) -> AppResult<()> {
-    bump(&txn).await?;
+    bump_and_commit_with(state, txn, &[]).await
+}
+
+/// [`bump_and_commit`] for a write that is also an event of the feed: the raised value numbers
+/// `events`, written under the row lock the raise took (see `service::events` for why that keeps
+/// their numbers in commit order), and this instance's live feed reads them at once.
+pub async fn bump_and_commit_with(
+    state: &AppState,
+    txn: DatabaseTransaction,
+    events: &[crate::service::events::NewEvent],
+) -> AppResult<()> {
+    if events.is_empty() {
+        bump(&txn).await?;
+    } else {
+        let generation = bump_returning(&txn).await?;
+        crate::service::events::record(&txn, generation, events).await?;
+    }
     txn.commit().await?;
     state.generation.wrote();
+    if !events.is_empty() {
+        state.events.wrote();
+    }
     Ok(())
+}
+
+/// [`bump`], returning the raised value (`UPDATE ... RETURNING`: SQLite 3.35+ and PostgreSQL).
+#[tracing::instrument(name = "db.generation.bump", skip_all)]
+async fn bump_returning<C: ConnectionTrait>(txn: &C) -> AppResult<i64> {
+    let rows = Entity::update_many()
+        .col_expr(Column::Value, Expr::col(Column::Value).add(1))
+        .filter(Column::Id.eq(ROW))
+        .exec_with_returning(txn)
+        .await?;
+    rows.first()
+        .map(|m| m.value)
+        .ok_or_else(|| AppError::internal(anyhow::anyhow!("catalog_generation has no row; migrations not applied?")))
 }
 
 /// This instance's view of the generation (see the module doc).

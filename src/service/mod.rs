@@ -4,6 +4,7 @@ pub mod accounts;
 pub mod audit;
 pub mod cache;
 pub mod downloads;
+pub mod events;
 pub mod fetch;
 pub mod fsck;
 pub mod generation;

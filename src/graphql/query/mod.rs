@@ -1,5 +1,6 @@
 //! The root Query type, merged from one object per resource.
 mod account;
+mod events;
 mod package;
 mod stats;
 
@@ -7,4 +8,4 @@ use async_graphql::MergedObject;
 
 #[derive(MergedObject, Default)]
 #[graphql(name = "Query")]
-pub struct Query(package::PackageQuery, stats::StatsQuery, account::AccountQuery);
+pub struct Query(package::PackageQuery, stats::StatsQuery, account::AccountQuery, events::EventsQuery);
