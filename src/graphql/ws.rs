@@ -142,7 +142,8 @@ pub async fn upgrade(
              mutations go to POST /graphql",
         );
     };
-    let ws = ws.protocols(ALL_WEBSOCKET_PROTOCOLS).max_message_size(MAX_MESSAGE_BYTES).max_frame_size(MAX_MESSAGE_BYTES);
+    let ws =
+        ws.protocols(ALL_WEBSOCKET_PROTOCOLS).max_message_size(MAX_MESSAGE_BYTES).max_frame_size(MAX_MESSAGE_BYTES);
     let Some(protocol) =
         ws.selected_protocol().and_then(|p| p.to_str().ok()).and_then(|p| WebSocketProtocols::from_str(p).ok())
     else {
@@ -269,10 +270,9 @@ impl Executor for SubscriptionsOnly {
         };
         self.activity.change(1);
         let running = Running { _held: held, activity: self.activity.clone() };
-        let stream = self.schema.execute_stream_with_session_data(
-            request.data(ClientIp(self.ip)),
-            session_data.unwrap_or_default(),
-        );
+        let stream = self
+            .schema
+            .execute_stream_with_session_data(request.data(ClientIp(self.ip)), session_data.unwrap_or_default());
         // The place is held for as long as the stream lives (the protocol machine drops it on
         // `complete`, at its end, or with the socket).
         stream
@@ -347,7 +347,8 @@ async fn serve(socket: WebSocket, executor: SubscriptionsOnly, protocol: WebSock
             (now >= since + idle).then(|| close(1000, format!("no subscription for {} s", idle.as_secs())))
         });
         let goodbye = goodbye.or_else(|| {
-            (now >= last_heard + idle).then(|| close(1001, format!("nothing heard from the client for {} s", idle.as_secs())))
+            (now >= last_heard + idle)
+                .then(|| close(1001, format!("nothing heard from the client for {} s", idle.as_secs())))
         });
         if let Some(goodbye) = goodbye {
             let _ = sink.send(goodbye).await;

@@ -58,8 +58,11 @@ fn limit(v: Option<String>) -> AppResult<u64> {
     let Some(s) = v else { return Ok(feed::MAX_PAGE) };
     match s.parse::<u64>() {
         Ok(n) if (1..=feed::MAX_PAGE).contains(&n) => Ok(n),
-        _ => Err(ValidationError::new("limit", format!("limit must be between 1 and {}, got {}", feed::MAX_PAGE, shown(&s)))
-            .into()),
+        _ => Err(ValidationError::new(
+            "limit",
+            format!("limit must be between 1 and {}, got {}", feed::MAX_PAGE, shown(&s)),
+        )
+        .into()),
     }
 }
 

@@ -50,7 +50,11 @@ pub fn summary(events: &[Value]) -> Vec<(String, String, Option<String>)> {
     events
         .iter()
         .map(|e| {
-            (e["kind"].as_str().unwrap().to_owned(), e["package"].as_str().unwrap().to_owned(), e["version"].as_str().map(str::to_owned))
+            (
+                e["kind"].as_str().unwrap().to_owned(),
+                e["package"].as_str().unwrap().to_owned(),
+                e["version"].as_str().map(str::to_owned),
+            )
         })
         .collect()
 }
@@ -123,7 +127,11 @@ async fn every_change_is_an_event_in_commit_order_and_pages_resume_without_gaps(
     let mut rest = Vec::new();
     let mut after = String::new();
     loop {
-        let path = if after.is_empty() { "/api/v1/events?limit=4".to_owned() } else { format!("/api/v1/events?limit=4&after={after}") };
+        let path = if after.is_empty() {
+            "/api/v1/events?limit=4".to_owned()
+        } else {
+            format!("/api/v1/events?limit=4&after={after}")
+        };
         let page = get_ok(&app, &path).await;
         let got = page["events"].as_array().unwrap();
         assert!(got.len() <= 4);

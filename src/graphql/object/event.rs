@@ -37,9 +37,10 @@ impl From<domain::EventKind> for EventKind {
     }
 }
 
-/// One change to the catalog. Events are numbered in the order their writes committed.
 pub struct Event(pub service::Event);
 
+/// One change to the catalog: a package created, a version published, yanked or unyanked, an
+/// owner added or removed. Events are numbered in the order their writes committed.
 #[Object]
 impl Event {
     /// This event's place in the feed: pass it as `after` (to the `events` query, the `events`

@@ -12,6 +12,7 @@ use crate::service::events::Subscriber;
 #[derive(Default)]
 pub struct Subscription;
 
+/// Live updates, over WebSocket at `/graphql/ws` (protocol graphql-transport-ws).
 #[SubscriptionObject(name = "Subscription")]
 impl Subscription {
     /// Catalog events as they are committed, in order, each once. With `after`, first every event
@@ -33,8 +34,7 @@ impl Subscription {
             .map_err(AppError::from)?;
         let state = state(ctx);
         let replay_max = state.config.subscription_replay_max;
-        let subscriber =
-            Subscriber::start(state, after, package.map(|p| p.as_str().to_owned()), replay_max).await?;
+        let subscriber = Subscriber::start(state, after, package.map(|p| p.as_str().to_owned()), replay_max).await?;
         // An error (the database unreachable) ends the stream after reporting it; the client
         // resubscribes with the last cursor it received.
         Ok(futures::stream::unfold(Some(subscriber), |s| async move {

@@ -57,8 +57,9 @@ pub async fn read<C: ConnectionTrait>(
     };
     rows.into_iter()
         .map(|r| {
-            let kind = EventKind::parse(&r.kind)
-                .ok_or_else(|| AppError::internal(anyhow::anyhow!("event {} has an unknown kind {:?}", r.seq, r.kind)))?;
+            let kind = EventKind::parse(&r.kind).ok_or_else(|| {
+                AppError::internal(anyhow::anyhow!("event {} has an unknown kind {:?}", r.seq, r.kind))
+            })?;
             Ok(Event {
                 cursor: EventCursor(r.seq),
                 kind,

@@ -21,6 +21,7 @@ use tokio::sync::{broadcast, Notify};
 use super::feed;
 use super::Event;
 use crate::domain::events::EventCursor;
+use crate::domain::ValidationError;
 use crate::error::{AppError, AppResult};
 
 /// Batches the channel holds for a slow subscriber before it must catch up from the database.
@@ -146,10 +147,14 @@ impl Subscriber {
         let (last, catching_up) = match after {
             Some(after) => {
                 if feed::more_than(&state.db, after, package.as_deref(), replay_max).await? {
-                    return Err(AppError::BadRequest(format!(
-                        "more than {replay_max} events follow `after`: read them with the `events` query \
-                         (or GET /api/v1/events) first, then subscribe after the last cursor it returned"
-                    )));
+                    return Err(ValidationError::new(
+                        "after",
+                        format!(
+                            "more than {replay_max} events follow `after`: read them with the `events` query \
+                             (or GET /api/v1/events) first, then subscribe after the last cursor it returned"
+                        ),
+                    )
+                    .into());
                 }
                 (after, Some(None))
             }
@@ -202,7 +207,9 @@ impl Subscriber {
                     tracing::debug!(skipped = n, "event subscriber fell behind; catching up from the database");
                 }
                 Err(broadcast::error::RecvError::Closed) => {
-                    return Err(AppError::Unavailable("the live event feed stopped; subscribe again with `after`".into()))
+                    return Err(AppError::Unavailable(
+                        "the live event feed stopped; subscribe again with `after`".into(),
+                    ))
                 }
             }
         }
