@@ -67,11 +67,6 @@ impl Live {
         tokio::spawn(run(db.clone(), tx, self.slot.clone(), self.wake.clone(), self.poll));
         rx
     }
-
-    /// Live subscribers on this instance (a gauge).
-    pub fn listening(&self) -> usize {
-        self.slot.lock().unwrap_or_else(|e| e.into_inner()).as_ref().map_or(0, |tx| tx.receiver_count())
-    }
 }
 
 async fn run(db: DatabaseConnection, tx: broadcast::Sender<Arc<Batch>>, slot: Slot, wake: Arc<Notify>, poll: Duration) {
