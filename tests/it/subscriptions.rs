@@ -368,15 +368,20 @@ async fn a_replay_longer_than_the_limit_is_refused_pointing_to_the_events_query(
 
 #[tokio::test]
 async fn idle_sockets_are_closed() {
-    let app = common::spawn_with(|c| c.ws_idle_timeout_secs = 1).await;
+    // The HTTP connection's own idle bound (1 s here) no longer applies once it is a WebSocket.
+    let app = common::spawn_with(|c| {
+        c.ws_idle_timeout_secs = 1;
+        c.http_header_timeout_secs = 1;
+    })
+    .await;
     // Never initialised, never subscribed.
     let mut ws = open(&app).await.unwrap();
     assert!(ws.closed().await.is_some());
     // Initialised, but no subscription.
     let mut ws = connect(&app).await;
     assert_eq!(ws.closed().await, Some(1000));
-    // A subscribed socket that answers pings stays open past the timeout: it gets an event
-    // published after three timeouts.
+    // A subscribed socket that answers pings stays open past both timeouts: it gets an event
+    // published after three of them.
     let mut ws = connect(&app).await;
     ws.events("1", Some(&start_cursor()), None).await;
     let token = register(&app, "idler").await;
