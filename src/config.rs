@@ -273,6 +273,24 @@ pub struct Config {
     /// How long a browser may cache a preflight answer, in seconds (0 to 86400).
     #[arg(long, env = "CORS_MAX_AGE_SECS", default_value_t = 86_400, global = true, value_parser = clap::value_parser!(u32).range(0..=86_400))]
     pub cors_max_age_secs: u32,
+    /// Event subscriptions (`/graphql/ws`) one client address may hold at once.
+    #[arg(long, env = "SUBSCRIPTIONS_PER_IP", default_value_t = 10, global = true, value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    pub subscriptions_per_ip: u32,
+    /// Event subscriptions the instance holds at once, all clients together.
+    #[arg(long, env = "SUBSCRIPTIONS_MAX", default_value_t = 1_000, global = true, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    pub subscriptions_max: u32,
+    /// Most events a subscription with `after` replays before going live; a longer replay is
+    /// refused, pointing to the `events` query.
+    #[arg(long, env = "SUBSCRIPTION_REPLAY_MAX", default_value_t = 10_000, global = true, value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
+    pub subscription_replay_max: u64,
+    /// Seconds a WebSocket at /graphql/ws may go without a subscription, or without a frame from
+    /// the client (it is pinged every half of this), before it is closed.
+    #[arg(long, env = "WS_IDLE_TIMEOUT_SECS", default_value_t = 60, global = true, value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub ws_idle_timeout_secs: u64,
+    /// How often, in milliseconds, an instance with subscribers reads the feed for events written
+    /// by other instances (its own are pushed at once).
+    #[arg(long, env = "EVENTS_POLL_MS", default_value_t = 250, global = true, value_parser = clap::value_parser!(u64).range(10..=10_000))]
+    pub events_poll_ms: u64,
 }
 
 /// `CORS_ALLOWED_ORIGINS`.

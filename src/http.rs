@@ -70,7 +70,7 @@ impl Uploads {
 /// route every path to all of them), so that nothing is served undocumented. `/graphql` and
 /// `/metrics` are routed in [`router`] and are not part of the REST contract nor of the document.
 fn rest_routes(uploads: Uploads) -> OpenApiRouter<AppState> {
-    use rest::{auth, health, openapi, owners, packages, publish, search, stats, users, yank};
+    use rest::{auth, events, health, openapi, owners, packages, publish, search, stats, users, yank};
     use utoipa::OpenApi as _;
     let routes = [
         routes!(health::health),
@@ -96,6 +96,7 @@ fn rest_routes(uploads: Uploads) -> OpenApiRouter<AppState> {
         // GET and HEAD (`method(get, head)`).
         routes!(packages::download),
         routes!(yank::unyank),
+        routes!(events::events),
     ];
     // Routes on one path with different methods merge into one method router.
     routes.into_iter().fold(OpenApiRouter::with_openapi(openapi::ApiDoc::openapi()), OpenApiRouter::routes)
@@ -129,8 +130,14 @@ pub fn router(state: AppState, schema: RegistrySchema) -> Router {
         .layer(axum::middleware::map_response(too_large_as_graphql))
         .layer(axum::middleware::from_fn_with_state(uploads.drain, drain::middleware));
 
+    // Subscriptions over WebSocket: no body to limit, and the socket's own bounds (graphql::ws).
+    let subscriptions = Router::new()
+        .route("/graphql/ws", get(graphql::ws::upgrade))
+        .layer(Extension(graphql::ws::Subscriptions::from_config(&state.config)));
+
     Router::new()
         .route("/metrics", get(metrics::render))
+        .merge(subscriptions)
         .route("/graphiql/{version}/{file}", get(graphiql_asset))
         .merge(graphql_routes)
         .merge(rest_routes)

@@ -110,6 +110,8 @@ async fn build_app(config: Config, writer: bool) -> anyhow::Result<App> {
     } else if writer && db.get_database_backend() == sea_orm::DbBackend::Postgres {
         service::catalog_listener::spawn(db.get_postgres_connection_pool().clone(), &generation);
     }
+    let events = Arc::new(service::events::Live::new(std::time::Duration::from_millis(config.events_poll_ms)));
+    generation.wake_on_advance(events.waker());
     let state = AppState {
         db,
         storage,
@@ -123,6 +125,7 @@ async fn build_app(config: Config, writer: bool) -> anyhow::Result<App> {
         generation: generation.clone(),
         sqlite_lock: sqlite_lock.map(Arc::new),
         blobs: Arc::new(service::blob_cache::BlobCache::new(config.blob_cache_bytes)),
+        events: events.clone(),
         caches: Arc::new(service::cache::Caches::new(config.page_cache_entries, config.metadata_cache_entries)),
         jwt_secret: jwt_secret.into(),
         config: Arc::new(config),

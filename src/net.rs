@@ -266,7 +266,9 @@ async fn serve_connection(
         })
     };
     let io = TokioIo::new(GuardedIo::new(tcp, limits.body_idle_timeout));
-    let conn = watcher.watch(builder.serve_connection(io, service));
+    // With upgrades: /graphql/ws turns its connection into a WebSocket, which then lives on in
+    // its own task (with its own idle bounds, see graphql::ws) and leaves this one.
+    let conn = watcher.watch(builder.serve_connection_with_upgrades(io, service));
     tokio::select! {
         r = conn => {
             if let Err(e) = r {

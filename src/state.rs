@@ -28,6 +28,8 @@ pub struct AppState {
     pub search: Arc<crate::service::search_index::SearchIndex>,
     /// What this instance knows of the catalog generation (read through it, not from `db`).
     pub generation: Arc<crate::service::generation::Watch>,
+    /// This instance's live event feed (subscriptions).
+    pub events: Arc<crate::service::events::Live>,
     /// Caches valid for one catalog generation (search pages, REST bodies, GraphQL relations, totals).
     pub caches: Arc<Caches>,
     /// Verified hot tarballs (`BLOB_CACHE_BYTES`).

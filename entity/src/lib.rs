@@ -4,6 +4,7 @@ pub mod api_tokens;
 pub mod audit_log;
 pub mod catalog_generation;
 pub mod dependencies;
+pub mod events;
 pub mod keywords;
 pub mod package_owners;
 pub mod packages;

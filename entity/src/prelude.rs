@@ -2,6 +2,7 @@ pub use super::api_tokens::Entity as ApiTokens;
 pub use super::audit_log::Entity as AuditLog;
 pub use super::catalog_generation::Entity as CatalogGeneration;
 pub use super::dependencies::Entity as Dependencies;
+pub use super::events::Entity as Events;
 pub use super::keywords::Entity as Keywords;
 pub use super::package_owners::Entity as PackageOwners;
 pub use super::packages::Entity as Packages;

@@ -5,6 +5,7 @@ pub use sea_orm_migration::prelude::*;
 mod m20261125_000001_create_tables;
 mod m20261125_000002_search_index;
 mod m20261125_000003_catalog_generation;
+mod m20261203_000001_events;
 mod m20261203_000004_name_folded;
 
 pub struct Migrator;
@@ -16,6 +17,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261125_000001_create_tables::Migration),
             Box::new(m20261125_000002_search_index::Migration),
             Box::new(m20261125_000003_catalog_generation::Migration),
+            Box::new(m20261203_000001_events::Migration),
             Box::new(m20261203_000004_name_folded::Migration),
         ]
     }

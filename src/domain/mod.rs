@@ -8,6 +8,7 @@
 
 pub mod account;
 pub mod confusable;
+pub mod events;
 pub mod keyword;
 pub mod manifest;
 pub mod names;

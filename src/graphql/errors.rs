@@ -27,6 +27,24 @@ impl Extension for ErrorMappingExtension {
         }
         response
     }
+
+    /// Subscriptions run no `request`: each response of their stream is mapped here.
+    fn subscribe<'s>(
+        &self,
+        ctx: &ExtensionContext<'_>,
+        stream: futures::stream::BoxStream<'s, Response>,
+        next: async_graphql::extensions::NextSubscribe<'_>,
+    ) -> futures::stream::BoxStream<'s, Response> {
+        use futures::StreamExt;
+        next.run(ctx, stream)
+            .map(|mut response| {
+                for e in &mut response.errors {
+                    map(e);
+                }
+                response
+            })
+            .boxed()
+    }
 }
 
 fn map(e: &mut ServerError) {

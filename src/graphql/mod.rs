@@ -19,16 +19,19 @@ pub mod node;
 pub mod object;
 pub mod persisted;
 pub mod query;
+pub mod subscription;
+pub mod ws;
 
-use async_graphql::{EmptySubscription, Schema, SchemaBuilder};
+use async_graphql::{Schema, SchemaBuilder};
 
 use crate::state::AppState;
 use object::package::{PackageConnection, SearchConnection, VersionConnection};
 
 pub use mutation::Mutation;
 pub use query::Query;
+pub use subscription::Subscription;
 
-pub type RegistrySchema = Schema<Query, Mutation, EmptySubscription>;
+pub type RegistrySchema = Schema<Query, Mutation, Subscription>;
 
 /// Depth and complexity limits: a list field costs `first x child`, so a deep nest of pages cannot
 /// fan out into millions of rows. MAX_DEPTH holds the data fields; introspection fields are held
@@ -37,8 +40,8 @@ pub const MAX_DEPTH: usize = 10;
 pub const INTROSPECTION_DEPTH: usize = 20;
 pub const MAX_COMPLEXITY: usize = 5_000;
 
-fn builder() -> SchemaBuilder<Query, Mutation, EmptySubscription> {
-    Schema::build(Query::default(), Mutation::default(), EmptySubscription)
+fn builder() -> SchemaBuilder<Query, Mutation, Subscription> {
+    Schema::build(Query::default(), Mutation::default(), Subscription)
         .limit_depth(INTROSPECTION_DEPTH)
         .extension(depth::DataDepthLimit(MAX_DEPTH))
         .limit_complexity(MAX_COMPLEXITY)
@@ -62,6 +65,10 @@ fn builder() -> SchemaBuilder<Query, Mutation, EmptySubscription> {
         )
         .override_output_type_description::<object::keyword::KeywordConnection>(
             "A page of keywords, most used first, with `pageInfo` and `totalCount`.",
+        )
+        .override_output_type_description::<object::event::EventConnection>(
+            "A page of the event feed, oldest first: each edge's `cursor` is its event's, to pass \
+             as `after` to resume.",
         )
         .override_output_type_description::<SearchConnection>(
             "A page of search results with `pageInfo`, the exact `totalCount` of matches, and \

@@ -1,5 +1,6 @@
 //! The `raven pkg` REST shim under /api/v1: thin handlers that call service/ and shape the v1 JSON.
 pub mod auth;
+pub mod events;
 pub mod health;
 pub mod openapi;
 pub mod owners;

@@ -39,6 +39,7 @@ pub const BEARER: &str = "bearer";
         (name = "packages", description = "Package metadata, publishing, yanking and downloads"),
         (name = "owners", description = "Package owners"),
         (name = "search", description = "Search and registry statistics"),
+        (name = "events", description = "The catalog's change feed"),
     )
 )]
 pub struct ApiDoc;

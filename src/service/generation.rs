@@ -68,9 +68,26 @@ pub async fn bump<C: ConnectionTrait>(txn: &C) -> AppResult<i64> {
 
 /// Raises the value as the last statement of `txn`, commits, and tells this instance's watch.
 pub async fn bump_and_commit(state: &AppState, txn: DatabaseTransaction) -> AppResult<i64> {
+    bump_and_commit_with(state, txn, &[]).await
+}
+
+/// [`bump_and_commit`] for a write that is also an event of the feed: the raised value numbers
+/// `events`, written under the row lock the raise took (see `service::events` for why that keeps
+/// their numbers in commit order), and this instance's live feed reads them at once.
+pub async fn bump_and_commit_with(
+    state: &AppState,
+    txn: DatabaseTransaction,
+    events: &[crate::service::events::NewEvent],
+) -> AppResult<i64> {
     let value = bump(&txn).await?;
+    if !events.is_empty() {
+        crate::service::events::record(&txn, value, events).await?;
+    }
     txn.commit().await?;
     state.generation.learned(value);
+    if !events.is_empty() {
+        state.events.wrote();
+    }
     Ok(value)
 }
 
@@ -82,6 +99,8 @@ pub struct Watch {
     known: Mutex<Option<Known>>,
     /// One refresh at a time; the others wait for its answer.
     refresh: tokio::sync::Mutex<()>,
+    /// Woken whenever the value grows (the live event feed reads new events at once).
+    on_advance: std::sync::OnceLock<std::sync::Arc<tokio::sync::Notify>>,
 }
 
 #[derive(Clone, Copy)]
@@ -92,7 +111,18 @@ struct Known {
 
 impl Watch {
     pub fn new(max_age: Duration) -> Watch {
-        Watch { max_age, notified: AtomicBool::new(false), known: Mutex::new(None), refresh: Default::default() }
+        Watch {
+            max_age,
+            notified: AtomicBool::new(false),
+            known: Mutex::new(None),
+            refresh: Default::default(),
+            on_advance: Default::default(),
+        }
+    }
+
+    /// Wakes `notify` each time the value grows, whoever's write it was (set once, at start).
+    pub fn wake_on_advance(&self, notify: std::sync::Arc<tokio::sync::Notify>) {
+        let _ = self.on_advance.set(notify);
     }
 
     /// The current value: the one known while it can be trusted (see the module doc), otherwise
@@ -121,11 +151,25 @@ impl Watch {
     /// A value that was current when it was read or committed. Values only grow, so an older
     /// answer arriving late (a read that raced a write) never replaces a newer one.
     pub fn learned(&self, value: i64) {
-        let mut known = self.known.lock().unwrap_or_else(|e| e.into_inner());
-        match &mut *known {
-            Some(k) if k.value > value => {}
-            Some(k) if k.value == value => k.at = Instant::now(),
-            slot => *slot = Some(Known { value, at: Instant::now() }),
+        let advanced = {
+            let mut known = self.known.lock().unwrap_or_else(|e| e.into_inner());
+            match &mut *known {
+                Some(k) if k.value > value => false,
+                Some(k) if k.value == value => {
+                    k.at = Instant::now();
+                    false
+                }
+                slot => {
+                    let first = slot.is_none();
+                    *slot = Some(Known { value, at: Instant::now() });
+                    !first
+                }
+            }
+        };
+        if advanced {
+            if let Some(n) = self.on_advance.get() {
+                n.notify_one();
+            }
         }
     }
 

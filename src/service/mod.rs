@@ -6,6 +6,7 @@ pub mod blob_cache;
 pub mod cache;
 pub mod catalog_listener;
 pub mod downloads;
+pub mod events;
 pub mod fetch;
 pub mod fsck;
 pub mod generation;

@@ -9,8 +9,10 @@ use uuid::Uuid;
 use entity::{package_owners, packages, users};
 
 use crate::auth::{Scope, Viewer};
+use crate::domain::events::EventKind;
 use crate::domain::{PackageName, Username};
 use crate::error::{AppError, AppResult};
+use crate::service::events::NewEvent;
 use crate::service::packages::{self as pkgs, Role};
 use crate::service::{accounts, audit};
 use crate::state::AppState;
@@ -60,6 +62,7 @@ pub async fn add(
     pkgs::authorise(&txn, viewer, &pkg, Scope::ChangeOwners, Role::Owner).await?;
     let now = Utc::now();
     let existing = package_owners::Entity::find_by_id((pkg.id, user.id)).one(&txn).await?;
+    let changed = existing.as_ref().is_none_or(|row| row.role != role.as_str());
     let row = match existing {
         Some(row) if row.role == role.as_str() => row,
         Some(row) => {
@@ -92,8 +95,9 @@ pub async fn add(
         },
     )
     .await?;
-    // The package metadata names its first owner.
-    crate::service::generation::bump_and_commit(state, txn).await?;
+    // The package metadata names its first owner. A role that stays as it was is no event.
+    let event = changed.then(|| NewEvent::new(EventKind::OwnerAdded, &pkg.name, None, viewer.user_id));
+    crate::service::generation::bump_and_commit_with(state, txn, event.as_slice()).await?;
     Ok((pkg, Owner { user, role: row.role, added_at: row.added_at }))
 }
 
@@ -130,7 +134,8 @@ pub async fn remove(
         },
     )
     .await?;
-    crate::service::generation::bump_and_commit(state, txn).await?;
+    let event = NewEvent::new(EventKind::OwnerRemoved, &pkg.name, None, viewer.user_id);
+    crate::service::generation::bump_and_commit_with(state, txn, &[event]).await?;
     Ok(pkg)
 }
 

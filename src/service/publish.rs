@@ -230,7 +230,8 @@ async fn write_rows(
     )
     .await?;
     // Last, so concurrent publishes on PostgreSQL queue on the counter's row only for the commit.
-    crate::service::generation::bump_and_commit(state, txn).await?;
+    let events = crate::service::events::published(is_new, m.name.as_str(), &version.num, viewer.user_id);
+    crate::service::generation::bump_and_commit_with(state, txn, &events).await?;
     Ok(Published { package, version })
 }
 

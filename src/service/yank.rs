@@ -6,8 +6,10 @@ use sea_orm::{ActiveModelTrait, Set};
 use entity::{packages, versions};
 
 use crate::auth::{Scope, Viewer};
+use crate::domain::events::EventKind;
 use crate::domain::{text, PackageName, PackageVersion, ValidationError};
 use crate::error::{AppError, AppResult};
+use crate::service::events::NewEvent;
 use crate::service::packages::{self as pkgs, Role};
 use crate::service::{audit, versions as vers};
 use crate::state::AppState;
@@ -71,7 +73,9 @@ pub async fn set_yanked(
         },
     )
     .await?;
-    crate::service::generation::bump_and_commit(state, txn).await?;
+    let kind = if yanked { EventKind::VersionYanked } else { EventKind::VersionUnyanked };
+    let event = NewEvent::new(kind, &package.name, Some(&row.num), viewer.user_id);
+    crate::service::generation::bump_and_commit_with(state, txn, &[event]).await?;
     crate::metrics::yanked(&package.name, &row.num, yanked);
     Ok(Yanked { package, version: row })
 }

@@ -2,6 +2,7 @@
 pub mod account;
 pub mod dependent;
 pub mod downloads;
+pub mod event;
 pub mod keyword;
 pub mod package;
 pub mod stats;

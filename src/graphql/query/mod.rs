@@ -1,5 +1,6 @@
 //! The root Query type, merged from one object per resource.
 mod account;
+mod events;
 mod keyword;
 mod names;
 mod node;
@@ -19,4 +20,5 @@ pub struct Query(
     account::AccountQuery,
     node::NodeQuery,
     names::NamesQuery,
+    events::EventsQuery,
 );
