@@ -9,6 +9,7 @@
 pub mod account;
 pub mod manifest;
 pub mod names;
+pub mod resolve;
 pub mod tarball;
 pub mod text;
 

@@ -14,10 +14,11 @@ use uuid::Uuid;
 use entity::{packages, versions};
 
 use crate::service::read::batch::OwnerRow;
+use crate::service::resolve::load::LoadedPackage;
 use crate::service::search::{PackageSort, Page};
 use crate::service::stats::Totals;
 
-/// The four caches, sized from the configuration (0 turns one off).
+/// The caches, sized from the configuration (0 turns one off).
 pub struct Caches {
     /// Search and browse pages.
     pub pages: PageCache,
@@ -27,6 +28,9 @@ pub struct Caches {
     pub relations: RelationCache,
     /// Registry totals.
     pub stats: StatsCache,
+    /// Every version of a package with its normal dependencies, by name, as dependency
+    /// resolution reads them.
+    pub resolve: ResolveCache,
 }
 
 impl Caches {
@@ -36,6 +40,7 @@ impl Caches {
             bodies: BodyCache::new(metadata_entries),
             relations: RelationCache::new(metadata_entries),
             stats: StatsCache::new(metadata_entries.min(1)),
+            resolve: ResolveCache::new(metadata_entries),
         }
     }
 }
@@ -91,6 +96,8 @@ pub enum RelValue {
 }
 
 pub type RelationCache = GenerationCache<RelKey, RelValue>;
+
+pub type ResolveCache = GenerationCache<String, Arc<LoadedPackage>>;
 
 /// The four totals of one catalog generation (registering raises it too, for the user count).
 pub type StatsCache = GenerationCache<(), Totals>;

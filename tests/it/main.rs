@@ -29,4 +29,5 @@ mod ratelimit;
 mod reading;
 mod readme;
 mod reliability;
+mod resolve;
 mod search;

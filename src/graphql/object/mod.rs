@@ -2,4 +2,5 @@
 pub mod account;
 pub mod downloads;
 pub mod package;
+pub mod resolve;
 pub mod stats;
