@@ -242,11 +242,8 @@ pub fn version_index(version: &str) -> u32 {
 /// `^1.0.1`), so that the solver must go back to an earlier version of one of them; a first
 /// version only ever asks for `^1` or `^0.1`, so every graph has a solution.
 fn requirements_on(rng: &mut Rng, dependency_zero_major: bool) -> (String, String) {
-    let (loose, tilde, exact, newer) = if dependency_zero_major {
-        ("^0.1", "~0.1", "=0.1.0", "^0.1.1")
-    } else {
-        ("^1", "~1.0", "=1.0.0", "^1.0.1")
-    };
+    let (loose, tilde, exact, newer) =
+        if dependency_zero_major { ("^0.1", "~0.1", "=0.1.0", "^0.1.1") } else { ("^1", "~1.0", "=1.0.0", "^1.0.1") };
     let later = match rng.below(100) {
         0..=39 => loose,
         40..=64 => tilde,
@@ -299,12 +296,8 @@ pub fn plan(count: usize) -> Vec<PlannedPackage> {
         // Drawn from a stream of their own, so the fields above are those of earlier plans.
         let mut styles = Rng::new(SEED ^ 0x0e0e_5eed ^ (index as u64).wrapping_mul(0x9E37_79B9));
         let zero_major = index > 0 && styles.chance(15);
-        let requirements = dependencies
-            .iter()
-            .map(|d| {
-                requirements_on(&mut styles, zero_major_names.contains(d))
-            })
-            .collect();
+        let requirements =
+            dependencies.iter().map(|d| requirements_on(&mut styles, zero_major_names.contains(d))).collect();
         if zero_major {
             zero_major_names.insert(name.clone());
         }

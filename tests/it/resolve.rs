@@ -14,8 +14,16 @@ const RESOLVE: &str = "query($deps: [DependencyInput!]!, $dev: Boolean! = false)
       conflicts { package message requirements { req requiredBy } } } }";
 
 /// Publishes NAME VERSION with these normal and dev dependencies; returns its sha256.
-async fn publish(app: &TestApp, token: &str, name: &str, version: &str, deps: &[(&str, &str)], dev: &[(&str, &str)]) -> String {
-    let mut m = format!("[package]\nname = \"{name}\"\nversion = \"{version}\"\nauthors = [\"Ada <ada@example.com>\"]\n");
+async fn publish(
+    app: &TestApp,
+    token: &str,
+    name: &str,
+    version: &str,
+    deps: &[(&str, &str)],
+    dev: &[(&str, &str)],
+) -> String {
+    let mut m =
+        format!("[package]\nname = \"{name}\"\nversion = \"{version}\"\nauthors = [\"Ada <ada@example.com>\"]\n");
     for (table, list) in [("dependencies", deps), ("dev-dependencies", dev)] {
         if !list.is_empty() {
             m.push_str(&format!("\n[{table}]\n"));
@@ -252,15 +260,22 @@ async fn rest_answers_the_same_resolution_in_snake_case() {
     assert_eq!(ok["packages"][0]["dependencies"], json!([{ "name": "c", "req": "~1.0", "version": "1.0.0" }]));
     assert_eq!(ok["conflicts"], json!([]));
     // Without include_dev, d is left out.
-    let (_, no_dev) = rest(&app, json!({ "dependencies": [{"name": "a", "req": "^1"}, {"name": "d", "req": "^1", "kind": "dev"}] })).await;
+    let (_, no_dev) =
+        rest(&app, json!({ "dependencies": [{"name": "a", "req": "^1"}, {"name": "d", "req": "^1", "kind": "dev"}] }))
+            .await;
     assert_eq!(chosen(&no_dev), ["a 1.0.0", "c 1.0.0"]);
 
-    let (status, bad) = rest(&app, json!({ "dependencies": [{"name": "a", "req": "^1"}, {"name": "b", "req": "^1"}] })).await;
+    let (status, bad) =
+        rest(&app, json!({ "dependencies": [{"name": "a", "req": "^1"}, {"name": "b", "req": "^1"}] })).await;
     assert_eq!(status, StatusCode::OK, "no solution is an answer, not an error: {bad}");
     assert_eq!(bad["packages"], json!([]));
     assert_eq!(bad["conflicts"][0]["package"], "c");
-    let by: Vec<&str> =
-        bad["conflicts"][0]["requirements"].as_array().unwrap().iter().map(|q| q["required_by"].as_str().unwrap()).collect();
+    let by: Vec<&str> = bad["conflicts"][0]["requirements"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|q| q["required_by"].as_str().unwrap())
+        .collect();
     assert!(by.contains(&"a@1.0.0") && by.contains(&"b@1.0.0"), "{bad}");
 }
 

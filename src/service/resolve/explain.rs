@@ -64,11 +64,7 @@ pub fn conflicts(provider: &Provider, tree: &DerivationTree<Node, Set, String>) 
     let explanation = DefaultStringReporter::report(&report);
     match out.first_mut() {
         Some(first) => first.message = format!("{}\n\n{explanation}", first.message),
-        None => out.push(Conflict {
-            package: "root".into(),
-            requirements: Vec::new(),
-            message: explanation,
-        }),
+        None => out.push(Conflict { package: "root".into(), requirements: Vec::new(), message: explanation }),
     }
     out
 }
@@ -114,12 +110,7 @@ fn conflict(
     }
 }
 
-fn gather(
-    provider: &Provider,
-    tree: &DerivationTree<Node, Set, String>,
-    facts: &mut Facts,
-    seen: &mut HashSet<usize>,
-) {
+fn gather(provider: &Provider, tree: &DerivationTree<Node, Set, String>, facts: &mut Facts, seen: &mut HashSet<usize>) {
     match tree {
         DerivationTree::Derived(d) => {
             if let Some(id) = d.shared_id {
@@ -136,7 +127,8 @@ fn gather(
                 // The edge from a requirement's virtual package to its range is not a requirement.
                 Node::Any(..) => {}
                 Node::Root => {
-                    for e in provider.root.iter().filter(|e| e.name == name && &provider.edge(&e.name, &e.req).0 == to) {
+                    for e in provider.root.iter().filter(|e| e.name == name && &provider.edge(&e.name, &e.req).0 == to)
+                    {
                         facts.require(name, "root".into(), e.req.clone());
                     }
                 }

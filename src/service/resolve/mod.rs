@@ -79,11 +79,8 @@ pub struct ConflictingRequirement {
 pub async fn resolve(state: &AppState, request: ResolveRequest) -> AppResult<Resolution> {
     let started = Instant::now();
     let deadline = started + Duration::from_millis(state.config.resolve_timeout_ms);
-    let roots: Vec<RootDependency> = request
-        .dependencies
-        .into_iter()
-        .filter(|d| request.include_dev || d.kind == DependencyKind::Normal)
-        .collect();
+    let roots: Vec<RootDependency> =
+        request.dependencies.into_iter().filter(|d| request.include_dev || d.kind == DependencyKind::Normal).collect();
     // Yanked versions the root pins exactly: the only way a yanked version is chosen.
     let mut pins: HashMap<String, Vec<semver::Version>> = HashMap::new();
     for d in &roots {
@@ -135,9 +132,9 @@ pub async fn resolve(state: &AppState, request: ResolveRequest) -> AppResult<Res
         Err(Stop::Steps) => Err(AppError::TooComplex(format!(
             "resolution needed more than {max_steps} solver steps (RESOLVE_MAX_STEPS)"
         ))),
-        Err(Stop::Time) => Err(AppError::TooComplex(format!(
-            "resolution took longer than {timeout} ms (RESOLVE_TIMEOUT_MS)"
-        ))),
+        Err(Stop::Time) => {
+            Err(AppError::TooComplex(format!("resolution took longer than {timeout} ms (RESOLVE_TIMEOUT_MS)")))
+        }
     }
 }
 

@@ -186,7 +186,10 @@ impl Provider {
         if ranges.any(|c| c != compat) {
             return any();
         }
-        (Node::Bucket(name.into(), compat), runs(candidates.iter().zip(matching).filter(|(v, _)| Compat::of(&v.version) == compat)))
+        (
+            Node::Bucket(name.into(), compat),
+            runs(candidates.iter().zip(matching).filter(|(v, _)| Compat::of(&v.version) == compat)),
+        )
     }
 
     /// The versions of `node` resolution may choose, lowest first.
@@ -200,7 +203,9 @@ impl Provider {
                 .map(|v| v.version.clone())
                 .collect(),
             Node::Any(name, req) => match semver::VersionReq::parse(req) {
-                Ok(r) => self.candidates(name).iter().filter(|v| r.matches(&v.version)).map(|v| v.version.clone()).collect(),
+                Ok(r) => {
+                    self.candidates(name).iter().filter(|v| r.matches(&v.version)).map(|v| v.version.clone()).collect()
+                }
                 Err(_) => Vec::new(),
             },
         }
@@ -279,7 +284,9 @@ impl DependencyProvider for Provider {
                     add(node, set);
                 }
             }
-            Node::Any(name, _) => add(Node::Bucket(name.clone(), Compat::of(version)), Ranges::singleton(version.clone())),
+            Node::Any(name, _) => {
+                add(Node::Bucket(name.clone(), Compat::of(version)), Ranges::singleton(version.clone()))
+            }
             Node::Bucket(name, _) => {
                 let Some(v) = self.candidate(name, version) else {
                     return Ok(Dependencies::Unavailable(format!("{name} {version} is not available")));
@@ -341,7 +348,9 @@ mod tests {
         let p = provider(&["1.0.0", "1.0.1", "1.1.0-beta.1", "1.1.0", "2.0.0", "0.3.0"]);
         let (node, set) = p.edge("c", "^1.0.0");
         assert_eq!(node, Node::Bucket("c".into(), Compat::Major(1)));
-        for (s, expected) in [("1.0.0", true), ("1.0.1", true), ("1.1.0-beta.1", false), ("1.1.0", true), ("2.0.0", false)] {
+        for (s, expected) in
+            [("1.0.0", true), ("1.0.1", true), ("1.1.0-beta.1", false), ("1.1.0", true), ("2.0.0", false)]
+        {
             assert_eq!(set.contains(&Version::parse(s).unwrap()), expected, "{s}");
         }
         let (_, pre) = p.edge("c", "^1.1.0-beta.1");
