@@ -16,6 +16,7 @@
 //! sampling), `client` (the load generator), `scenarios` (what is measured, and the run), `report`
 //! (formatting and verdicts), `soak`. The child process and the database per run come from the
 //! integration tests' testkit (`tests/it/testkit/process.rs`, `pg.rs`), included by `#[path]`.
+use std::collections::HashMap;
 use std::io::Write as _;
 use std::net::SocketAddr;
 use std::path::Path;
@@ -39,6 +40,8 @@ mod client;
 mod nginx;
 #[path = "load/report.rs"]
 mod report;
+#[path = "load/resolve.rs"]
+mod resolve;
 #[path = "load/scenarios.rs"]
 mod scenarios;
 #[path = "load/server.rs"]

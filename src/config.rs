@@ -135,6 +135,16 @@ pub struct Config {
     /// again (0: ask on every cached read). Its own writes are seen at once whatever this says.
     #[arg(long, env = "GENERATION_MAX_AGE_MS", default_value_t = 250, global = true, value_parser = clap::value_parser!(u64).range(0..=60_000))]
     pub generation_max_age_ms: u64,
+    /// Packages one dependency resolution may reach (`resolve`, `POST /api/v1/resolve`); a
+    /// graph reaching more is refused (422 `too_complex`) before it is solved.
+    #[arg(long, env = "RESOLVE_MAX_PACKAGES", default_value_t = 2000, global = true, value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    pub resolve_max_packages: u32,
+    /// Solver steps (versions chosen plus dependency lists read) one resolution may take.
+    #[arg(long, env = "RESOLVE_MAX_STEPS", default_value_t = 100_000, global = true, value_parser = clap::value_parser!(u64).range(1..=10_000_000))]
+    pub resolve_max_steps: u64,
+    /// Milliseconds one resolution may take in all, reading included.
+    #[arg(long, env = "RESOLVE_TIMEOUT_MS", default_value_t = 2000, global = true, value_parser = clap::value_parser!(u64).range(1..=60_000))]
+    pub resolve_timeout_ms: u64,
     /// SQLite page cache per pooled connection, in KiB. The pool's caches together hold up to
     /// DB_MAX_CONNECTIONS times this much once warm: SQLite's own default (2000) made 16
     /// connections hold ~31 MiB, the larger part of the server's memory, while the file stays in

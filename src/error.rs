@@ -30,6 +30,10 @@ pub enum AppError {
     MethodNotAllowed,
     #[error("{0}")]
     PayloadTooLarge(String),
+    /// Well-formed input whose work would exceed a bound of the server (a dependency resolution
+    /// past its package, step or time limit): refused rather than done.
+    #[error("{0}")]
+    TooComplex(String),
     #[error("rate limit exceeded, retry in {retry_after} seconds")]
     RateLimited { retry_after: u64 },
     /// A dependency (database, storage) is unreachable or overloaded: the client may retry.
@@ -81,6 +85,7 @@ impl AppError {
             AppError::Conflict(_) => StatusCode::CONFLICT,
             AppError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             AppError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            AppError::TooComplex(_) => StatusCode::UNPROCESSABLE_ENTITY,
             AppError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             AppError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             AppError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
@@ -99,6 +104,7 @@ impl AppError {
             AppError::Conflict(_) => "conflict",
             AppError::MethodNotAllowed => "method_not_allowed",
             AppError::PayloadTooLarge(_) => "payload_too_large",
+            AppError::TooComplex(_) => "too_complex",
             AppError::RateLimited { .. } => "rate_limit_exceeded",
             AppError::Unavailable(_) => "service_unavailable",
             AppError::Internal(_) => "internal_error",
@@ -116,6 +122,7 @@ impl AppError {
             AppError::NotFound(_) => "NOT_FOUND",
             AppError::Conflict(_) => "CONFLICT",
             AppError::PayloadTooLarge(_) => "PAYLOAD_TOO_LARGE",
+            AppError::TooComplex(_) => "TOO_COMPLEX",
             AppError::RateLimited { .. } => "RATE_LIMITED",
             AppError::Unavailable(_) => "SERVICE_UNAVAILABLE",
             AppError::Internal(_) => "INTERNAL_SERVER_ERROR",

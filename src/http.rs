@@ -70,7 +70,7 @@ impl Uploads {
 /// route every path to all of them), so that nothing is served undocumented. `/graphql` and
 /// `/metrics` are routed in [`router`] and are not part of the REST contract nor of the document.
 fn rest_routes(uploads: Uploads) -> OpenApiRouter<AppState> {
-    use rest::{auth, events, health, openapi, owners, packages, publish, search, stats, users, yank};
+    use rest::{auth, events, health, openapi, owners, packages, publish, resolve, search, stats, users, yank};
     use utoipa::OpenApi as _;
     let routes = [
         routes!(health::health),
@@ -85,6 +85,7 @@ fn rest_routes(uploads: Uploads) -> OpenApiRouter<AppState> {
         routes!(users::show),
         routes!(stats::registry_stats),
         routes!(search::search),
+        routes!(resolve::resolve),
         routes!(publish::publish).map(|route| uploads.wrap(route)),
         routes!(packages::package),
         routes!(packages::stats),

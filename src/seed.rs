@@ -206,13 +206,52 @@ pub struct PlannedPackage {
     /// Names of earlier packages in the plan.
     pub dependencies: Vec<String>,
     pub dev_dependencies: Vec<String>,
+    /// Per entry of `dependencies`: the requirement the first version declares (always the
+    /// loosest, `^1` or `^0.1`) and the one later versions declare (`^1`, `~1.0`, an exact pin
+    /// `=1.0.0`, or `^1.0.1`, which collides with another package's pin: see [`plan`]).
+    pub requirements: Vec<(String, String)>,
+    /// Versions are 0.x (0.1.0, 0.1.1, 0.2.0, ...) rather than 1.x.
+    pub zero_major: bool,
     /// Seeds the generated sources.
     pub content_seed: u64,
 }
 
-/// The version number of the `k`-th version of every seeded package: 1.0.0, 1.0.1, 1.1.0, 1.1.1, ...
+/// The version number of the `k`-th version of a 1.x seeded package (most of them, and the fresh
+/// packages of the benchmark's publish scenarios): 1.0.0, 1.0.1, 1.1.0, 1.1.1, ...
 pub fn version(k: u32) -> String {
     format!("1.{}.{}", k / 2, k % 2)
+}
+
+/// The version number of the `k`-th version of a 0.x seeded package: 0.1.0, 0.1.1, 0.2.0, ...
+pub fn zero_version(k: u32) -> String {
+    format!("0.{}.{}", 1 + k / 2, k % 2)
+}
+
+/// Which version of its package `version` is (the inverse of [`version`] and [`zero_version`];
+/// 0 for anything else, whose dependencies are then those of a first version).
+pub fn version_index(version: &str) -> u32 {
+    match semver::Version::parse(version) {
+        Ok(v) if v.major == 0 && v.minor >= 1 => (2 * (v.minor - 1) + v.patch.min(1)) as u32,
+        Ok(v) if v.major >= 1 => (2 * v.minor + v.patch.min(1)) as u32,
+        _ => 0,
+    }
+}
+
+/// The requirements on a dependency (see [`PlannedPackage::requirements`]): the first version's,
+/// then the later versions'. The styles give the resolve benchmark tilde and caret-0.x
+/// requirements, exact pins, and pins that collide (one package's `=1.0.0` against another's
+/// `^1.0.1`), so that the solver must go back to an earlier version of one of them; a first
+/// version only ever asks for `^1` or `^0.1`, so every graph has a solution.
+fn requirements_on(rng: &mut Rng, dependency_zero_major: bool) -> (String, String) {
+    let (loose, tilde, exact, newer) =
+        if dependency_zero_major { ("^0.1", "~0.1", "=0.1.0", "^0.1.1") } else { ("^1", "~1.0", "=1.0.0", "^1.0.1") };
+    let later = match rng.below(100) {
+        0..=39 => loose,
+        40..=64 => tilde,
+        65..=79 => exact,
+        _ => newer,
+    };
+    (loose.to_owned(), later.to_owned())
 }
 
 /// The deterministic plan of the first `count` packages; `plan(n)` is a prefix of `plan(n + k)`.
@@ -220,6 +259,7 @@ pub fn plan(count: usize) -> Vec<PlannedPackage> {
     let mut names_rng = Rng::new(SEED);
     let mut taken: HashSet<String> = HashSet::new();
     let mut out: Vec<PlannedPackage> = Vec::with_capacity(count);
+    let mut zero_major_names: HashSet<String> = HashSet::new();
     for index in 0..count {
         let name = next_name(&mut names_rng, &mut taken, index);
         let mut rng = Rng::new(SEED ^ (index as u64).wrapping_mul(0x1000_0000_01B3));
@@ -254,6 +294,14 @@ pub fn plan(count: usize) -> Vec<PlannedPackage> {
                 dev_dependencies.push(dep.clone());
             }
         }
+        // Drawn from a stream of their own, so the fields above are those of earlier plans.
+        let mut styles = Rng::new(SEED ^ 0x0e0e_5eed ^ (index as u64).wrapping_mul(0x9E37_79B9));
+        let zero_major = index > 0 && styles.chance(15);
+        let requirements =
+            dependencies.iter().map(|d| requirements_on(&mut styles, zero_major_names.contains(d))).collect();
+        if zero_major {
+            zero_major_names.insert(name.clone());
+        }
         out.push(PlannedPackage {
             index,
             name,
@@ -265,6 +313,8 @@ pub fn plan(count: usize) -> Vec<PlannedPackage> {
             homepage,
             dependencies,
             dev_dependencies,
+            requirements,
+            zero_major,
             content_seed: rng.next_u64(),
         });
     }
@@ -346,18 +396,29 @@ impl PlannedPackage {
         m.push_str(&format!("keywords = [{}]\n", kws.join(", ")));
         m.push_str("readme = \"README.md\"\n");
         if !self.dependencies.is_empty() {
+            let first = version_index(version) == 0;
             m.push_str("\n[dependencies]\n");
-            for d in &self.dependencies {
-                m.push_str(&format!("{d} = \"^1\"\n"));
+            for (d, (loose, later)) in self.dependencies.iter().zip(&self.requirements) {
+                m.push_str(&format!("{d} = \"{}\"\n", if first { loose } else { later }));
             }
         }
         if !self.dev_dependencies.is_empty() {
             m.push_str("\n[dev-dependencies]\n");
             for d in &self.dev_dependencies {
-                m.push_str(&format!("{d} = \"^1\"\n"));
+                // Any version will do: a dev-dependency of a dependency is never resolved.
+                m.push_str(&format!("{d} = \"*\"\n"));
             }
         }
         m
+    }
+
+    /// The `k`-th version of this package.
+    pub fn version(&self, k: u32) -> String {
+        if self.zero_major {
+            zero_version(k)
+        } else {
+            version(k)
+        }
     }
 
     pub fn readme(&self, version: &str) -> String {
@@ -501,7 +562,7 @@ async fn seed_package(
     let existing = pkgs::find_by_name(&state.db, &PackageName::lookup(&p.name)?).await?;
     let mut tally = Tally::default();
     for k in 0..versions {
-        let v = version(k);
+        let v = p.version(k);
         if let Some(pkg) = &existing {
             if pkgs::find_version(&state.db, pkg.id, &v).await?.is_some() {
                 continue;
@@ -629,10 +690,31 @@ mod tests {
     }
 
     #[test]
+    fn requirements_mix_styles_and_first_versions_stay_loose() {
+        let p = plan(1000);
+        let later: Vec<&str> = p.iter().flat_map(|x| x.requirements.iter().map(|(_, l)| l.as_str())).collect();
+        for style in ["~1.0", "^0.1", "=1.0.0", "^1.0.1", "^1"] {
+            assert!(later.contains(&style), "no {style} requirement in the plan");
+        }
+        assert!(p.iter().filter(|x| x.zero_major).count() > 50);
+        for pkg in &p {
+            assert_eq!(pkg.requirements.len(), pkg.dependencies.len());
+            let first = Manifest::parse(&pkg.manifest(&pkg.version(0))).unwrap();
+            for d in first.dependencies.iter().filter(|d| d.kind == crate::domain::DependencyKind::Normal) {
+                assert!(d.req == "^1" || d.req == "^0.1", "{} {}: {}", pkg.name, d.name, d.req);
+            }
+        }
+        assert_eq!(version_index("0.2.0"), 2);
+        assert_eq!(version_index("1.0.1"), 1);
+        assert_eq!(version_index(&zero_version(5)), 5);
+        assert_eq!(version_index(&version(4)), 4);
+    }
+
+    #[test]
     fn every_planned_tarball_is_valid() {
         for pkg in plan(200) {
             for k in 0..3 {
-                let v = version(k);
+                let v = pkg.version(k);
                 let bytes = pkg.tarball(&v);
                 let contents = inspect_tarball(&mut bytes.as_slice(), &TarballLimits::default())
                     .unwrap_or_else(|e| panic!("{} {v}: {e}", pkg.name));

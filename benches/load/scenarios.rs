@@ -111,7 +111,7 @@ pub(crate) type JsonCheck<'a> = (&'static str, Req, Box<dyn Fn(StatusCode, &serd
 pub(crate) async fn preflight(addr: SocketAddr, plan: &[PlannedPackage], versions: u32) -> Vec<String> {
     let mut problems = Vec::new();
     let p = &plan[plan.len() / 2];
-    let v = seed::version(versions - 1);
+    let v = p.version(versions - 1);
     let word = p.keywords[0].as_str();
     let checks: Vec<JsonCheck> = vec![
         (
@@ -187,7 +187,10 @@ pub(crate) async fn preflight(addr: SocketAddr, plan: &[PlannedPackage], version
 pub(crate) struct Data {
     pub(crate) plan: Arc<Vec<PlannedPackage>>,
     pub(crate) names: Arc<Vec<String>>,
-    pub(crate) version_names: Arc<Vec<String>>,
+    /// The seeded versions of each package (1.x or 0.x), by index in the plan.
+    pub(crate) version_names: Arc<Vec<Vec<String>>>,
+    /// The resolve scenario's projects.
+    pub(crate) projects: Arc<Vec<resolve::Project>>,
     /// Words that occur in the seeded data (all of them with the default 1,000 packages).
     pub(crate) words: Arc<Vec<&'static str>>,
     /// Distinct search queries (the scale mode's; empty otherwise).
@@ -198,7 +201,8 @@ impl Data {
     pub(crate) fn new(packages: u32, versions: u32) -> Data {
         let plan = Arc::new(seed::plan(packages as usize));
         let names = Arc::new(plan.iter().map(|p| p.name.clone()).collect());
-        let version_names = Arc::new((0..versions).map(seed::version).collect());
+        let version_names = Arc::new(plan.iter().map(|p| (0..versions).map(|k| p.version(k)).collect()).collect());
+        let projects = Arc::new(resolve::projects(&plan));
         let mut present: Vec<&'static str> = seed::SEARCH_WORDS
             .iter()
             .copied()
@@ -210,7 +214,7 @@ impl Data {
         if present.is_empty() {
             present = seed::SEARCH_WORDS.to_vec();
         }
-        Data { plan, names, version_names, words: Arc::new(present), queries: Arc::default() }
+        Data { plan, names, version_names, projects, words: Arc::new(present), queries: Arc::default() }
     }
 
     pub(crate) fn name(&self, k: u64) -> &str {
@@ -228,8 +232,10 @@ impl Data {
 
     /// The `k`-th (package, version) pair, all versions of a package in a row.
     pub(crate) fn package_version(&self, k: u64) -> (&str, &str) {
-        let (n, v, k) = (&self.names, &self.version_names, k as usize);
-        (&n[(k / v.len()) % n.len()], &v[k % v.len()])
+        let (n, k) = (&self.names, k as usize);
+        let per = self.version_names.first().map_or(1, |v| v.len().max(1));
+        let i = (k / per) % n.len();
+        (&n[i], &self.version_names[i][k % per])
     }
 }
 
@@ -440,6 +446,9 @@ pub(crate) async fn scenarios(
 
     let mut list = vec![Scenario::new("health", "GET /health", health_load(conns), Target::None)];
     list.extend(read_scenarios(&data, conns).into_iter().filter(|s| wanted(s.key)));
+    if wanted("resolve") {
+        list.push(resolve::scenario(&data, conns));
+    }
     if opts.scale.is_some() {
         list.extend(scale_scenarios(&data, conns));
     }

@@ -117,7 +117,10 @@ pub(crate) async fn setup(opts: &Opts, env: &[(String, String)], port: u16, data
         data.queries = Arc::new(distinct_queries(&data.plan, SCALE_QUERIES));
     }
     let data = Arc::new(data);
-    let problems = preflight(addr, &data.plan, opts.versions).await;
+    let mut problems = preflight(addr, &data.plan, opts.versions).await;
+    if opts.only.as_ref().is_none_or(|o| o.iter().any(|k| k == "resolve")) {
+        problems.extend(resolve::preflight(addr, &data).await);
+    }
     for p in &problems {
         eprintln!("preflight: WRONG ANSWER from {p}");
     }

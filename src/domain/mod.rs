@@ -13,6 +13,7 @@ pub mod keyword;
 pub mod manifest;
 pub mod names;
 pub mod problems;
+pub mod resolve;
 pub mod tarball;
 pub mod text;
 

@@ -6,6 +6,7 @@ pub mod openapi;
 pub mod owners;
 pub mod packages;
 pub mod publish;
+pub mod resolve;
 pub mod search;
 pub mod stats;
 pub mod users;

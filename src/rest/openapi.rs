@@ -133,6 +133,7 @@ pub enum ErrorCode {
     Conflict,
     MethodNotAllowed,
     PayloadTooLarge,
+    TooComplex,
     RateLimitExceeded,
     InternalError,
     ServiceUnavailable,
@@ -222,6 +223,8 @@ error_responses! {
     Conflict => [("409", "Conflicts with the current state (already exists, last owner, ...)", false)];
     /// 413 with the error body.
     PayloadTooLarge => [("413", "The request body is too large", false)];
+    /// 422 with the error body: well-formed input past a bound of the server's work.
+    Unprocessable => [("422", "The work the request asks for exceeds a bound of the server (`too_complex`; the message names the bound)", false)];
     /// 429 with the error body (rate limits, when enabled).
     RateLimited => [("429", "Rate limit exceeded; see Retry-After", true)];
     /// 500 and 503 with the error body: an internal error, or a dependency (database, storage) away.

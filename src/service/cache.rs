@@ -15,6 +15,7 @@ use entity::{packages, versions};
 
 use crate::service::keywords::KeywordPage;
 use crate::service::read::batch::OwnerRow;
+use crate::service::resolve::load::LoadedPackage;
 use crate::service::search::{PackageSort, Page};
 use crate::service::stats::Totals;
 
@@ -30,6 +31,9 @@ pub struct Caches {
     pub stats: StatsCache,
     /// Pages of the keyword list.
     pub keywords: KeywordCache,
+    /// Every version of a package with its normal dependencies, by name, as dependency
+    /// resolution reads them.
+    pub resolve: ResolveCache,
 }
 
 impl Caches {
@@ -40,6 +44,7 @@ impl Caches {
             relations: RelationCache::new(metadata_entries),
             stats: StatsCache::new(metadata_entries.min(1)),
             keywords: KeywordCache::new(page_entries),
+            resolve: ResolveCache::new(metadata_entries),
         }
     }
 }
@@ -110,6 +115,8 @@ pub enum RelValue {
 }
 
 pub type RelationCache = GenerationCache<RelKey, RelValue>;
+
+pub type ResolveCache = GenerationCache<String, Arc<LoadedPackage>>;
 
 /// The four totals of one catalog generation (registering raises it too, for the user count).
 pub type StatsCache = GenerationCache<(), Totals>;

@@ -19,6 +19,7 @@ pub mod profiles;
 pub mod publish;
 pub mod read;
 pub mod readme;
+pub mod resolve;
 pub mod search;
 pub mod search_index;
 pub mod stats;

@@ -39,5 +39,6 @@ mod ratelimit;
 mod reading;
 mod readme;
 mod reliability;
+mod resolve;
 mod search;
 mod subscriptions;

@@ -1,2 +1,3 @@
 //! GraphQL input types.
 pub mod account;
+pub mod resolve;

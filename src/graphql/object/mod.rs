@@ -5,5 +5,6 @@ pub mod downloads;
 pub mod event;
 pub mod keyword;
 pub mod package;
+pub mod resolve;
 pub mod stats;
 pub mod validation;

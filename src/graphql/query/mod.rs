@@ -5,6 +5,7 @@ mod keyword;
 mod names;
 mod node;
 mod package;
+mod resolve;
 mod stats;
 
 use async_graphql::MergedObject;
@@ -21,4 +22,5 @@ pub struct Query(
     node::NodeQuery,
     names::NamesQuery,
     events::EventsQuery,
+    resolve::ResolveQuery,
 );
