@@ -54,8 +54,8 @@ async fn cached_reads_run_no_sql_once_every_write_is_known() {
     publish_ok(&app, &token, "quiet-pkg", "1.0.0", package("quiet-pkg", "1.0.0")).await;
     counted(&app, "/api/v1/packages/quiet-pkg").await;
     tokio::time::sleep(Duration::from_millis(20)).await;
-    // Polled, not asserted on one read (background work may run a statement at the same moment);
-    // with the value trusted only for 1 ms, a read that asked would never get to 0.
+    // Polled like the two-instance test below; with the value trusted only for 1 ms, a read that
+    // asked for the generation would never get to 0.
     eventually("a cached read past the max age that runs no statement", async || {
         tokio::time::sleep(Duration::from_millis(5)).await;
         counted(&app, "/api/v1/packages/quiet-pkg").await.1 == 0
@@ -83,9 +83,10 @@ async fn another_instance_learns_of_writes_by_notification() {
     publish_ok(&a, &token, "told-pkg", "1.1.0", package("told-pkg", "1.1.0")).await;
     eventually("b sees 1.1.0", async || get_ok(&b, "/api/v1/packages/told-pkg").await["latest_version"] == "1.1.0")
         .await;
-    // A cached read asks nothing. Polled (10 s guard) rather than asserted on one read: this
-    // instance's own background work (the search index catching up) may run a statement in the
-    // same moment; a read that asked for the generation every time would never get to 0.
+    // A cached read asks nothing. Polled (10 s guard) rather than asserted on one read: the read
+    // that first showed 1.1.0 may have run just before a's NOTIFY arrived, so its body was cached
+    // under the previous generation and the next read recomputes it once (correct, and the race
+    // CI hit once). A read that asked for the generation every time would never get to 0.
     eventually("a cached read on b that runs no statement", async || {
         counted(&b, "/api/v1/packages/told-pkg").await.1 == 0
     })
