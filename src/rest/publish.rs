@@ -3,7 +3,7 @@
 //! with the size limit enforced while reading, so an oversized upload is cut off early. Once it is
 //! accepted, the service validates it and keeps its bytes (at most MAX_TARBALL_BYTES) in memory for
 //! the single create-only put to storage.
-use axum::extract::{Query, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use super::openapi as doc;
-use super::ApiMultipart;
+use super::{ApiMultipart, Query};
 use crate::auth::Viewer;
 use crate::domain::{PackageName, ValidationError};
 use crate::error::{AppError, AppResult};

@@ -228,3 +228,22 @@ async fn a_failed_publish_keeps_its_code_and_carries_every_problem() {
     assert_eq!(codes(&body["details"]["problems"]), ["NAME_RESERVED"], "{body}");
     assert_eq!(stored(&app).await, before, "a refused publish stored something");
 }
+
+/// A `dry_run` that is not `true` or `false` is a v1 JSON error naming it, and nothing is stored.
+#[tokio::test]
+async fn a_malformed_dry_run_flag_is_a_json_error_and_stores_nothing() {
+    let app = common::spawn().await;
+    let token = register(&app, "flagger").await;
+    let before = stored(&app).await;
+    let res = app
+        .client
+        .post(app.url("/api/v1/packages/publish?dry_run=perhaps"))
+        .bearer_auth(&token)
+        .multipart(publish_form(meta("flag-pkg", "1.0.0"), Some(package("flag-pkg", "1.0.0"))))
+        .send()
+        .await
+        .unwrap();
+    let body = expect_error(res, 400, "invalid_request").await;
+    assert!(body["message"].as_str().unwrap().contains("dry_run"), "{body}");
+    assert!(stored(&app).await == before, "nothing stored");
+}
