@@ -112,7 +112,7 @@ async fn build_app(config: Config, writer: bool) -> anyhow::Result<App> {
     }
     let events = Arc::new(service::events::Live::new(std::time::Duration::from_millis(config.events_poll_ms)));
     generation.wake_on_advance(events.waker());
-    let state = AppState {
+    let state = AppState::from(state::Shared {
         db,
         storage,
         public_url: config.public_url().into(),
@@ -129,7 +129,7 @@ async fn build_app(config: Config, writer: bool) -> anyhow::Result<App> {
         caches: Arc::new(service::cache::Caches::new(config.page_cache_entries, config.metadata_cache_entries)),
         jwt_secret: jwt_secret.into(),
         config: Arc::new(config),
-    };
+    });
     client_ip::ClientIpSource::from_config(&state.config).log_choice(&state.config);
     let schema = graphql::build_schema(state.clone());
     let router = http::router(state.clone(), schema);

@@ -14,7 +14,8 @@ fn main() -> std::process::ExitCode {
 
 async fn async_main() -> std::process::ExitCode {
     let cli = Cli::parse_or_exit();
-    raven_registry::telemetry::init(cli.config.log_format);
+    // Held to the end: dropping it writes the lines still queued.
+    let _log = raven_registry::telemetry::init(cli.config.log_format);
     match run(cli).await {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {

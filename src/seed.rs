@@ -612,12 +612,12 @@ pub async fn run(state: &AppState, args: &SeedArgs) -> anyhow::Result<()> {
     let started = Instant::now();
     // Seeding is an operator's bulk load: the per-user publish limits (burst 5 new packages, then one
     // per 10 minutes) are for the public API, not for this process's own limiter.
-    let mut state = state.clone();
-    let mut config = (*state.config).clone();
+    let mut parts = state.parts();
+    let mut config = (*parts.config).clone();
     config.rate_limits_enabled = false;
-    state.limits = std::sync::Arc::new(crate::ratelimit::RateLimits::from_config(&config));
-    state.config = std::sync::Arc::new(config);
-    let state = &state;
+    parts.limits = std::sync::Arc::new(crate::ratelimit::RateLimits::from_config(&config));
+    parts.config = std::sync::Arc::new(config);
+    let state = &AppState::from(parts);
     let (viewers, users_created) = seed_users(state).await?;
     println!("seed: {} users ready ({users_created} new)", viewers.len());
 

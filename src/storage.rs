@@ -35,6 +35,8 @@ pub type BlobStream = BoxStream<'static, Result<Bytes, std::io::Error>>;
 #[derive(Clone)]
 pub struct Storage {
     store: Arc<dyn ObjectStore>,
+    /// The same store when it is the local filesystem, for [`Storage::get_bytes`]'s direct read.
+    local: Option<Arc<object_store::local::LocalFileSystem>>,
     kind: StorageType,
     redirect: Option<Redirect>,
 }
@@ -57,12 +59,15 @@ impl std::fmt::Debug for Storage {
 impl Storage {
     pub fn from_config(cfg: &Config) -> anyhow::Result<Storage> {
         let mut signer: Option<Arc<dyn object_store::signer::Signer>> = None;
+        let mut local = None;
         let store: Arc<dyn ObjectStore> = match cfg.storage_type {
             StorageType::Memory => Arc::new(object_store::memory::InMemory::new()),
             StorageType::Local => {
                 let dir = cfg.storage_path();
                 std::fs::create_dir_all(&dir).map_err(|e| anyhow::anyhow!("STORAGE_PATH {}: {e}", dir.display()))?;
-                Arc::new(object_store::local::LocalFileSystem::new_with_prefix(&dir)?.with_automatic_cleanup(true))
+                let fs = Arc::new(object_store::local::LocalFileSystem::new_with_prefix(&dir)?.with_automatic_cleanup(true));
+                local = Some(fs.clone());
+                fs
             }
             StorageType::S3 => {
                 let bucket = cfg
@@ -93,7 +98,7 @@ impl Storage {
                 "DOWNLOAD_REDIRECT=true needs DOWNLOAD_CDN_URL or STORAGE_TYPE=s3 (presigned URLs): local storage has no URL to redirect to"
             ),
         };
-        Ok(Storage { store, kind: cfg.storage_type, redirect })
+        Ok(Storage { store, local, kind: cfg.storage_type, redirect })
     }
 
     /// Blobs are keyed by name and version, so downloads work from storage alone when the database is away.
@@ -148,8 +153,21 @@ impl Storage {
         .await
     }
 
+    /// A whole blob in memory. On the local filesystem the file is read in one trip to the
+    /// blocking pool (object_store's `get` + `bytes` takes two: open and stat, then read), which
+    /// is most of the cost of a download that misses the blob cache.
     pub async fn get_bytes(&self, key: &Path) -> Result<Bytes, StorageError> {
-        storage_op("get", async { Ok(self.store.get(key).await?.bytes().await?) }).await
+        storage_op("get", async {
+            let Some(local) = &self.local else { return Ok(self.store.get(key).await?.bytes().await?) };
+            let path = local.path_to_filesystem(key)?;
+            match tokio::task::spawn_blocking(move || std::fs::read(path)).await {
+                Ok(Ok(bytes)) => Ok(Bytes::from(bytes)),
+                Ok(Err(e)) if e.kind() == std::io::ErrorKind::NotFound => Err(StorageError::NotFound(key.to_string())),
+                Ok(Err(e)) => Err(StorageError::Unavailable(format!("reading {key}: {e}"))),
+                Err(e) => Err(StorageError::Unavailable(format!("reading {key}: {e}"))),
+            }
+        })
+        .await
     }
 
     #[tracing::instrument(name = "storage.head", skip(self), fields(key = %key))]

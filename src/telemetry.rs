@@ -7,6 +7,8 @@
 //! `level`, `message`, the event's fields, `span` (the innermost span) and `spans` (all of them, the
 //! `http` span first).
 use std::future::Future;
+use std::io::IsTerminal as _;
+use std::os::fd::AsFd as _;
 use std::time::Duration;
 
 use axum::body::Body;
@@ -18,14 +20,50 @@ use tracing_subscriber::{fmt, EnvFilter};
 
 use crate::config::LogFormat;
 
-pub fn init(format: LogFormat) {
+/// Keeps the log writer's thread alive; dropping it (at the end of `main`) writes what is queued.
+pub type LogGuard = Option<tracing_appender::non_blocking::WorkerGuard>;
+
+/// Installs the subscriber. Lines are formatted on the thread that logs and written by one writer
+/// thread, which drains everything queued and writes it with one `write` per batch: the request
+/// threads never wait on stdout (a pipe to a slow log shipper, a full disk), and a busy server
+/// pays one system call per batch of lines rather than one per line. The queue is bounded
+/// (`LOG_QUEUE_LINES`): a request thread that finds it full waits for room, so under a log sink
+/// that cannot keep up the server slows down rather than drop lines or grow without bound.
+pub fn init(format: LogFormat) -> LogGuard {
     let filter = EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn,sea_orm=warn,tower_http=info"));
-    let builder = fmt().with_env_filter(filter).with_target(false);
-    let _ = match format {
+    let stdout = match std::io::stdout().as_fd().try_clone_to_owned() {
+        Ok(fd) => std::fs::File::from(fd),
+        Err(e) => {
+            eprintln!("warning: cannot duplicate stdout for the log writer ({e}); logging synchronously");
+            init_with(format, filter, std::io::stdout);
+            return None;
+        }
+    };
+    let (writer, guard) = tracing_appender::non_blocking::NonBlockingBuilder::default()
+        .lossy(false)
+        .buffered_lines_limit(LOG_QUEUE_LINES)
+        .thread_name("log-writer")
+        .finish(std::io::BufWriter::with_capacity(64 * 1024, stdout));
+    init_with(format, filter, writer).then_some(guard)
+}
+
+/// Lines waiting for the writer thread at most (about 25 MB of typical lines).
+const LOG_QUEUE_LINES: usize = 65_536;
+
+/// Whether the subscriber was installed (false when one already was: a test process).
+fn init_with<W>(format: LogFormat, filter: EnvFilter, writer: W) -> bool
+where
+    W: for<'w> fmt::MakeWriter<'w> + Send + Sync + 'static,
+{
+    // Colour codes only for a person at a terminal, never into files or log shippers.
+    let ansi = format == LogFormat::Text && std::io::stdout().is_terminal();
+    let builder = fmt().with_env_filter(filter).with_target(false).with_ansi(ansi).with_writer(writer);
+    match format {
         LogFormat::Text => builder.try_init(),
         LogFormat::Json => builder.json().flatten_event(true).with_current_span(true).with_span_list(true).try_init(),
-    };
+    }
+    .is_ok()
 }
 
 /// The span of one HTTP request. The path only: query strings and headers (tokens) are never logged.

@@ -34,6 +34,8 @@ pub struct Caches {
     /// Every version of a package with its normal dependencies, by name, as dependency
     /// resolution reads them.
     pub resolve: ResolveCache,
+    /// What a download needs of a version row (see [`DownloadTarget`]).
+    pub targets: TargetCache,
 }
 
 impl Caches {
@@ -45,6 +47,7 @@ impl Caches {
             stats: StatsCache::new(metadata_entries.min(1)),
             keywords: KeywordCache::new(page_entries),
             resolve: ResolveCache::new(metadata_entries),
+            targets: TargetCache::new(metadata_entries),
         }
     }
 }
@@ -117,6 +120,28 @@ pub enum RelValue {
 pub type RelationCache = GenerationCache<RelKey, RelValue>;
 
 pub type ResolveCache = GenerationCache<String, Arc<LoadedPackage>>;
+
+/// What a download needs of a version: its package's name, its number as published, and the
+/// recorded size and sha256 of its tarball. All four are fixed when the version is published
+/// (versions are yanked, never deleted or changed; the download's own `immutable` Cache-Control
+/// tells every client as much), so these entries need no generation: they live in generation
+/// [`TargetCache::IMMUTABLE`] for the life of the process, bounded by the entry count like every
+/// cache here.
+#[derive(Debug)]
+pub struct DownloadTarget {
+    pub package: String,
+    pub version: String,
+    pub sha256: String,
+    pub size: u64,
+}
+
+/// Download targets by package name and canonical version.
+pub type TargetCache = GenerationCache<(String, String), Arc<DownloadTarget>>;
+
+impl TargetCache {
+    /// The one generation download targets are kept under.
+    pub const IMMUTABLE: i64 = 0;
+}
 
 /// The four totals of one catalog generation (registering raises it too, for the user count).
 pub type StatsCache = GenerationCache<(), Totals>;

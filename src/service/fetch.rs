@@ -4,11 +4,14 @@
 //! The bytes are hashed as they go out: a blob that no longer matches its recorded sha256 is cut
 //! off (the client sees a failed transfer, never a complete corrupt file) and logged. When the
 //! database is unreachable the tarball still streams, straight from storage by name and version.
+use std::sync::Arc;
+
 use futures::StreamExt;
 use sha2::{Digest, Sha256};
 
 use crate::domain::{PackageName, PackageVersion};
 use crate::error::{AppError, AppResult};
+use crate::service::cache::{DownloadTarget, TargetCache};
 use crate::service::read::catalog;
 use crate::state::AppState;
 use crate::storage::{BlobStream, Storage, StorageError};
@@ -53,55 +56,75 @@ pub async fn tarball(
     want: Want,
     held: impl FnOnce(&str) -> bool,
 ) -> AppResult<Tarball> {
-    let row = match catalog::version_or_404(state, name, version).await {
-        Ok(row) => row,
+    let target = match target(state, name, version).await {
+        Ok(target) => target,
         Err(AppError::Unavailable(why)) => return from_storage_alone(state, want, name, version, why).await,
         Err(e) => return Err(e),
     };
-    let (package, v) = (row.package_name, row.version);
+    let (package, num) = (target.package.as_str(), target.version.as_str());
     let tarball = |delivery| Tarball {
-        package: package.clone(),
-        version: v.num.clone(),
-        sha256: Some(v.sha256.clone()),
+        package: package.to_owned(),
+        version: num.to_owned(),
+        sha256: Some(target.sha256.clone()),
         delivery,
     };
-    if held(&v.sha256) {
+    if held(&target.sha256) {
         return Ok(tarball(Delivery::NotModified));
     }
-    let key = Storage::key(&package, &v.num);
+    let key = Storage::key(package, num);
     if let Some(url) = state.storage.redirect_url(&key).await.map_err(|e| {
         tracing::error!(error = %e, "storage could not sign a download URL");
         AppError::Unavailable(format!("storage: {e}"))
     })? {
         if want == Want::Body {
-            state.downloads.record(&package, &v.num);
+            state.downloads.record(package, num);
         }
         return Ok(tarball(Delivery::Redirect(url.to_string())));
     }
     // Held in memory: no storage access and no hashing. HEAD of an uncached blob still asks
     // storage below (its size and presence), without reading it.
-    let cacheable = state.blobs.admits(v.size_bytes as u64);
+    let cacheable = state.blobs.admits(target.size);
     if cacheable {
-        if let Some(bytes) = state.blobs.get(&v.sha256) {
-            return Ok(tarball(whole(state, want, bytes, &package, &v.num)));
+        if let Some(bytes) = state.blobs.get(&target.sha256) {
+            return Ok(tarball(whole(state, want, bytes, package, num)));
         }
     }
     if cacheable && want == Want::Body {
-        let bytes = verified_blob(state, &key, v.size_bytes as u64, &v.sha256).await?;
-        state.blobs.insert(&v.sha256, bytes.clone());
-        return Ok(tarball(whole(state, want, bytes, &package, &v.num)));
+        let bytes = verified_blob(state, &key, target.size, &target.sha256).await?;
+        state.blobs.insert(&target.sha256, bytes.clone());
+        return Ok(tarball(whole(state, want, bytes, package, num)));
     }
     let (size, stream) = state.storage.get(&key).await.map_err(|e| blob_error(&key, e))?;
-    if size != v.size_bytes as u64 {
-        tracing::error!(key = %key, stored = size, recorded = v.size_bytes, "blob corrupted: size differs from the recorded size");
+    if size != target.size {
+        tracing::error!(key = %key, stored = size, recorded = target.size, "blob corrupted: size differs from the recorded size");
         return Err(AppError::internal(anyhow::anyhow!("blob {key} has the wrong size")));
     }
     let stream = (want == Want::Body).then(|| {
         let counter = state.downloads.clone();
-        let (p, n) = (package.clone(), v.num.clone());
-        checked_stream(stream, size, Some(v.sha256.clone()), move || counter.record(&p, &n))
+        let (p, n) = (package.to_owned(), num.to_owned());
+        checked_stream(stream, size, Some(target.sha256.clone()), move || counter.record(&p, &n))
     });
     Ok(tarball(Delivery::Bytes { size, stream }))
+}
+
+/// What a download of `name` `version` needs of its row: from the target cache, else one
+/// statement (a download is the most frequent request there is, and these facts never change).
+async fn target(state: &AppState, name: &PackageName, version: &PackageVersion) -> AppResult<Arc<DownloadTarget>> {
+    let cache = &state.caches.targets;
+    let key = (name.as_str().to_owned(), version.canonical());
+    if let Some(target) = cache.get(TargetCache::IMMUTABLE, &key) {
+        return Ok(target);
+    }
+    let row = catalog::version_or_404(state, name, version).await?;
+    let v = row.version;
+    let target = Arc::new(DownloadTarget {
+        package: row.package_name,
+        version: v.num,
+        sha256: v.sha256,
+        size: v.size_bytes as u64,
+    });
+    cache.put(TargetCache::IMMUTABLE, key, target.clone());
+    Ok(target)
 }
 
 /// A storage failure on a recorded version's blob. A missing blob is our fault, not the client's:
