@@ -65,7 +65,8 @@ impl Storage {
             StorageType::Local => {
                 let dir = cfg.storage_path();
                 std::fs::create_dir_all(&dir).map_err(|e| anyhow::anyhow!("STORAGE_PATH {}: {e}", dir.display()))?;
-                let fs = Arc::new(object_store::local::LocalFileSystem::new_with_prefix(&dir)?.with_automatic_cleanup(true));
+                let fs =
+                    Arc::new(object_store::local::LocalFileSystem::new_with_prefix(&dir)?.with_automatic_cleanup(true));
                 local = Some(fs.clone());
                 fs
             }
