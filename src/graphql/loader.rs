@@ -44,6 +44,9 @@ pub struct UserById(pub Uuid);
 pub struct VersionById(pub Uuid);
 #[derive(Clone, PartialEq, Eq, Hash)]
 pub struct VersionsOf(pub Uuid);
+/// A package's latest non-yanked version (a list of at most one).
+#[derive(Clone, PartialEq, Eq, Hash)]
+pub struct LatestVersionOf(pub Uuid);
 #[derive(Clone, PartialEq, Eq, Hash)]
 pub struct ReadmeOf(pub Uuid);
 #[derive(Clone, PartialEq, Eq, Hash)]
@@ -89,6 +92,7 @@ loader!(PackageByName, String, packages::Model, |db, keys| batch::packages_by_na
 loader!(UserById, Uuid, batch::PublicUser, |db, keys| batch::users_by_id(db, &keys));
 loader!(VersionById, Uuid, versions::Model, |db, keys| batch::versions_by_id(db, &keys));
 loader!(VersionsOf, Uuid, Vec<versions::Model>, |db, keys| batch::versions_of(db, &keys));
+loader!(LatestVersionOf, Uuid, Vec<versions::Model>, |db, keys| batch::latest_versions_of(db, &keys));
 loader!(ReadmeOf, Uuid, Option<String>, |db, keys| batch::readmes(db, &keys));
 loader!(OwnersOf, Uuid, Vec<OwnerRow>, |db, keys| batch::owners_of(db, &keys));
 loader!(DependenciesOf, Uuid, Vec<dependencies::Model>, |db, keys| batch::dependencies_of(db, &keys));
@@ -169,7 +173,7 @@ pub async fn prime_packages(ctx: &async_graphql::Context<'_>, ids: &[Uuid]) -> a
     };
     let mut daily = daily_starts(&look.field("nodes").field("downloads"));
     daily.extend(daily_starts(&look.field("edges").field("node").field("downloads")));
-    prime(ctx, ids, wants("latestVersion") || wants("versions"), wants("owners"), daily).await
+    prime(ctx, ids, wants("versions"), wants("latestVersion"), wants("owners"), daily).await
 }
 
 /// The same for one package (the `package` query), whose fields are selected directly.
@@ -177,16 +181,18 @@ pub async fn prime_package(ctx: &async_graphql::Context<'_>, id: Uuid) -> async_
     let look = ctx.look_ahead();
     let wants = |field: &str| look.field(field).exists();
     let daily = daily_starts(&look.field("downloads"));
-    prime(ctx, &[id], wants("latestVersion") || wants("versions"), wants("owners"), daily).await
+    prime(ctx, &[id], wants("versions"), wants("latestVersion"), wants("owners"), daily).await
 }
 
 /// Runs the wanted batch queries concurrently and feeds their answers to the loaders' cache. The
 /// resolvers then find every key cached: no loader task, no batching delay, no thread hand-off
 /// per relation (those hand-offs, not the SQL, were most of a GraphQL request's CPU time).
+/// `latestVersion` alone reads only the latest rows; with `versions`, it is taken from all of them.
 async fn prime(
     ctx: &async_graphql::Context<'_>,
     ids: &[Uuid],
     versions: bool,
+    latest: bool,
     owners: bool,
     mut daily: Vec<NaiveDate>,
 ) -> async_graphql::Result<()> {
@@ -206,13 +212,23 @@ async fn prime(
             Ok(None)
         }
     }
-    let (v, o, d) = futures::try_join!(
+    let (v, l, o, d) = futures::try_join!(
         when(versions, relations::versions_of(state, generation, ids)),
+        when(latest && !versions, relations::latest_of(state, generation, ids)),
         when(owners, relations::owners_of(state, generation, ids)),
         when(!daily.is_empty(), batch::daily_downloads(db, ids, daily.first().copied().unwrap_or_default())),
     )?;
     if let Some(v) = v {
+        if latest {
+            let newest = |all: &Vec<versions::Model>| {
+                crate::domain::latest_version(all, |v| v.num.as_str(), |v| v.yanked).cloned().into_iter().collect()
+            };
+            loaders.feed_many(v.iter().map(|(k, all)| (LatestVersionOf(*k), newest(all)))).await;
+        }
         loaders.feed_many(v.into_iter().map(|(k, val)| (VersionsOf(k), val))).await;
+    }
+    if let Some(l) = l {
+        loaders.feed_many(l.into_iter().map(|(k, val)| (LatestVersionOf(k), val))).await;
     }
     if let Some(o) = o {
         loaders.feed_many(o.into_iter().map(|(k, val)| (OwnersOf(k), val))).await;

@@ -105,12 +105,15 @@ pub type BodyCache = GenerationCache<BodyKey, Bytes>;
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum RelKey {
     Versions(Uuid),
+    /// The latest non-yanked version alone (what a results page shows).
+    Latest(Uuid),
     Owners(Uuid),
     PackageByName(String),
 }
 
 #[derive(Clone)]
 pub enum RelValue {
+    /// `Versions` and `Latest` (at most one row).
     Versions(Arc<Vec<versions::Model>>),
     Owners(Arc<Vec<OwnerRow>>),
     /// Boxed: the row is several times the size of the other variants.

@@ -6,7 +6,7 @@ use chrono::{DateTime, Utc};
 use crate::domain;
 use crate::error::AppError;
 use crate::graphql::loader::{
-    DependenciesOf, DependentsOf, Loaders, OwnersOf, PackageById, PackageByName, ReadmeOf, UserById,
+    DependenciesOf, DependentsOf, LatestVersionOf, Loaders, OwnersOf, PackageById, PackageByName, ReadmeOf, UserById,
     VersionDailyDownloadsOf, VersionsOf,
 };
 use crate::graphql::object::account::User;
@@ -135,8 +135,8 @@ impl Package {
     /// The highest non-yanked release; when no release is left, the highest non-yanked
     /// prerelease; null when every version is yanked.
     async fn latest_version(&self, ctx: &Context<'_>) -> Result<Option<Version>> {
-        let all = loaders(ctx).load_one(VersionsOf(self.0.id)).await?.unwrap_or_default();
-        Ok(crate::domain::latest_version(all, |v| v.num.as_str(), |v| v.yanked).map(Version))
+        let latest = loaders(ctx).load_one(LatestVersionOf(self.0.id)).await?.unwrap_or_default();
+        Ok(latest.into_iter().next().map(Version))
     }
 
     /// Versions, newest SemVer first.

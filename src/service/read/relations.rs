@@ -38,6 +38,19 @@ pub async fn versions_of(
     .await
 }
 
+/// The latest non-yanked version of each package (a list of at most one), through the cache.
+pub async fn latest_of(
+    state: &AppState,
+    generation: Option<i64>,
+    ids: &[Uuid],
+) -> AppResult<HashMap<Uuid, Vec<versions::Model>>> {
+    let unwrap = |v: &RelValue| if let RelValue::Versions(v) = v { Some(v.clone()) } else { None };
+    many(state, generation, ids, RelKey::Latest, unwrap, RelValue::Versions, |missing| async move {
+        batch::latest_versions_of(&state.db, &missing).await
+    })
+    .await
+}
+
 /// The owners of each package with their users, oldest first, through the cache.
 pub async fn owners_of(
     state: &AppState,
