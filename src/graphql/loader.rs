@@ -44,7 +44,7 @@ pub struct UserById(pub Uuid);
 pub struct VersionById(pub Uuid);
 #[derive(Clone, PartialEq, Eq, Hash)]
 pub struct VersionsOf(pub Uuid);
-/// A package's latest non-yanked version (a list of at most one).
+/// A package's latest version (None when every version is yanked).
 #[derive(Clone, PartialEq, Eq, Hash)]
 pub struct LatestVersionOf(pub Uuid);
 #[derive(Clone, PartialEq, Eq, Hash)]
@@ -92,7 +92,10 @@ loader!(PackageByName, String, packages::Model, |db, keys| batch::packages_by_na
 loader!(UserById, Uuid, batch::PublicUser, |db, keys| batch::users_by_id(db, &keys));
 loader!(VersionById, Uuid, versions::Model, |db, keys| batch::versions_by_id(db, &keys));
 loader!(VersionsOf, Uuid, Vec<versions::Model>, |db, keys| batch::versions_of(db, &keys));
-loader!(LatestVersionOf, Uuid, Vec<versions::Model>, |db, keys| batch::latest_versions_of(db, &keys));
+loader!(LatestVersionOf, Uuid, Option<versions::Model>, |db, keys| async move {
+    let mut latest = crate::service::versions::latest_for_packages(db, &keys).await?;
+    Ok::<_, AppError>(keys.iter().map(|id| (*id, latest.remove(id))).collect::<HashMap<_, _>>())
+});
 loader!(ReadmeOf, Uuid, Option<String>, |db, keys| batch::readmes(db, &keys));
 loader!(OwnersOf, Uuid, Vec<OwnerRow>, |db, keys| batch::owners_of(db, &keys));
 loader!(DependenciesOf, Uuid, Vec<dependencies::Model>, |db, keys| batch::dependencies_of(db, &keys));
@@ -221,7 +224,7 @@ async fn prime(
     if let Some(v) = v {
         if latest {
             let newest = |all: &Vec<versions::Model>| {
-                crate::domain::latest_version(all, |v| v.num.as_str(), |v| v.yanked).cloned().into_iter().collect()
+                crate::domain::latest_version(all, |v| v.num.as_str(), |v| v.yanked).cloned()
             };
             loaders.feed_many(v.iter().map(|(k, all)| (LatestVersionOf(*k), newest(all)))).await;
         }

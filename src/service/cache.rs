@@ -105,7 +105,7 @@ pub type BodyCache = GenerationCache<BodyKey, Bytes>;
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum RelKey {
     Versions(Uuid),
-    /// The latest non-yanked version alone (what a results page shows).
+    /// The latest version alone (what a results page shows), cached as a list of at most one.
     Latest(Uuid),
     Owners(Uuid),
     PackageByName(String),

@@ -27,26 +27,46 @@ pub fn without_readme() -> sea_orm::Select<versions::Entity> {
         .column_as(Expr::cust("CAST(NULL AS TEXT)"), "readme")
 }
 
+#[derive(sea_orm::FromQueryResult)]
+struct VersionNum {
+    id: Uuid,
+    package_id: Uuid,
+    num: String,
+}
+
 /// The latest version of each package that has one (see [`latest_version`]: the highest
-/// non-yanked release, else the highest non-yanked prerelease), README left out, in one query.
+/// non-yanked release, else the highest non-yanked prerelease), README left out. The numbers of
+/// the non-yanked versions are read first (three narrow columns) to choose it, then only the chosen
+/// rows whole: reading every version's full row to keep one was 14% of a GraphQL results page's
+/// CPU at 100,000 packages (the decoding), and it grows with each package's number of versions.
 #[tracing::instrument(name = "db.latest_versions", skip_all, fields(n = package_ids.len()))]
 pub async fn latest_for_packages(
     db: &impl ConnectionTrait,
     package_ids: &[Uuid],
 ) -> AppResult<HashMap<Uuid, versions::Model>> {
-    let rows = without_readme()
-        .filter(versions::Column::PackageId.is_in(crate::service::inlist::padded(package_ids.iter().copied())))
+    use crate::service::inlist::padded;
+    use sea_orm::QuerySelect;
+    let nums = versions::Entity::find()
+        .select_only()
+        .columns([versions::Column::Id, versions::Column::PackageId, versions::Column::Num])
+        .filter(versions::Column::PackageId.is_in(padded(package_ids.iter().copied())))
         .filter(versions::Column::Yanked.eq(false))
+        .into_model::<VersionNum>()
         .all(db)
         .await?;
-    let mut by_package: HashMap<Uuid, Vec<versions::Model>> = HashMap::new();
-    for v in rows {
+    let mut by_package: HashMap<Uuid, Vec<VersionNum>> = HashMap::new();
+    for v in nums {
         by_package.entry(v.package_id).or_default().push(v);
     }
-    Ok(by_package
-        .into_iter()
-        .filter_map(|(id, list)| latest_version(list, |v| v.num.as_str(), |v| v.yanked).map(|v| (id, v)))
-        .collect())
+    let chosen: Vec<Uuid> = by_package
+        .into_values()
+        .filter_map(|list| latest_version(list, |v| v.num.as_str(), |_| false).map(|v| v.id))
+        .collect();
+    if chosen.is_empty() {
+        return Ok(HashMap::new());
+    }
+    let rows = without_readme().filter(versions::Column::Id.is_in(padded(chosen))).all(db).await?;
+    Ok(rows.into_iter().map(|v| (v.package_id, v)).collect())
 }
 
 /// The package row shows the metadata of its latest version: description, license, links and

@@ -135,8 +135,7 @@ impl Package {
     /// The highest non-yanked release; when no release is left, the highest non-yanked
     /// prerelease; null when every version is yanked.
     async fn latest_version(&self, ctx: &Context<'_>) -> Result<Option<Version>> {
-        let latest = loaders(ctx).load_one(LatestVersionOf(self.0.id)).await?.unwrap_or_default();
-        Ok(latest.into_iter().next().map(Version))
+        Ok(loaders(ctx).load_one(LatestVersionOf(self.0.id)).await?.flatten().map(Version))
     }
 
     /// Versions, newest SemVer first.

@@ -82,51 +82,6 @@ pub async fn versions_of(
     Ok(out)
 }
 
-#[derive(FromQueryResult)]
-struct VersionNum {
-    id: Uuid,
-    package_id: Uuid,
-    num: String,
-    yanked: bool,
-}
-
-/// The latest non-yanked version of each package (an empty list when every version is yanked),
-/// without its README. A results page shows only this one version of each package: the numbers of
-/// all versions are read (four narrow columns) to choose it, then only the chosen rows are read
-/// whole, instead of every version's full row (at 100,000 packages, decoding those rows was 25% of
-/// a GraphQL search page's CPU time).
-pub async fn latest_versions_of(
-    db: &DatabaseConnection,
-    package_ids: &[Uuid],
-) -> AppResult<HashMap<Uuid, Vec<versions::Model>>> {
-    use sea_orm::QuerySelect;
-    let nums = versions::Entity::find()
-        .select_only()
-        .columns([versions::Column::Id, versions::Column::PackageId, versions::Column::Num, versions::Column::Yanked])
-        .filter(versions::Column::PackageId.is_in(padded(package_ids.iter().copied())))
-        .into_model::<VersionNum>()
-        .all(db)
-        .await?;
-    let mut per_package: HashMap<Uuid, Vec<VersionNum>> = HashMap::new();
-    for v in nums {
-        per_package.entry(v.package_id).or_default().push(v);
-    }
-    let chosen: Vec<Uuid> = per_package
-        .into_values()
-        .filter_map(|list| crate::domain::latest_version(list, |v| v.num.as_str(), |v| v.yanked).map(|v| v.id))
-        .collect();
-    let mut out: HashMap<Uuid, Vec<versions::Model>> = package_ids.iter().map(|id| (*id, Vec::new())).collect();
-    if chosen.is_empty() {
-        return Ok(out);
-    }
-    let rows =
-        crate::service::versions::without_readme().filter(versions::Column::Id.is_in(padded(chosen))).all(db).await?;
-    for v in rows {
-        out.entry(v.package_id).or_default().push(v);
-    }
-    Ok(out)
-}
-
 #[derive(sea_orm::FromQueryResult)]
 struct ReadmeRow {
     id: Uuid,

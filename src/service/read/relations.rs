@@ -38,17 +38,20 @@ pub async fn versions_of(
     .await
 }
 
-/// The latest non-yanked version of each package (a list of at most one), through the cache.
+/// The latest version of each package (None when every version is yanked), through the cache.
 pub async fn latest_of(
     state: &AppState,
     generation: Option<i64>,
     ids: &[Uuid],
-) -> AppResult<HashMap<Uuid, Vec<versions::Model>>> {
+) -> AppResult<HashMap<Uuid, Option<versions::Model>>> {
     let unwrap = |v: &RelValue| if let RelValue::Versions(v) = v { Some(v.clone()) } else { None };
-    many(state, generation, ids, RelKey::Latest, unwrap, RelValue::Versions, |missing| async move {
-        batch::latest_versions_of(&state.db, &missing).await
+    // Cached as a list of at most one, so that "no latest version" is cached too.
+    let found = many(state, generation, ids, RelKey::Latest, unwrap, RelValue::Versions, |missing| async move {
+        let mut latest = crate::service::versions::latest_for_packages(&state.db, &missing).await?;
+        Ok(missing.iter().map(|id| (*id, latest.remove(id).into_iter().collect())).collect())
     })
-    .await
+    .await?;
+    Ok(found.into_iter().map(|(id, list)| (id, list.into_iter().next())).collect())
 }
 
 /// The owners of each package with their users, oldest first, through the cache.
