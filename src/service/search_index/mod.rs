@@ -11,6 +11,8 @@
 //! The ranking, one code path on both databases: an exact name first, then names starting with
 //! the query, then text relevance (BM25, kept below 100), ties broken by downloads (more first) and
 //! then by name. `total` counts every match. A package with no non-yanked version is not indexed.
+//! A page is found without scoring every match (`rank.rs`): the name tiers come from a field of
+//! name starts, the rest from block-max WAND top-k, and the total from a count that scores nothing.
 //!
 //! Freshness follows the catalog generation (see `service::generation`), which every write raises:
 //! a search reads the generation first, and when it is newer than the index's, the index catches
@@ -41,6 +43,7 @@ use crate::error::{AppError, AppResult};
 use crate::service::generation;
 use crate::service::inlist::padded;
 
+mod rank;
 mod suggest;
 
 /// Lowercase alphanumeric terms of a text, at most 64 characters each; a query keeps its first 8.
@@ -101,6 +104,8 @@ struct Fields {
     text: [Field; 3],
     /// Each keyword whole (keywords are stored lowercase, without spaces), for the keyword filter.
     keyword: Field,
+    /// The prefixes of each name's first characters, unscored: finds the name tiers (`rank.rs`).
+    name_start: Field,
 }
 
 /// One match: the package row (downloads as of the index's last look), its latest version and score.
@@ -167,11 +172,17 @@ impl SearchIndex {
                 TextFieldIndexing::default().set_tokenizer("whitespace").set_index_option(IndexRecordOption::Basic),
             ),
         );
+        let name_start = schema.add_text_field(
+            "name_start",
+            TextOptions::default().set_indexing_options(
+                TextFieldIndexing::default().set_tokenizer("whitespace").set_index_option(IndexRecordOption::Basic),
+            ),
+        );
         let index = Index::create_in_ram(schema.build());
         let writer = index.writer_with_num_threads(1, WRITER_BYTES).map_err(internal)?;
         let reader = index.reader_builder().reload_policy(ReloadPolicy::Manual).try_into().map_err(internal)?;
         Ok(SearchIndex {
-            fields: Fields { slot, text, keyword },
+            fields: Fields { slot, text, keyword, name_start },
             writer: Mutex::new(writer),
             reader,
             catalog: RwLock::default(),
@@ -248,6 +259,7 @@ impl SearchIndex {
                 doc.add_text(*field, prefixes(text));
             }
             doc.add_text(self.fields.keyword, p.keywords_text.as_str());
+            doc.add_text(self.fields.name_start, rank::name_starts(&p.name));
             writer.add_document(doc).map_err(internal)?;
         }
         writer.commit().map_err(internal)?;
@@ -280,8 +292,9 @@ impl SearchIndex {
     /// keyword), best first, `limit` of them from `offset`.
     ///
     /// A name starting with the whole query always matches its words (each query word is a
-    /// prefix of one of the name's words), so the name tiers need no lookup of their own: they
-    /// are a property of each match.
+    /// prefix of one of the name's words), so the name tiers are the matches among names starting
+    /// with the query: few, and all scored. The other matches are read only as far as the page
+    /// reaches (`rank.rs`).
     pub fn search(&self, query: &str, keyword: Option<&str>, offset: u64, limit: u64) -> AppResult<Ranked> {
         let terms = terms(query);
         if terms.is_empty() {
@@ -289,64 +302,47 @@ impl SearchIndex {
         }
         let exact = query.trim().to_lowercase();
         let searcher = self.reader.searcher();
-        let mut per_term: Vec<(Occur, Box<dyn Query>)> = terms
-            .iter()
-            .map(|t| {
-                let fields: Vec<(Occur, Box<dyn Query>)> = self
-                    .fields
-                    .text
-                    .iter()
-                    .zip(WEIGHTS)
-                    .map(|(field, (_, weight))| {
-                        let q = TermQuery::new(Term::from_field_text(*field, t), IndexRecordOption::WithFreqs);
-                        (Occur::Should, Box::new(BoostQuery::new(Box::new(q), weight)) as Box<dyn Query>)
-                    })
-                    .collect();
-                (Occur::Must, Box::new(BooleanQuery::new(fields)) as Box<dyn Query>)
-            })
-            .collect();
+        let mut text = self.text_query(&terms);
         if let Some(k) = keyword {
-            per_term.push((Occur::Must, self.keyword_filter(k)));
+            text = Box::new(BooleanQuery::new(vec![(Occur::Must, text), (Occur::Must, self.keyword_filter(k))]));
         }
-        let mut matched =
-            searcher.search(&BooleanQuery::new(per_term), &AllScores { slot: "slot" }).map_err(internal)?;
-
-        let catalog = self.catalog.read().unwrap_or_else(|e| e.into_inner());
-        let entries = &catalog.entries;
-        // Each match with its sort key: tier plus text relevance, downloads, name. The key is
-        // built once per match, so ordering compares numbers, not entries.
-        let mut ranked: Vec<Key> = Vec::with_capacity(matched.len());
-        // Whether a name starts with the query is first asked of the name keys (one masked
-        // comparison of 8 bytes), so most matches never compare strings.
-        let (query_key, mask) = {
-            let n = exact.len().min(8);
-            (name_key(&exact), if n == 0 { 0 } else { u64::MAX << (8 * (8 - n)) })
-        };
-        for (slot, text) in matched.drain(..) {
-            let Some(e) = entries.get(slot as usize) else { continue };
-            let name = e.package.name.as_bytes();
-            let may_start = (e.name_key & mask) == (query_key & mask);
-            let tier = if may_start && name.starts_with(exact.as_bytes()) {
-                if name.len() == exact.len() {
-                    EXACT_NAME
-                } else {
-                    NAME_PREFIX
-                }
-            } else {
-                0.0
-            };
-            let score = tier + f64::from(text).min(MAX_TEXT_SCORE);
-            ranked.push(Key { score, downloads: e.package.downloads, name_key: e.name_key, slot });
-        }
-        let total = ranked.len() as u64;
+        let total = text.count(&searcher).map_err(internal)? as u64;
         if total == 0 {
-            drop(catalog);
             return self.suggest(&searcher, &terms, keyword, limit);
         }
         let end = offset.saturating_add(limit).min(total) as usize;
         let start = offset.min(total) as usize;
         if end <= start {
             return Ok(Ranked { total, ..Ranked::default() });
+        }
+        // The name tiers in full, then (when they are not enough) the best of the other matches.
+        let mut candidates =
+            if rank::may_be_name_prefix(&exact) { self.name_tier(&searcher, text.as_ref(), &exact)? } else { vec![] };
+        let tier_size = candidates.len();
+        if tier_size < end {
+            candidates.extend(self.best_by_text(&searcher, text.as_ref(), end)?);
+        }
+
+        let catalog = self.catalog.read().unwrap_or_else(|e| e.into_inner());
+        let entries = &catalog.entries;
+        // Each candidate with its sort key: tier plus text relevance, downloads, name. The key is
+        // built once per candidate, so ordering compares numbers, not entries.
+        let mut ranked: Vec<Key> = Vec::with_capacity(candidates.len());
+        for (i, (slot, text)) in candidates.into_iter().enumerate() {
+            let Some(e) = entries.get(slot as usize) else { continue };
+            let name = e.package.name.as_bytes();
+            let starts = name.starts_with(exact.as_bytes());
+            // A tier member found again among the best by text is already counted.
+            if i >= tier_size && starts {
+                continue;
+            }
+            let tier = match (starts, name.len() == exact.len()) {
+                (true, true) => EXACT_NAME,
+                (true, false) => NAME_PREFIX,
+                _ => 0.0,
+            };
+            let score = tier + f64::from(text).min(MAX_TEXT_SCORE);
+            ranked.push(Key { score, downloads: e.package.downloads, name_key: e.name_key, slot });
         }
         let order = |a: &Key, b: &Key| {
             b.score
@@ -355,13 +351,14 @@ impl SearchIndex {
                 .then(a.name_key.cmp(&b.name_key))
                 .then_with(|| entries[a.slot as usize].package.name.cmp(&entries[b.slot as usize].package.name))
         };
+        let end = end.min(ranked.len());
         if end < ranked.len() {
             // Only the first `end` need ordering.
             ranked.select_nth_unstable_by(end - 1, order);
             ranked.truncate(end);
         }
         ranked.sort_unstable_by(order);
-        let hits = ranked[start..end]
+        let hits = ranked[start.min(end)..end]
             .iter()
             .map(|k| {
                 let e = &entries[k.slot as usize];
@@ -369,6 +366,29 @@ impl SearchIndex {
             })
             .collect();
         Ok(Ranked { hits, total, ..Ranked::default() })
+    }
+
+    /// A package matches a query when every word of it is a prefix of a word of its name,
+    /// keywords or description; it scores each field's BM25, weighted. One word is a plain union
+    /// of term queries, which tantivy ranks with block-max WAND (see `rank.rs`).
+    fn text_query(&self, terms: &[String]) -> Box<dyn Query> {
+        let per_term = |t: &String| -> Box<dyn Query> {
+            let fields: Vec<(Occur, Box<dyn Query>)> = self
+                .fields
+                .text
+                .iter()
+                .zip(WEIGHTS)
+                .map(|(field, (_, weight))| {
+                    let q = TermQuery::new(Term::from_field_text(*field, t), IndexRecordOption::WithFreqs);
+                    (Occur::Should, Box::new(BoostQuery::new(Box::new(q), weight)) as Box<dyn Query>)
+                })
+                .collect();
+            Box::new(BooleanQuery::new(fields))
+        };
+        match terms {
+            [one] => per_term(one),
+            _ => Box::new(BooleanQuery::new(terms.iter().map(|t| (Occur::Must, per_term(t))).collect())),
+        }
     }
 }
 
