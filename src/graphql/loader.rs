@@ -170,13 +170,22 @@ fn daily_starts(downloads: &async_graphql::Lookahead<'_>) -> Vec<NaiveDate> {
 /// Loads, in one batch each, the relations that a page of packages selects (looked ahead from the
 /// query), so a page of 50 costs the same statements as a page of 5 however the fields are scheduled.
 pub async fn prime_packages(ctx: &async_graphql::Context<'_>, ids: &[Uuid]) -> async_graphql::Result<()> {
+    prime_packages_knowing(ctx, ids, &HashMap::new()).await
+}
+
+/// [`prime_packages`] for packages whose latest version numbers are known (a search page's).
+pub async fn prime_packages_knowing(
+    ctx: &async_graphql::Context<'_>,
+    ids: &[Uuid],
+    latest: &HashMap<Uuid, Arc<str>>,
+) -> async_graphql::Result<()> {
     let look = ctx.look_ahead();
     let wants = |field: &str| {
         look.field("nodes").field(field).exists() || look.field("edges").field("node").field(field).exists()
     };
     let mut daily = daily_starts(&look.field("nodes").field("downloads"));
     daily.extend(daily_starts(&look.field("edges").field("node").field("downloads")));
-    prime(ctx, ids, wants("versions"), wants("latestVersion"), wants("owners"), daily).await
+    prime(ctx, ids, (wants("versions"), wants("latestVersion"), latest), wants("owners"), daily).await
 }
 
 /// The same for one package (the `package` query), whose fields are selected directly.
@@ -184,7 +193,7 @@ pub async fn prime_package(ctx: &async_graphql::Context<'_>, id: Uuid) -> async_
     let look = ctx.look_ahead();
     let wants = |field: &str| look.field(field).exists();
     let daily = daily_starts(&look.field("downloads"));
-    prime(ctx, &[id], wants("versions"), wants("latestVersion"), wants("owners"), daily).await
+    prime(ctx, &[id], (wants("versions"), wants("latestVersion"), &HashMap::new()), wants("owners"), daily).await
 }
 
 /// Runs the wanted batch queries concurrently and feeds their answers to the loaders' cache. The
@@ -194,8 +203,7 @@ pub async fn prime_package(ctx: &async_graphql::Context<'_>, id: Uuid) -> async_
 async fn prime(
     ctx: &async_graphql::Context<'_>,
     ids: &[Uuid],
-    versions: bool,
-    latest: bool,
+    (versions, latest, known): (bool, bool, &HashMap<Uuid, Arc<str>>),
     owners: bool,
     mut daily: Vec<NaiveDate>,
 ) -> async_graphql::Result<()> {
@@ -217,7 +225,7 @@ async fn prime(
     }
     let (v, l, o, d) = futures::try_join!(
         when(versions, relations::versions_of(state, generation, ids)),
-        when(latest && !versions, relations::latest_of(state, generation, ids)),
+        when(latest && !versions, relations::latest_of(state, generation, ids, known)),
         when(owners, relations::owners_of(state, generation, ids)),
         when(!daily.is_empty(), batch::daily_downloads(db, ids, daily.first().copied().unwrap_or_default())),
     )?;

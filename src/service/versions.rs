@@ -69,6 +69,38 @@ pub async fn latest_for_packages(
     Ok(rows.into_iter().map(|v| (v.package_id, v)).collect())
 }
 
+/// The latest versions of packages whose latest version number is already known (the search
+/// index keeps it): the named rows in one statement, README left out. A package whose named
+/// version is gone or yanked since (a write after the caller's catalog generation) is read as
+/// [`latest_for_packages`] reads it.
+#[tracing::instrument(name = "db.named_latest_versions", skip_all, fields(n = named.len()))]
+pub async fn named_latest_for_packages(
+    db: &impl ConnectionTrait,
+    named: &[(Uuid, std::sync::Arc<str>)],
+) -> AppResult<HashMap<Uuid, versions::Model>> {
+    use crate::service::inlist::padded;
+    if named.is_empty() {
+        return Ok(HashMap::new());
+    }
+    let rows = without_readme()
+        .filter(versions::Column::PackageId.is_in(padded(named.iter().map(|(id, _)| *id))))
+        .filter(versions::Column::Num.is_in(padded(named.iter().map(|(_, num)| num.to_string()))))
+        .filter(versions::Column::Yanked.eq(false))
+        .all(db)
+        .await?;
+    let wanted: HashMap<Uuid, &str> = named.iter().map(|(id, num)| (*id, &**num)).collect();
+    let mut found: HashMap<Uuid, versions::Model> = rows
+        .into_iter()
+        .filter(|v| wanted.get(&v.package_id).is_some_and(|num| *num == v.num))
+        .map(|v| (v.package_id, v))
+        .collect();
+    let missing: Vec<Uuid> = named.iter().map(|(id, _)| *id).filter(|id| !found.contains_key(id)).collect();
+    if !missing.is_empty() {
+        found.extend(latest_for_packages(db, &missing).await?);
+    }
+    Ok(found)
+}
+
 /// The package row shows the metadata of its latest version: description, license, links and
 /// keywords (the denormalised copy that search and the package pages read). Called in the
 /// transaction of every publish to an existing package, yank and unyank, after the version row is

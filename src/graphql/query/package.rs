@@ -3,7 +3,7 @@ use async_graphql::{Context, Object, Result};
 use crate::domain::{Keyword, PackageName, PackageVersion};
 use crate::error::AppError;
 use crate::graphql::enums::PackageSort;
-use crate::graphql::loader::{prime_package, prime_packages, request_generation};
+use crate::graphql::loader::{prime_package, prime_packages, prime_packages_knowing, request_generation};
 use crate::graphql::object::package::{page, search_page, Package, PackageConnection, SearchConnection, Version};
 use crate::graphql::{cursor, state};
 use crate::service::read::{catalog, relations};
@@ -65,7 +65,9 @@ impl PackageQuery {
         let keyword = keyword.map(|k| Keyword::parse(&k, "keyword")).transpose().map_err(AppError::from)?;
         let generation = request_generation(ctx).await?;
         let p = search::search(state(ctx), generation, &query, keyword.as_ref(), sort.into(), offset, first).await?;
-        prime_packages(ctx, &p.hits.iter().map(|h| h.package.id).collect::<Vec<_>>()).await?;
+        // The index knows each hit's latest version number: those rows are read by number.
+        let latest = p.hits.iter().filter_map(|h| h.latest.clone().map(|l| (h.package.id, l))).collect();
+        prime_packages_knowing(ctx, &p.hits.iter().map(|h| h.package.id).collect::<Vec<_>>(), &latest).await?;
         Ok(search_page(p, offset))
     }
 

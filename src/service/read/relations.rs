@@ -39,15 +39,24 @@ pub async fn versions_of(
 }
 
 /// The latest version of each package (None when every version is yanked), through the cache.
+/// `known` holds latest version numbers the caller already has (the search index's, for a results
+/// page): those rows are read by number, in one statement, rather than chosen among every number.
 pub async fn latest_of(
     state: &AppState,
     generation: Option<i64>,
     ids: &[Uuid],
+    known: &HashMap<Uuid, Arc<str>>,
 ) -> AppResult<HashMap<Uuid, Option<versions::Model>>> {
+    use crate::service::versions::{latest_for_packages, named_latest_for_packages};
     let unwrap = |v: &RelValue| if let RelValue::Versions(v) = v { Some(v.clone()) } else { None };
     // Cached as a list of at most one, so that "no latest version" is cached too.
     let found = many(state, generation, ids, RelKey::Latest, unwrap, RelValue::Versions, |missing| async move {
-        let mut latest = crate::service::versions::latest_for_packages(&state.db, &missing).await?;
+        let (named, unknown): (Vec<Uuid>, Vec<Uuid>) = missing.iter().partition(|id| known.contains_key(id));
+        let named: Vec<(Uuid, Arc<str>)> = named.into_iter().map(|id| (id, known[&id].clone())).collect();
+        let mut latest = named_latest_for_packages(&state.db, &named).await?;
+        if !unknown.is_empty() {
+            latest.extend(latest_for_packages(&state.db, &unknown).await?);
+        }
         Ok(missing.iter().map(|id| (*id, latest.remove(id).into_iter().collect())).collect())
     })
     .await?;

@@ -106,6 +106,9 @@ struct Fields {
     keyword: Field,
     /// The prefixes of each name's first characters, unscored: finds the name tiers (`rank.rs`).
     name_start: Field,
+    /// The three text fields' terms together, unscored: what a package matches, found by
+    /// intersecting one posting list per word rather than a union of three (`rank.rs`).
+    any: Field,
 }
 
 /// One match: the package row (downloads as of the index's last look), its latest version and score.
@@ -166,23 +169,18 @@ impl SearchIndex {
             TextFieldIndexing::default().set_tokenizer("whitespace").set_index_option(IndexRecordOption::WithFreqs),
         );
         let text = WEIGHTS.map(|(name, _)| schema.add_text_field(name, prefixes.clone()));
-        let keyword = schema.add_text_field(
-            "keyword",
-            TextOptions::default().set_indexing_options(
-                TextFieldIndexing::default().set_tokenizer("whitespace").set_index_option(IndexRecordOption::Basic),
-            ),
+        // Unscored fields: documents only, no frequencies.
+        let unscored = TextOptions::default().set_indexing_options(
+            TextFieldIndexing::default().set_tokenizer("whitespace").set_index_option(IndexRecordOption::Basic),
         );
-        let name_start = schema.add_text_field(
-            "name_start",
-            TextOptions::default().set_indexing_options(
-                TextFieldIndexing::default().set_tokenizer("whitespace").set_index_option(IndexRecordOption::Basic),
-            ),
-        );
+        let keyword = schema.add_text_field("keyword", unscored.clone());
+        let name_start = schema.add_text_field("name_start", unscored.clone());
+        let any = schema.add_text_field("any", unscored);
         let index = Index::create_in_ram(schema.build());
         let writer = index.writer_with_num_threads(1, WRITER_BYTES).map_err(internal)?;
         let reader = index.reader_builder().reload_policy(ReloadPolicy::Manual).try_into().map_err(internal)?;
         Ok(SearchIndex {
-            fields: Fields { slot, text, keyword, name_start },
+            fields: Fields { slot, text, keyword, name_start, any },
             writer: Mutex::new(writer),
             reader,
             catalog: RwLock::default(),
@@ -255,9 +253,14 @@ impl SearchIndex {
             let mut doc = TantivyDocument::new();
             doc.add_u64(self.fields.slot, u64::from(slot));
             let texts = [p.name.as_str(), p.keywords_text.as_str(), p.description.as_deref().unwrap_or("")];
+            let mut any = String::new();
             for (field, text) in self.fields.text.iter().zip(texts) {
-                doc.add_text(*field, prefixes(text));
+                let terms = prefixes(text);
+                any.push_str(&terms);
+                any.push(' ');
+                doc.add_text(*field, terms);
             }
+            doc.add_text(self.fields.any, any);
             doc.add_text(self.fields.keyword, p.keywords_text.as_str());
             doc.add_text(self.fields.name_start, rank::name_starts(&p.name));
             writer.add_document(doc).map_err(internal)?;
@@ -302,11 +305,7 @@ impl SearchIndex {
         }
         let exact = query.trim().to_lowercase();
         let searcher = self.reader.searcher();
-        let mut text = self.text_query(&terms);
-        if let Some(k) = keyword {
-            text = Box::new(BooleanQuery::new(vec![(Occur::Must, text), (Occur::Must, self.keyword_filter(k))]));
-        }
-        let total = text.count(&searcher).map_err(internal)? as u64;
+        let total = self.matching(&terms, keyword, None).count(&searcher).map_err(internal)? as u64;
         if total == 0 {
             return self.suggest(&searcher, &terms, keyword, limit);
         }
@@ -317,10 +316,10 @@ impl SearchIndex {
         }
         // The name tiers in full, then (when they are not enough) the best of the other matches.
         let mut candidates =
-            if rank::may_be_name_prefix(&exact) { self.name_tier(&searcher, text.as_ref(), &exact)? } else { vec![] };
+            if rank::may_be_name_prefix(&exact) { self.name_tier(&searcher, &terms, keyword, &exact)? } else { vec![] };
         let tier_size = candidates.len();
         if tier_size < end {
-            candidates.extend(self.best_by_text(&searcher, text.as_ref(), end)?);
+            candidates.extend(self.best_by_text(&searcher, &terms, keyword, end)?);
         }
 
         let catalog = self.catalog.read().unwrap_or_else(|e| e.into_inner());
@@ -341,7 +340,7 @@ impl SearchIndex {
                 (true, false) => NAME_PREFIX,
                 _ => 0.0,
             };
-            let score = tier + f64::from(text).min(MAX_TEXT_SCORE);
+            let score = tier + f64::from(rank::quantize(text)).min(MAX_TEXT_SCORE);
             ranked.push(Key { score, downloads: e.package.downloads, name_key: e.name_key, slot });
         }
         let order = |a: &Key, b: &Key| {
