@@ -367,27 +367,21 @@ impl SearchIndex {
         Ok(Ranked { hits, total, ..Ranked::default() })
     }
 
-    /// A package matches a query when every word of it is a prefix of a word of its name,
-    /// keywords or description; it scores each field's BM25, weighted. One word is a plain union
-    /// of term queries, which tantivy ranks with block-max WAND (see `rank.rs`).
-    fn text_query(&self, terms: &[String]) -> Box<dyn Query> {
-        let per_term = |t: &String| -> Box<dyn Query> {
-            let fields: Vec<(Occur, Box<dyn Query>)> = self
-                .fields
-                .text
-                .iter()
-                .zip(WEIGHTS)
-                .map(|(field, (_, weight))| {
-                    let q = TermQuery::new(Term::from_field_text(*field, t), IndexRecordOption::WithFreqs);
-                    (Occur::Should, Box::new(BoostQuery::new(Box::new(q), weight)) as Box<dyn Query>)
-                })
-                .collect();
-            Box::new(BooleanQuery::new(fields))
-        };
-        match terms {
-            [one] => per_term(one),
-            _ => Box::new(BooleanQuery::new(terms.iter().map(|t| (Occur::Must, per_term(t))).collect())),
-        }
+    /// One word of a query: a prefix of a word of the name, keywords or description, scored by
+    /// each field's BM25, weighted. A plain union of term queries, which tantivy ranks with
+    /// block-max WAND (see `rank.rs`).
+    fn word_query(&self, word: &str) -> Box<dyn Query> {
+        let fields: Vec<(Occur, Box<dyn Query>)> = self
+            .fields
+            .text
+            .iter()
+            .zip(WEIGHTS)
+            .map(|(field, (_, weight))| {
+                let q = TermQuery::new(Term::from_field_text(*field, word), IndexRecordOption::WithFreqs);
+                (Occur::Should, Box::new(BoostQuery::new(Box::new(q), weight)) as Box<dyn Query>)
+            })
+            .collect();
+        Box::new(BooleanQuery::new(fields))
     }
 }
 

@@ -63,11 +63,18 @@ struct TopTies {
     k: usize,
     best: BinaryHeap<Reverse<u32>>,
     kept: Vec<Scored>,
+    /// [`TopTies::threshold`]'s value, kept current by `push` (it is asked once per match).
+    threshold: Score,
 }
 
 impl TopTies {
     fn new(k: usize) -> TopTies {
-        TopTies { k, best: BinaryHeap::with_capacity(k + 1), kept: Vec::with_capacity(k.min(4096) * 2) }
+        TopTies {
+            k,
+            best: BinaryHeap::with_capacity(k + 1),
+            kept: Vec::with_capacity(k.min(4096) * 2),
+            threshold: Score::MIN,
+        }
     }
 
     /// The score a candidate must reach to matter (capped, since capped scores tie).
@@ -82,7 +89,7 @@ impl TopTies {
     /// threshold, so the threshold sits just under the floor to keep ties; a raw score at the
     /// floor quantizes to it).
     fn threshold(&self) -> Score {
-        self.floor().map_or(Score::MIN, |f| if f > 0.0 { f.next_down() } else { Score::MIN })
+        self.threshold
     }
 
     fn push(&mut self, slot: u32, score: Score) {
@@ -91,6 +98,7 @@ impl TopTies {
         if self.best.len() > self.k {
             self.best.pop();
         }
+        self.threshold = self.floor().map_or(Score::MIN, |f| if f > 0.0 { f.next_down() } else { Score::MIN });
         if self.kept.len() >= 8 * self.k + 256 {
             self.prune();
         }
@@ -211,7 +219,7 @@ impl SearchIndex {
         let mut top = TopTies::new(k.max(1));
         if let ([one], None) = (terms, keyword) {
             // One word, no filter: a union of term queries, which tantivy prunes (block-max WAND).
-            let query = self.text_query(std::slice::from_ref(one));
+            let query = self.word_query(one);
             let weight = query.weight(EnableScoring::enabled_from_searcher(searcher)).map_err(internal)?;
             for segment in searcher.segment_readers() {
                 let slots = segment.fast_fields().u64("slot").map_err(internal)?;
@@ -313,7 +321,9 @@ mod tests {
         limit: usize,
     ) -> (u64, Vec<String>) {
         let searcher = index.reader.searcher();
-        let all = searcher.search(index.text_query(&terms(query)).as_ref(), &AllScores { slot: "slot" }).unwrap();
+        let words: Vec<(Occur, Box<dyn Query>)> =
+            terms(query).iter().map(|t| (Occur::Must, index.word_query(t))).collect();
+        let all = searcher.search(&BooleanQuery::new(words), &AllScores { slot: "slot" }).unwrap();
         let catalog = index.catalog.read().unwrap();
         let exact = query.trim().to_lowercase();
         let mut keyed: Vec<(f64, i64, String)> = all
