@@ -5,8 +5,9 @@
 //! descriptions, keywords and dependencies come from word lists and a seeded PRNG, so every run with
 //! the same arguments plans the same data, and a larger `--packages` extends a smaller one. Packages
 //! and versions that already exist are skipped, so the command can be re-run or resumed.
-//! `--jobs` packages are published at once (in waves that keep every dependency published before
-//! its dependents), so building and checking tarballs uses every core while SQLite writes.
+//! Versions go through the service layer's bulk path (`service::bulk`): every check of a publish,
+//! one transaction per batch, in waves that keep every dependency published before its dependents.
+//! `--jobs` tarballs are built and checked at once.
 //!
 //! The planning and tarball helpers are public: the load benchmark uses them to know the seeded
 //! names and to build fresh packages for its publish scenarios.
@@ -22,6 +23,7 @@ use crate::domain::tarball::build::package_targz;
 use crate::domain::{Email, PackageName, Password, Username};
 use crate::error::AppError;
 use crate::service::accounts::{self, Registration};
+use crate::service::bulk::{self, BulkItem};
 use crate::service::packages::{self as pkgs, Role};
 use crate::service::publish::{self, Claimed};
 use crate::service::tokens::LOGIN_TOKEN_NAME;
@@ -608,6 +610,95 @@ async fn seed_package(
     Ok(tally)
 }
 
+/// Publishes what `wave` lacks through the bulk path: one batch (one transaction) per version
+/// round, so a package's versions go in order and each batch names a package once. A new
+/// package's maintainer is added in the batch of its first version.
+async fn seed_wave(
+    state: &AppState,
+    viewers: &[Viewer],
+    wave: &[PlannedPackage],
+    versions: u32,
+    jobs: usize,
+) -> anyhow::Result<Tally> {
+    let names: Vec<String> = wave.iter().map(|p| p.name.clone()).collect();
+    let existing = pkgs::published_versions(&state.db, &names).await?;
+    let has = |p: &PlannedPackage, k: u32| {
+        let canonical = crate::domain::PackageVersion::parse(&p.version(k)).map(|v| v.canonical());
+        existing.get(&p.name).zip(canonical.ok()).is_some_and(|(set, c)| set.contains(&c))
+    };
+    let mut tally = Tally::default();
+    for p in wave {
+        if !existing.contains_key(&p.name) {
+            tally.packages += 1;
+        } else if (0..versions).all(|k| has(p, k)) {
+            tally.skipped += 1;
+        }
+    }
+    for k in 0..versions {
+        let todo: Vec<&PlannedPackage> = wave.iter().filter(|p| !has(p, k)).collect();
+        if todo.is_empty() {
+            continue;
+        }
+        // Building and gzipping tarballs is CPU work: off the runtime's threads, `jobs` at once.
+        let tarballs: Vec<bytes::Bytes> = futures::stream::iter(todo.iter().map(|p| {
+            let (p, v) = ((*p).clone(), p.version(k));
+            tokio::task::spawn_blocking(move || bytes::Bytes::from(p.tarball(&v)))
+        }))
+        .buffered(jobs)
+        .collect::<Vec<_>>()
+        .await
+        .into_iter()
+        .collect::<Result<_, _>>()?;
+        let items = || -> anyhow::Result<Vec<BulkItem>> {
+            todo.iter()
+                .zip(&tarballs)
+                .map(|(p, bytes)| {
+                    let maintainer = p.maintainer.filter(|_| !existing.contains_key(&p.name));
+                    let owners = match maintainer {
+                        Some(m) => vec![(Username::parse(USERS[m].0)?, Role::Maintainer)],
+                        None => Vec::new(),
+                    };
+                    Ok(BulkItem {
+                        viewer: viewers[p.owner].clone(),
+                        tarball: publish::Tarball::Bytes(bytes.clone()),
+                        owners,
+                    })
+                })
+                .collect()
+        };
+        let mut outcome = bulk::publish_many(state, items()?, jobs).await;
+        // A busy database (pool or lock timeouts, answered 503 to clients) is waited out a few
+        // times rather than ending a seed of many minutes.
+        for wait in [1, 2, 4, 8] {
+            if !matches!(outcome.as_ref().map_err(AppError::inner), Err(AppError::Unavailable(_))) {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_secs(wait)).await;
+            outcome = bulk::publish_many(state, items()?, jobs).await;
+        }
+        match outcome {
+            Ok(published) => {
+                tally.versions += published.len();
+                tally.bytes += tarballs.iter().map(|b| b.len()).sum::<usize>();
+            }
+            // Another seed run published some of them meanwhile: the package-at-a-time path
+            // skips what exists and takes a conflict as done.
+            Err(e) if matches!(e.inner(), AppError::Conflict(_)) => {
+                for p in todo {
+                    let t = seed_package(state, viewers, p, versions).await?;
+                    tally.versions += t.versions;
+                    tally.bytes += t.bytes;
+                }
+            }
+            Err(e) => {
+                let (first, last) = (&todo[0].name, &todo[todo.len() - 1].name);
+                return Err(anyhow::anyhow!("publishing version {k} of {first} .. {last}: {e}"));
+            }
+        }
+    }
+    Ok(tally)
+}
+
 pub async fn run(state: &AppState, args: &SeedArgs) -> anyhow::Result<()> {
     let started = Instant::now();
     // Seeding is an operator's bulk load: the per-user publish limits (burst 5 new packages, then one
@@ -626,17 +717,11 @@ pub async fn run(state: &AppState, args: &SeedArgs) -> anyhow::Result<()> {
     let jobs = args.jobs.max(1) as usize;
     let report_every = (total / 10).max(1);
     let (mut done, mut tally, mut last_report) = (0usize, Tally::default(), Instant::now());
-    // Packages are published `jobs` at a time, in waves: a package whose dependencies are not all
-    // in earlier waves starts the next one, so every dependency exists before its dependents.
-    for wave in waves(&plan, jobs * 8) {
-        let results: Vec<anyhow::Result<Tally>> =
-            futures::stream::iter(wave.iter().map(|p| seed_package(state, &viewers, p, args.versions)))
-                .buffer_unordered(jobs)
-                .collect()
-                .await;
-        for r in results {
-            tally.add(r?);
-        }
+    // Packages are published in waves, a batch per wave and version: a package whose dependencies
+    // are not all in earlier waves starts the next wave, so every dependency exists before its
+    // dependents (a batch is checked before any of it is written).
+    for wave in waves(&plan, (jobs * 32).min(bulk::MAX_BATCH)) {
+        tally.add(seed_wave(state, &viewers, wave, args.versions, jobs).await?);
         done += wave.len();
         if done % report_every < wave.len() || done == total || last_report.elapsed().as_secs() >= 5 {
             last_report = Instant::now();

@@ -3,6 +3,7 @@
 pub mod accounts;
 pub mod audit;
 pub mod blob_cache;
+pub mod bulk;
 pub mod cache;
 pub mod catalog_listener;
 pub mod downloads;

@@ -3,7 +3,9 @@
 //! (`packages::lock_by_name`), so two owners removing each other, or both stepping down, at once
 //! run one after the other and the second sees the first's change.
 use chrono::Utc;
-use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder, Set};
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, DatabaseTransaction, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder, Set,
+};
 use uuid::Uuid;
 
 use entity::{package_owners, packages, users};
@@ -58,20 +60,34 @@ pub async fn add(
         .await?
         .ok_or_else(|| AppError::NotFound(format!("no user {username}")))?;
     let (_turn, txn) = crate::db::begin_write(&state.db).await?;
-    let pkg = pkgs::lock_by_name(&txn, package).await?;
-    pkgs::authorise(&txn, viewer, &pkg, Scope::ChangeOwners, Role::Owner).await?;
+    let (pkg, owner, event) = add_in(&txn, viewer, package, user, role).await?;
+    crate::service::generation::bump_and_commit_with(state, txn, event.as_slice()).await?;
+    Ok((pkg, owner))
+}
+
+/// [`add`]'s rows inside the caller's transaction (which raises the generation and commits),
+/// with the feed's event when the role changed.
+pub(crate) async fn add_in(
+    txn: &DatabaseTransaction,
+    viewer: &Viewer,
+    package: &PackageName,
+    user: users::Model,
+    role: Role,
+) -> AppResult<(packages::Model, Owner, Option<NewEvent>)> {
+    let pkg = pkgs::lock_by_name(txn, package).await?;
+    pkgs::authorise(txn, viewer, &pkg, Scope::ChangeOwners, Role::Owner).await?;
     let now = Utc::now();
-    let existing = package_owners::Entity::find_by_id((pkg.id, user.id)).one(&txn).await?;
+    let existing = package_owners::Entity::find_by_id((pkg.id, user.id)).one(txn).await?;
     let changed = existing.as_ref().is_none_or(|row| row.role != role.as_str());
     let row = match existing {
         Some(row) if row.role == role.as_str() => row,
         Some(row) => {
             if row.role == Role::Owner.as_str() && role != Role::Owner {
-                ensure_another_owner(&txn, pkg.id, &pkg.name).await?;
+                ensure_another_owner(txn, pkg.id, &pkg.name).await?;
             }
             let mut a: package_owners::ActiveModel = row.into();
             a.role = Set(role.as_str().to_owned());
-            a.update(&txn).await?
+            a.update(txn).await?
         }
         None => {
             package_owners::ActiveModel {
@@ -80,12 +96,12 @@ pub async fn add(
                 role: Set(role.as_str().to_owned()),
                 added_at: Set(now),
             }
-            .insert(&txn)
+            .insert(txn)
             .await?
         }
     };
     audit::record(
-        &txn,
+        txn,
         audit::AuditEntry {
             actor: Some(viewer.user_id),
             action: "owner_add",
@@ -97,8 +113,7 @@ pub async fn add(
     .await?;
     // The package metadata names its first owner. A role that stays as it was is no event.
     let event = changed.then(|| NewEvent::new(EventKind::OwnerAdded, &pkg.name, None, viewer.user_id));
-    crate::service::generation::bump_and_commit_with(state, txn, event.as_slice()).await?;
-    Ok((pkg, Owner { user, role: row.role, added_at: row.added_at }))
+    Ok((pkg, Owner { user, role: row.role, added_at: row.added_at }, event))
 }
 
 #[tracing::instrument(name = "owners.remove", skip(state, viewer), fields(user_id = %viewer.user_id))]

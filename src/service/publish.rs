@@ -1,7 +1,7 @@
 //! Publishing a version: validate everything, put the blob, then one transaction. A refusal leaves
 //! nothing behind; a row never exists without its blob.
 use chrono::Utc;
-use sea_orm::{ActiveModelTrait, EntityTrait, Set};
+use sea_orm::{ActiveModelTrait, DatabaseTransaction, EntityTrait, Set};
 use uuid::Uuid;
 
 use entity::{dependencies, package_owners, packages, versions};
@@ -9,6 +9,7 @@ use entity::{dependencies, package_owners, packages, versions};
 use crate::auth::{Scope, Viewer};
 use crate::domain::{Manifest, PackageName};
 use crate::error::{AppError, AppResult};
+use crate::service::events::NewEvent;
 use crate::service::packages::{self as pkgs, Role};
 use crate::service::validate::{validate, Checked, Mode};
 use crate::service::{audit, versions as vers};
@@ -85,7 +86,7 @@ pub async fn publish(state: &AppState, viewer: &Viewer, tarball: Tarball, claime
 
 /// A blob already under the key is either a racing publish, or the orphan of a crash between blob
 /// and commit. Orphans (older than a publish can take, with no version row) are replaced.
-async fn put_blob_once(
+pub(crate) async fn put_blob_once(
     state: &AppState,
     key: &object_store::path::Path,
     bytes: bytes::Bytes,
@@ -115,8 +116,7 @@ async fn put_blob_once(
     }
 }
 
-/// One transaction: the package (if new) with its first owner, the version, its dependencies, the
-/// package metadata when this is now the latest version, and the audit row.
+/// One transaction: the rows of [`insert_rows`], then the generation raise and the commit.
 #[tracing::instrument(name = "db.publish", skip_all)]
 async fn write_rows(
     state: &AppState,
@@ -124,9 +124,23 @@ async fn write_rows(
     existing: Option<packages::Model>,
     c: &Checked,
 ) -> AppResult<Published> {
-    let m = &c.manifest;
-    let now = Utc::now();
     let (_turn, txn) = crate::db::begin_write(&state.db).await?;
+    let (published, events) = insert_rows(&txn, viewer, existing, c, Utc::now()).await?;
+    // Last, so concurrent publishes on PostgreSQL queue on the counter's row only for the commit.
+    crate::service::generation::bump_and_commit_with(state, txn, &events).await?;
+    Ok(published)
+}
+
+/// The package (if new) with its first owner, the version, its dependencies, the package metadata
+/// when this is now the latest version, and the audit row; and the feed's events for them.
+pub(crate) async fn insert_rows(
+    txn: &DatabaseTransaction,
+    viewer: &Viewer,
+    existing: Option<packages::Model>,
+    c: &Checked,
+    now: chrono::DateTime<Utc>,
+) -> AppResult<(Published, Vec<NewEvent>)> {
+    let m = &c.manifest;
     // A new package is created with this version's metadata; only its keywords remain to write.
     let is_new = existing.is_none();
     let package = match existing {
@@ -135,8 +149,8 @@ async fn write_rows(
         // commit, and a concurrent publish of another version or a yank waits too, so the latest
         // version chosen below is the latest one.
         Some(p) => {
-            let p = pkgs::lock_by_id(&txn, p.id).await?;
-            pkgs::authorise(&txn, viewer, &p, Scope::PublishUpdate, Role::Maintainer).await?;
+            let p = pkgs::lock_by_id(txn, p.id).await?;
+            pkgs::authorise(txn, viewer, &p, Scope::PublishUpdate, Role::Maintainer).await?;
             p
         }
         None => {
@@ -153,7 +167,7 @@ async fn write_rows(
                 created_at: Set(now),
                 updated_at: Set(now),
             }
-            .insert(&txn)
+            .insert(txn)
             .await
             .map_err(|e| match AppError::from(e) {
                 AppError::Conflict(_) => {
@@ -167,7 +181,7 @@ async fn write_rows(
                 role: Set(Role::Owner.as_str().to_owned()),
                 added_at: Set(now),
             }
-            .insert(&txn)
+            .insert(txn)
             .await?;
             p
         }
@@ -193,7 +207,7 @@ async fn write_rows(
         published_at: Set(now),
         downloads: Set(0),
     }
-    .insert(&txn)
+    .insert(txn)
     .await
     .map_err(|e| match AppError::from(e) {
         AppError::Conflict(_) => version_exists(m),
@@ -207,19 +221,19 @@ async fn write_rows(
             req: Set(d.req.clone()),
             kind: Set(d.kind.as_str().to_owned()),
         }))
-        .exec(&txn)
+        .exec(txn)
         .await?;
     }
     // Statements in this transaction hold SQLite's single write lock, so a new package skips
     // the latest-version query and the metadata rewrite it would only repeat.
     let package = if is_new {
-        vers::insert_keywords(&txn, package.id, &m.keywords).await?;
+        vers::insert_keywords(txn, package.id, &m.keywords).await?;
         package
     } else {
-        vers::show_latest_metadata(&txn, package, now).await?
+        vers::show_latest_metadata(txn, package, now).await?
     };
     audit::record(
-        &txn,
+        txn,
         audit::AuditEntry {
             actor: Some(viewer.user_id),
             action: "publish",
@@ -229,10 +243,8 @@ async fn write_rows(
         },
     )
     .await?;
-    // Last, so concurrent publishes on PostgreSQL queue on the counter's row only for the commit.
     let events = crate::service::events::published(is_new, m.name.as_str(), &version.num, viewer.user_id);
-    crate::service::generation::bump_and_commit_with(state, txn, &events).await?;
-    Ok(Published { package, version })
+    Ok((Published { package, version }, events))
 }
 
 fn version_exists(m: &Manifest) -> AppError {

@@ -13,6 +13,7 @@ mod testkit;
 
 mod accounts;
 mod budgets;
+mod bulk;
 mod caches;
 mod charts;
 mod cors;
