@@ -38,7 +38,7 @@ pub struct SeedArgs {
     /// Versions per package.
     #[arg(long, default_value_t = 3)]
     pub versions: u32,
-    /// Packages published at once.
+    /// Tarballs built and checked at once, in each of the two batches in flight.
     #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u32).range(1..=64))]
     pub jobs: u32,
 }
